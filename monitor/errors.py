@@ -1,0 +1,104 @@
+"""The exception tree of news-monitor.
+
+Every error the package raises on purpose derives from :class:`MonitorError`,
+and its ``str()`` names the thing that failed (a file and line, a feed URL, a
+channel), so callers can print it as it is::
+
+    MonitorError
+    ├── ConfigError          monitor.toml:12: feeds[3].interval: ...
+    ├── RuleFileError        rules/cpc.yaml:4:3: unknown key 'term' ...
+    ├── FeedError(url)
+    │   ├── FetchError       the request failed (kind: timeout, dns, tls, ...)
+    │   └── ParseError       the body is no feed
+    ├── StorageError         the database failed or is unreachable
+    └── NotifyError(channel) a delivery failed (transient or permanent)
+
+Third-party exceptions are wrapped exactly once, at the module that owns the
+library (aiohttp in ``fetch``, SQLAlchemy in ``store``), with ``raise ... from``.
+Programming errors (TypeError, KeyError...) are never wrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """Root of every error news-monitor raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem in a file: where it is and what is wrong.
+
+    ``line`` and ``column`` are 1-based; either may be unknown (None).
+    Rendered as ``path:line:col: message`` (``path:line: message`` without a
+    column, ``path: message`` without a line) as ``news-monitor check`` prints it.
+    """
+
+    path: str
+    line: int | None
+    column: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class _ProblemsError(MonitorError):
+    """An error that carries one or more :class:`Problem` s, all reported at once."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(_ProblemsError):
+    """The configuration file is invalid."""
+
+
+class RuleFileError(_ProblemsError):
+    """One or more rule files are invalid."""
+
+
+class FeedError(MonitorError):
+    """Something went wrong with one feed."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.message = message
+        super().__init__(f"{url}: {message}")
+
+
+class FetchError(FeedError):
+    """The feed could not be fetched; ``kind`` is the word ``status`` shows."""
+
+    def __init__(self, url: str, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(url, message)
+
+
+class ParseError(FeedError):
+    """The fetched body is no feed."""
+
+
+class StorageError(MonitorError):
+    """The store failed or is unreachable."""
+
+
+class NotifyError(MonitorError):
+    """A delivery failed. ``permanent`` failures are not retried."""
+
+    def __init__(self, channel: str, message: str, *, permanent: bool = False,
+                 retry_after: float | None = None) -> None:
+        self.channel = channel
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        super().__init__(f"{channel}: {message}")

@@ -1,0 +1,144 @@
+"""Values passed between the stages: frozen dataclasses, UTC-aware datetimes.
+
+Nothing here does I/O or imports a third-party library.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Severity(enum.IntEnum):
+    """How grave a rule's hits are; ordered so that ``>=`` compares."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, word: str) -> Severity:
+        return cls[word.strip().upper()]
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+# -- fetch --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """What the fetcher needs to know about one feed: where, and its validators."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The outcome of one fetch.
+
+    ``status`` is the final HTTP status when a response came (200 for a local
+    file), else None and ``error_kind`` says why: ``timeout``, ``dns``, ``tls``,
+    ``connection``, ``too_large``, ``redirect_loop``, ``file`` ...
+    A 4xx/5xx response has ``error_kind == "http"``.
+    """
+
+    url: str
+    status: int | None
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    final_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    retry_after: float | None = None  # seconds, from a 429/503 Retry-After
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+    @property
+    def last_status(self) -> int | str | None:
+        """What ``status`` shows: the HTTP status, else the error word."""
+        return self.status if self.status is not None else self.error_kind
+
+
+# -- parse --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One feed entry reduced to what matching and digests need.
+
+    ``guid`` is the entry's stable identity (its id, else its link, else a
+    hash of its title, summary and content). ``published`` is None when the
+    feed gives no readable date: the store then uses the time first seen.
+    ``fingerprint`` hashes the normalised title and summary, so an entry
+    republished under a new id is recognised.
+    """
+
+    feed_url: str
+    guid: str
+    title: str
+    summary: str
+    link: str | None
+    published: datetime | None
+    lang: str | None
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What was recovered from one fetched document."""
+
+    url: str
+    title: str | None
+    link: str | None
+    language: str | None
+    items: tuple[Item, ...]
+    is_feed: bool  # False when the document holds no feed at all (an HTML page...)
+    problem: str | None = None  # feedparser's bozo exception, or why it is no feed
+
+
+# -- match --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Which term matched which span of which field, and how well (0-100)."""
+
+    field: str  # "title" or "summary"
+    term: str
+    text: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"field": self.field, "term": self.term, "text": self.text,
+                "start": self.start, "end": self.end, "score": round(self.score, 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One rule's verdict on one item: a hit with its score and evidence."""
+
+    rule_id: str
+    score: float
+    evidence: tuple[Evidence, ...]
