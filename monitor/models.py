@@ -142,3 +142,57 @@ class Match:
     rule_id: str
     score: float
     evidence: tuple[Evidence, ...]
+
+
+# -- store --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed's fetch state as the store keeps it between polls."""
+
+    url: str
+    name: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled: datetime | None = None
+    last_ok: datetime | None = None
+    last_status: str | None = None  # "200", "304", or an error word ("timeout"...)
+    error: str | None = None
+    failures: int = 0
+    next_poll: datetime | None = None
+    disabled: str | None = None  # why it is no longer polled (410 Gone), else None
+    last_new_item: datetime | None = None
+    newest_entry: datetime | None = None
+    flag: str | None = None  # a health warning already reported once
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item not yet stored, and the rule verdicts to store with it."""
+
+    item: Item
+    matches: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHit:
+    """A stored hit joined with its item and feed: what digests and `hits` show."""
+
+    id: int
+    rule_id: str
+    rule_version: str
+    severity: Severity
+    score: float
+    evidence: tuple[Evidence, ...]
+    matched_at: datetime
+    item_id: int
+    guid: str
+    title: str
+    summary: str
+    link: str | None
+    published: datetime
+    lang: str | None
+    feed_url: str
+    feed_name: str  # the configured name, else the feed's own title, else its URL

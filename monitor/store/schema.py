@@ -1,0 +1,168 @@
+"""The tables, as SQLAlchemy Core metadata (the single description of the schema).
+
+Alembic migrations under ``migrations/`` create and evolve these tables;
+:data:`SCHEMA_REVISION` is the revision this code expects (a test checks that
+it is Alembic's head).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+SCHEMA_REVISION = "0001"
+
+# Constraint names are spelt out so that migrations (and SQLite batch mode) can
+# refer to them on every backend.
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zone type: values are stored as naive UTC there.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+feeds = sa.Table(
+    "feeds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("title", sa.Text),  # what the feed calls itself
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    # conditional GET validators
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    # the last poll
+    sa.Column("last_polled", UTCDateTime),
+    sa.Column("last_ok", UTCDateTime),
+    sa.Column("last_status", sa.Text),  # "200", "304", "timeout", "dns"...
+    sa.Column("error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_poll", UTCDateTime),
+    sa.Column("disabled", sa.Text),  # why the feed is no longer polled (410 Gone), else NULL
+    sa.Column("last_new_item", UTCDateTime),  # when a poll last stored a new entry
+    sa.Column("newest_entry", UTCDateTime),  # newest published time ever seen
+    sa.Column("flag", sa.Text),  # health flag already reported once (failing, silent, gap)
+    # work claiming between several daemons (scale-out)
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_until", UTCDateTime),
+)
+
+items = sa.Table(
+    "items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("guid", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("link", sa.Text),
+    sa.Column("published", UTCDateTime, nullable=False),  # first_seen when the feed gives none
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("lang", sa.Text),
+    sa.UniqueConstraint("feed_id", "guid"),
+    sa.Index("ix_items_feed_fingerprint", "feed_id", "fingerprint"),
+    sa.Index("ix_items_first_seen", "first_seen"),
+)
+
+hits = sa.Table(
+    "hits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("rule_version", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("matched_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("item_id", "rule_id"),
+    sa.Index("ix_hits_matched_at", "matched_at"),
+    sa.Index("ix_hits_rule_matched", "rule_id", "matched_at"),
+)
+
+# Desks are configuration, but the store remembers when each was first seen:
+# a new desk starts with the hits matched after that, not the whole history.
+desks = sa.Table(
+    "desks", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("desk", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),  # email, slack, webhook
+    sa.Column("kind", sa.Text, nullable=False),  # digest, alert, notice
+    sa.Column("state", sa.Text, nullable=False),  # pending, sent, failed
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("payload", sa.JSON),  # what a notice says (digests are rebuilt from their hits)
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Index("ix_deliveries_state", "state", "next_attempt"),
+)
+
+# One row per (desk, channel, hit): the unique constraint is what makes a hit
+# go out at most once per desk and channel, whichever instance builds the digest.
+delivery_hits = sa.Table(
+    "delivery_hits", metadata,
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("hit_id", sa.Integer, sa.ForeignKey("hits.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("desk", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("delivery_id", "hit_id"),
+    sa.UniqueConstraint("desk", "channel", "hit_id", name="uq_delivery_hits_once"),
+    sa.Index("ix_delivery_hits_hit", "hit_id"),
+)
+
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("desk", sa.Text),  # NULL: every desk
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+# Small facts the daemon publishes for `status` (last reload, rules loaded...).
+daemon_state = sa.Table(
+    "daemon_state", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

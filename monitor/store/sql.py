@@ -1,0 +1,344 @@
+"""The one class that talks SQL: :class:`Store`, on SQLite or PostgreSQL.
+
+Every public method is one transaction, and SQLAlchemy's errors are wrapped
+into :class:`~monitor.errors.StorageError` here and nowhere else. Nothing
+outside ``monitor.store`` builds a query.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+
+from monitor.errors import StorageError
+from monitor.models import Evidence, FeedState, NewItem, Severity, StoredHit
+from monitor.store import migrate
+from monitor.store.schema import daemon_state, feeds, hits, items
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_GUID_BATCH = 500  # bound on IN (...) lists: SQLite allows 32,766 parameters
+
+
+def _wrap(method: Callable[P, T]) -> Callable[P, T]:
+    """Turn database errors (not programming errors) into StorageError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as e:
+            if isinstance(e, sa.exc.ProgrammingError):
+                raise
+            raise StorageError(f"database error: {_short(e)}") from e
+
+    return wrapper
+
+
+def _short(e: sa.exc.DBAPIError) -> str:
+    return str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine tuned per backend: SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        db = sa.engine.make_url(url).database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, for both backends."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _status_text(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class Store:
+    """All persistent state: feeds and their fetch state, items, hits, deliveries.
+
+    Open with :meth:`open`, which applies migrations. Methods raise
+    :class:`~monitor.errors.StorageError` when the database fails.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+        try:
+            engine = create_engine(url)
+            if migrate_schema:
+                migrate.upgrade(engine)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+            raise StorageError(f"cannot open the store: {_short(e)}") from e
+        except sa.exc.ArgumentError as e:
+            raise StorageError(f"bad storage URL: {e}") from e
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- feeds ------------------------------------------------------------------
+
+    @_wrap
+    def sync_feeds(self, configured: Iterable[tuple[str, str | None]],
+                   now: datetime | None = None) -> None:
+        """Make sure each configured (url, name) has a row; update changed names."""
+        now = now or _now()
+        wanted = dict(configured)
+        with self.engine.begin() as conn:
+            existing = dict(conn.execute(sa.select(feeds.c.url, feeds.c.name)).all())
+            new = [{"url": u, "name": n, "added_at": now}
+                   for u, n in wanted.items() if u not in existing]
+            if new:
+                conn.execute(_insert(self.dialect, feeds).on_conflict_do_nothing(), new)
+            for url, name in wanted.items():
+                if url in existing and existing[url] != name:
+                    conn.execute(feeds.update().where(feeds.c.url == url).values(name=name))
+
+    @_wrap
+    def feed_states(self, urls: Iterable[str] | None = None) -> dict[str, FeedState]:
+        query = sa.select(feeds)
+        if urls is not None:
+            query = query.where(feeds.c.url.in_(list(urls)))
+        with self.engine.connect() as conn:
+            return {row.url: _feed_state(row) for row in conn.execute(query)}
+
+    @_wrap
+    def save_feed_state(self, state: FeedState) -> None:
+        """Record the outcome of a poll that stored nothing (304, or a failure)."""
+        with self.engine.begin() as conn:
+            conn.execute(feeds.update().where(feeds.c.url == state.url)
+                         .values(**_state_values(state)))
+
+    @_wrap
+    def unseen(self, feed_url: str, entries: Sequence[tuple[str, str]]
+               ) -> tuple[set[str], set[str]]:
+        """Of (guid, fingerprint) pairs, which guids are not stored yet, and which
+        fingerprints already are (an entry republished under a new id)."""
+        guids = [g for g, _ in entries]
+        prints = list({f for _, f in entries})
+        known: set[str] = set()
+        seen_prints: set[str] = set()
+        with self.engine.connect() as conn:
+            feed_id = conn.execute(sa.select(feeds.c.id).where(feeds.c.url == feed_url)).scalar()
+            if feed_id is None:
+                return set(guids), set()
+            for i in range(0, len(guids), _GUID_BATCH):
+                known.update(conn.execute(
+                    sa.select(items.c.guid).where(items.c.feed_id == feed_id,
+                                                  items.c.guid.in_(guids[i:i + _GUID_BATCH]))
+                ).scalars())
+            for i in range(0, len(prints), _GUID_BATCH):
+                seen_prints.update(conn.execute(
+                    sa.select(items.c.fingerprint).where(
+                        items.c.feed_id == feed_id,
+                        items.c.fingerprint.in_(prints[i:i + _GUID_BATCH]))
+                ).scalars())
+        return set(guids) - known, seen_prints
+
+    @_wrap
+    def commit_poll(self, state: FeedState, new: Sequence[NewItem],
+                    rules: Mapping[str, tuple[str, Severity]],
+                    now: datetime | None = None) -> tuple[int, int]:
+        """Store a poll's new items, their hits and the feed's new state, atomically.
+
+        A feed's poll is all or nothing: killed half-way, the validators are not
+        advanced either, so the next poll fetches the same entries again.
+        ``rules`` maps a rule id to (version, severity). An item already stored
+        (another instance was faster) is skipped with its hits.
+        Returns (items stored, hits stored).
+        """
+        now = now or _now()
+        stored_items = stored_hits = 0
+        with self.engine.begin() as conn:
+            feed_id = conn.execute(sa.select(feeds.c.id).where(feeds.c.url == state.url)).scalar()
+            if feed_id is None:
+                raise StorageError(f"{state.url}: feed is not in the store")
+            rows = [{
+                "feed_id": feed_id, "guid": n.item.guid, "fingerprint": n.item.fingerprint,
+                "title": n.item.title, "summary": n.item.summary, "link": n.item.link,
+                "published": n.item.published or now, "first_seen": now, "lang": n.item.lang,
+            } for n in new]
+            ids: dict[str, int] = {}
+            if rows:
+                stmt = (_insert(self.dialect, items).on_conflict_do_nothing()
+                        .returning(items.c.id, items.c.guid))
+                # SQLAlchemy's "insertmanyvalues" batches this, RETURNING included;
+                # rows skipped on conflict return nothing.
+                ids = {r.guid: r.id for r in conn.execute(stmt, rows)}
+                stored_items = len(ids)
+            hit_rows = []
+            for n in new:
+                item_id = ids.get(n.item.guid)
+                if item_id is None:
+                    continue
+                for m in n.matches:
+                    version, severity = rules[m.rule_id]
+                    hit_rows.append({
+                        "item_id": item_id, "rule_id": m.rule_id, "rule_version": version,
+                        "severity": str(severity), "score": round(m.score, 2),
+                        "evidence": [e.to_dict() for e in m.evidence], "matched_at": now,
+                    })
+            if hit_rows:
+                conn.execute(_insert(self.dialect, hits).on_conflict_do_nothing(), hit_rows)
+                stored_hits = len(hit_rows)
+            conn.execute(feeds.update().where(feeds.c.id == feed_id)
+                         .values(**_state_values(state)))
+        return stored_items, stored_hits
+
+    # -- hits and items -------------------------------------------------------
+
+    @_wrap
+    def list_hits(self, *, since: datetime | None = None, rule_id: str | None = None,
+                  limit: int | None = None) -> list[StoredHit]:
+        """Stored hits, newest match first."""
+        query = _hit_query()
+        if since is not None:
+            query = query.where(hits.c.matched_at >= since)
+        if rule_id is not None:
+            query = query.where(hits.c.rule_id == rule_id)
+        query = query.order_by(hits.c.matched_at.desc(), hits.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_stored_hit(row) for row in conn.execute(query)]
+
+    @_wrap
+    def iter_items(self, *, since: datetime | None = None,
+                   batch: int = 2000) -> Iterator[dict[str, Any]]:
+        """Stored items (id, guid, title, summary, link, published, feed), oldest first."""
+        last_id = 0
+        while True:
+            query = (sa.select(items.c.id, items.c.guid, items.c.title, items.c.summary,
+                               items.c.link, items.c.published, items.c.lang,
+                               feeds.c.url.label("feed"))
+                     .join(feeds, feeds.c.id == items.c.feed_id)
+                     .where(items.c.id > last_id).order_by(items.c.id).limit(batch))
+            if since is not None:
+                query = query.where(items.c.first_seen >= since)
+            with self.engine.connect() as conn:
+                rows = [r._asdict() for r in conn.execute(query)]
+            if not rows:
+                return
+            yield from rows
+            last_id = rows[-1]["id"]
+
+    @_wrap
+    def item_counts(self) -> dict[str, int]:
+        """How many entries of each feed are stored, by feed URL."""
+        query = (sa.select(feeds.c.url, sa.func.count(items.c.id))
+                 .select_from(feeds.outerjoin(items, items.c.feed_id == feeds.c.id))
+                 .group_by(feeds.c.url))
+        with self.engine.connect() as conn:
+            return {url: n for url, n in conn.execute(query)}
+
+    @_wrap
+    def totals(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                "items": conn.execute(sa.select(sa.func.count()).select_from(items)).scalar_one(),
+                "hits": conn.execute(sa.select(sa.func.count()).select_from(hits)).scalar_one(),
+            }
+
+    @_wrap
+    def purge_items(self, before: datetime) -> int:
+        """Delete items first seen before ``before`` (their hits go with them)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(items.delete().where(items.c.first_seen < before))
+            return result.rowcount or 0
+
+    # -- facts the daemon publishes ---------------------------------------------
+
+    @_wrap
+    def put_state(self, key: str, value: Any, now: datetime | None = None) -> None:
+        now = now or _now()
+        with self.engine.begin() as conn:
+            updated = conn.execute(daemon_state.update().where(daemon_state.c.key == key)
+                                   .values(value=value, updated_at=now)).rowcount
+            if not updated:
+                conn.execute(_insert(self.dialect, daemon_state).on_conflict_do_nothing(),
+                             {"key": key, "value": value, "updated_at": now})
+
+    @_wrap
+    def get_state(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(daemon_state.c.value)
+                                .where(daemon_state.c.key == key)).scalar()
+
+
+def _hit_query() -> sa.Select[Any]:
+    return (sa.select(hits, items.c.guid, items.c.title, items.c.summary, items.c.link,
+                      items.c.published, items.c.lang, feeds.c.url.label("feed_url"),
+                      sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url)
+                      .label("feed_name"))
+            .join(items, items.c.id == hits.c.item_id)
+            .join(feeds, feeds.c.id == items.c.feed_id))
+
+
+def _stored_hit(row: Any) -> StoredHit:
+    return StoredHit(
+        id=row.id, rule_id=row.rule_id, rule_version=row.rule_version,
+        severity=Severity.parse(row.severity), score=row.score,
+        evidence=tuple(Evidence(**e) for e in row.evidence), matched_at=row.matched_at,
+        item_id=row.item_id, guid=row.guid, title=row.title, summary=row.summary,
+        link=row.link, published=row.published, lang=row.lang, feed_url=row.feed_url,
+        feed_name=row.feed_name,
+    )
+
+
+def _feed_state(row: Any) -> FeedState:
+    return FeedState(
+        url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
+        last_polled=row.last_polled, last_ok=row.last_ok, last_status=row.last_status,
+        error=row.error, failures=row.failures, next_poll=row.next_poll,
+        disabled=row.disabled, last_new_item=row.last_new_item, newest_entry=row.newest_entry,
+        flag=row.flag, title=row.title,
+    )
+
+
+def _state_values(state: FeedState) -> dict[str, Any]:
+    return {
+        "etag": state.etag, "last_modified": state.last_modified,
+        "last_polled": state.last_polled, "last_ok": state.last_ok,
+        "last_status": _status_text(state.last_status), "error": state.error,
+        "failures": state.failures, "next_poll": state.next_poll, "disabled": state.disabled,
+        "last_new_item": state.last_new_item, "newest_entry": state.newest_entry,
+        "flag": state.flag, "title": state.title,
+    }
