@@ -196,3 +196,41 @@ class StoredHit:
     lang: str | None
     feed_url: str
     feed_name: str  # the configured name, else the feed's own title, else its URL
+
+
+def isoformat_z(when: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, to the second, as every output shows time."""
+    if when is None:
+        return None
+    from datetime import UTC
+
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message to one desk on one channel, and how its sending went."""
+
+    id: int
+    desk: str
+    channel: str  # email, slack, webhook
+    kind: str  # digest, alert, notice
+    state: str  # pending, sent, failed (permanently)
+    created_at: datetime
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    payload: Mapping[str, object] | None = None  # a notice's text; digests carry hits
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A rule muted (for one desk, or all) until a time: hits are stored, not sent."""
+
+    id: int
+    rule_id: str
+    desk: str | None
+    created_at: datetime
+    until: datetime
+    reason: str

@@ -453,6 +453,8 @@ def parse_settings(text: str, source: str, *, base: Path) -> Settings:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
         line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+        if msg.startswith("Cannot overwrite a value") or msg.startswith("Cannot declare"):
+            msg += " (a key or table is given twice)"
         raise ConfigError([Problem(source, line, col, f"invalid TOML: {msg}")]) from e
     r = _Reader(source, text)
     r.known(data, "", _TOP)

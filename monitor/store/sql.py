@@ -10,16 +10,33 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
 from monitor.errors import StorageError
-from monitor.models import Evidence, FeedState, NewItem, Severity, StoredHit
+from monitor.models import (
+    Delivery,
+    Evidence,
+    FeedState,
+    NewItem,
+    Severity,
+    Silence,
+    StoredHit,
+)
 from monitor.store import migrate
-from monitor.store.schema import daemon_state, feeds, hits, items
+from monitor.store.schema import (
+    daemon_state,
+    deliveries,
+    delivery_hits,
+    desks,
+    feeds,
+    hits,
+    items,
+    silences,
+)
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +301,204 @@ class Store:
             result = conn.execute(items.delete().where(items.c.first_seen < before))
             return result.rowcount or 0
 
+    # -- desks, deliveries and silences ---------------------------------------
+
+    @_wrap
+    def register_desks(self, names: Iterable[str], now: datetime | None = None
+                       ) -> dict[str, datetime]:
+        """Remember when each desk was first seen; return every desk's first-seen time.
+
+        A desk starts with the hits matched after it first appeared, not with
+        the whole history (SPEC).
+        """
+        now = now or _now()
+        names = list(names)
+        with self.engine.begin() as conn:
+            if names:
+                conn.execute(_insert(self.dialect, desks).on_conflict_do_nothing(),
+                             [{"name": n, "first_seen": now} for n in names])
+            return dict(conn.execute(sa.select(desks.c.name, desks.c.first_seen)).all())
+
+    def _pending_query(self, desk: str, channel: str, rule_ids: Sequence[str] | None,
+                       since: datetime, now: datetime) -> sa.Select[Any]:
+        claimed = (sa.select(delivery_hits.c.hit_id)
+                   .where(delivery_hits.c.desk == desk, delivery_hits.c.channel == channel,
+                          delivery_hits.c.hit_id == hits.c.id))
+        silenced = (sa.select(silences.c.id)
+                    .where(silences.c.rule_id == hits.c.rule_id,
+                           sa.or_(silences.c.desk.is_(None), silences.c.desk == desk),
+                           silences.c.created_at <= hits.c.matched_at,
+                           silences.c.until > hits.c.matched_at))
+        query = _hit_query().where(hits.c.matched_at >= since, ~sa.exists(claimed),
+                                   ~sa.exists(silenced))
+        if rule_ids is not None:
+            query = query.where(hits.c.rule_id.in_(list(rule_ids)))
+        return query
+
+    @_wrap
+    def pending_hits(self, desk: str, channel: str, *, rule_ids: Sequence[str] | None,
+                     since: datetime, min_severity: Severity | None = None,
+                     matched_after: datetime | None = None, limit: int | None = None,
+                     now: datetime | None = None) -> list[StoredHit]:
+        """Hits for a desk and channel not yet claimed by any delivery, newest first.
+
+        ``rule_ids`` None means every rule. Hits of a silenced rule, matched
+        while the silence lasted, are never pending.
+        """
+        now = now or _now()
+        query = self._pending_query(desk, channel, rule_ids, since, now)
+        if min_severity is not None:
+            query = query.where(hits.c.severity.in_(
+                [str(s) for s in Severity if s >= min_severity]))
+        if matched_after is not None:
+            query = query.where(hits.c.matched_at >= matched_after)
+        query = query.order_by(hits.c.matched_at.desc(), hits.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_stored_hit(row) for row in conn.execute(query)]
+
+    @_wrap
+    def count_pending(self, desk: str, channel: str, *, rule_ids: Sequence[str] | None,
+                      since: datetime) -> int:
+        """Hit x channel pairs not yet delivered: unclaimed, or claimed by an unsent delivery."""
+        now = _now()
+        unclaimed = sa.select(sa.func.count()).select_from(
+            self._pending_query(desk, channel, rule_ids, since, now).subquery())
+        waiting = (sa.select(sa.func.count()).select_from(delivery_hits)
+                   .join(deliveries, deliveries.c.id == delivery_hits.c.delivery_id)
+                   .where(delivery_hits.c.desk == desk, delivery_hits.c.channel == channel,
+                          deliveries.c.state == "pending"))
+        with self.engine.connect() as conn:
+            return conn.execute(unclaimed).scalar_one() + conn.execute(waiting).scalar_one()
+
+    @_wrap
+    def create_delivery(self, desk: str, channel: str, kind: str, hit_ids: Sequence[int],
+                        now: datetime | None = None,
+                        payload: Mapping[str, object] | None = None
+                        ) -> tuple[int, list[int]] | None:
+        """Claim hits for a new pending delivery, before anything is sent.
+
+        A hit already claimed for this desk and channel (by another run or
+        another instance) is left out; with nothing left to claim, no delivery
+        is made and None is returned. Returns (delivery id, claimed hit ids).
+        """
+        now = now or _now()
+        with self.engine.begin() as conn:
+            delivery_id = conn.execute(
+                deliveries.insert().values(desk=desk, channel=channel, kind=kind,
+                                           state="pending", created_at=now, next_attempt=now,
+                                           payload=dict(payload) if payload else None)
+                .returning(deliveries.c.id)).scalar_one()
+            claimed: list[int] = []
+            if hit_ids:
+                stmt = (_insert(self.dialect, delivery_hits).on_conflict_do_nothing()
+                        .returning(delivery_hits.c.hit_id))
+                claimed = [r.hit_id for r in conn.execute(stmt, [
+                    {"delivery_id": delivery_id, "hit_id": h, "desk": desk, "channel": channel}
+                    for h in hit_ids])]
+            if hit_ids and not claimed:
+                conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id))
+                return None
+        return delivery_id, claimed
+
+    @_wrap
+    def claim_due_deliveries(self, owner: str, *, now: datetime | None = None,
+                             lease: float = 300.0, desk: str | None = None,
+                             limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due, leased to ``owner``.
+
+        The lease is a compare-and-set on each row, so of several instances
+        exactly one gets a delivery; a dead instance's lease expires.
+        """
+        now = now or _now()
+        until = now + timedelta(seconds=lease)
+        query = (sa.select(deliveries.c.id)
+                 .where(deliveries.c.state == "pending",
+                        sa.or_(deliveries.c.next_attempt.is_(None),
+                               deliveries.c.next_attempt <= now))
+                 .order_by(deliveries.c.id).limit(limit))
+        if desk is not None:
+            query = query.where(deliveries.c.desk == desk)
+        got: list[Delivery] = []
+        with self.engine.begin() as conn:
+            for delivery_id in conn.execute(query).scalars().all():
+                won = conn.execute(
+                    deliveries.update()
+                    .where(deliveries.c.id == delivery_id, deliveries.c.state == "pending",
+                           sa.or_(deliveries.c.lease_until.is_(None),
+                                  deliveries.c.lease_until < now,
+                                  deliveries.c.lease_owner == owner))
+                    .values(lease_owner=owner, lease_until=until)).rowcount
+                if won:
+                    row = conn.execute(sa.select(deliveries)
+                                       .where(deliveries.c.id == delivery_id)).one()
+                    got.append(_delivery(row))
+        return got
+
+    @_wrap
+    def delivery_hits(self, delivery_id: int) -> list[StoredHit]:
+        query = (_hit_query().join(delivery_hits, delivery_hits.c.hit_id == hits.c.id)
+                 .where(delivery_hits.c.delivery_id == delivery_id)
+                 .order_by(hits.c.matched_at.desc(), hits.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [_stored_hit(row) for row in conn.execute(query)]
+
+    @_wrap
+    def mark_sent(self, delivery_id: int, now: datetime | None = None) -> None:
+        now = now or _now()
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                state="sent", sent_at=now, attempts=deliveries.c.attempts + 1,
+                last_error=None, lease_owner=None, lease_until=None))
+
+    @_wrap
+    def mark_failed(self, delivery_id: int, error: str, *, permanent: bool,
+                    next_attempt: datetime | None, now: datetime | None = None) -> None:
+        """Record a failed attempt: retried at ``next_attempt``, or never if permanent."""
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                state="failed" if permanent else "pending", last_error=error[:2000],
+                attempts=deliveries.c.attempts + 1,
+                next_attempt=None if permanent else next_attempt,
+                lease_owner=None, lease_until=None))
+
+    @_wrap
+    def list_deliveries(self, *, states: Sequence[str] | None = None,
+                        limit: int = 100) -> list[Delivery]:
+        query = sa.select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if states is not None:
+            query = query.where(deliveries.c.state.in_(list(states)))
+        with self.engine.connect() as conn:
+            return [_delivery(row) for row in conn.execute(query)]
+
+    @_wrap
+    def add_silence(self, rule_id: str, desk: str | None, until: datetime, reason: str,
+                    now: datetime | None = None) -> int:
+        now = now or _now()
+        with self.engine.begin() as conn:
+            return conn.execute(silences.insert().values(
+                rule_id=rule_id, desk=desk, created_at=now, until=until, reason=reason)
+                .returning(silences.c.id)).scalar_one()
+
+    @_wrap
+    def list_silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        query = sa.select(silences).order_by(silences.c.id)
+        if active_at is not None:
+            query = query.where(silences.c.until > active_at)
+        with self.engine.connect() as conn:
+            return [Silence(id=r.id, rule_id=r.rule_id, desk=r.desk, created_at=r.created_at,
+                            until=r.until, reason=r.reason) for r in conn.execute(query)]
+
+    @_wrap
+    def remove_silence(self, silence_id: int, now: datetime | None = None) -> bool:
+        """End a silence now (kept for the record, so its hits stay unsent)."""
+        now = now or _now()
+        with self.engine.begin() as conn:
+            return bool(conn.execute(silences.update()
+                                     .where(silences.c.id == silence_id, silences.c.until > now)
+                                     .values(until=now)).rowcount)
+
     # -- facts the daemon publishes ---------------------------------------------
 
     @_wrap
@@ -321,6 +536,13 @@ def _stored_hit(row: Any) -> StoredHit:
         link=row.link, published=row.published, lang=row.lang, feed_url=row.feed_url,
         feed_name=row.feed_name,
     )
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(id=row.id, desk=row.desk, channel=row.channel, kind=row.kind,
+                    state=row.state, created_at=row.created_at, attempts=row.attempts,
+                    next_attempt=row.next_attempt, last_error=row.last_error,
+                    sent_at=row.sent_at, payload=row.payload)
 
 
 def _feed_state(row: Any) -> FeedState:

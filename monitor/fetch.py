@@ -1,0 +1,561 @@
+"""The fetch stage: bytes from feed URLs, concurrently, within bounds.
+
+This module owns aiohttp (imported lazily, only when an http(s) feed is
+fetched) and turns every per-feed failure into a :class:`~monitor.models.FetchResult`
+carrying an error word, never an exception: the pipeline decides what a
+failure means (back-off, disabling a feed on 410...).
+
+What a hostile or broken feed can cost is bounded per feed:
+
+* time: one total deadline per fetch (connect + headers + whole body, across
+  redirects), so a server dripping a byte every few seconds cannot hold a slot;
+* memory: bodies are streamed and the *decoded* size is capped; gzip/deflate are
+  decoded here, incrementally and bounded, never by aiohttp (a 10 MB gzip bomb
+  never expands past the cap);
+* concurrency: a global bound and a smaller per-host one, taken *before* the
+  deadline starts, so queued feeds do not time out while they wait.
+
+Error words (``FetchResult.error_kind``): ``timeout``, ``dns``, ``tls``,
+``connection``, ``too_large``, ``redirect_loop``, ``http`` (a 4xx/5xx response,
+``status`` set), ``file`` (an unreadable local file), ``invalid_url``, and
+``encoding`` (a corrupt or unsupported Content-Encoding).
+
+A plain path or a ``file://`` URL is read from disk, with the same cap; its
+mtime plays Last-Modified so that an unchanged file answers 304.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import ssl
+import stat
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from monitor import __version__
+from monitor.models import FetchRequest, FetchResult
+
+if TYPE_CHECKING:
+    import aiohttp
+    from yarl import URL
+
+__all__ = ["FetchOptions", "fetch_all", "fetch_many"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"news-monitor/{__version__} (+https://github.com/news-monitor/news-monitor)"
+
+# Only what we can decode with a bounded output: brotli is not advertised
+# because no bounded brotli decoder is installed.
+_ACCEPT_ENCODING = "gzip, deflate"
+_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+           "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_CHUNK = 64 * 1024
+# Decoded bytes per zlib call: zlib assembles each call's output in a second
+# buffer, so one call for the whole cap would briefly hold the cap twice.
+_STEP = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """Bounds of one polling run (``[poll]`` in the config)."""
+
+    concurrency: int = 32  # fetches in flight at once
+    per_host: int = 4  # of which at most this many on one host
+    timeout: float = 20.0  # seconds: a TOTAL deadline per fetch, redirects and body included
+    max_bytes: int = 16 * 1024 * 1024  # cap on the DECODED body
+    max_redirects: int = 5
+    user_agent: str = USER_AGENT
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "per_host", "max_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FetchOptions.{name} must be >= 1")
+        if self.timeout <= 0:
+            raise ValueError("FetchOptions.timeout must be > 0")
+        if self.max_redirects < 0:
+            raise ValueError("FetchOptions.max_redirects must be >= 0")
+
+
+# -- public API ---------------------------------------------------------------
+
+
+async def fetch_many(
+    requests: Iterable[FetchRequest], options: FetchOptions = FetchOptions()
+) -> AsyncIterator[FetchResult]:
+    """Fetch every request concurrently; yield each result as it completes.
+
+    A feed's failure is a result, never an exception; only programming errors
+    propagate. Close the generator early (``contextlib.aclosing``) to cancel
+    the fetches still running.
+    """
+    async for _, result in _fetch_indexed(list(requests), options):
+        yield result
+
+
+def fetch_all(
+    requests: Iterable[FetchRequest], options: FetchOptions = FetchOptions()
+) -> list[FetchResult]:
+    """Run :func:`fetch_many` on a fresh event loop; results in request order."""
+    reqs = list(requests)
+
+    async def run() -> list[FetchResult]:
+        results: list[FetchResult | None] = [None] * len(reqs)
+        async for i, result in _fetch_indexed(reqs, options):
+            results[i] = result
+        return [r for r in results if r is not None]
+
+    return asyncio.run(run())
+
+
+# -- orchestration ------------------------------------------------------------
+
+
+async def _fetch_indexed(
+    reqs: list[FetchRequest], options: FetchOptions
+) -> AsyncIterator[tuple[int, FetchResult]]:
+    if not reqs:
+        return
+    targets = [_target(r.url) for r in reqs]
+    needs_http = any(kind == "http" for kind, _ in targets)
+    async with _Fetcher(options, http=needs_http) as fetcher:
+        tasks = [
+            asyncio.create_task(fetcher.fetch(i, req, target))
+            for i, (req, target) in enumerate(zip(reqs, targets, strict=True))
+        ]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Fetcher:
+    """One session and the semaphores shared by the fetches of one run."""
+
+    def __init__(self, options: FetchOptions, *, http: bool) -> None:
+        self.options = options
+        self._http = http
+        self._session: aiohttp.ClientSession | None = None
+        self._global = asyncio.Semaphore(options.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> _Fetcher:
+        if self._http:
+            import aiohttp
+
+            # The connector's own limits stay as a backstop, but waiting for them
+            # would eat into the deadline: our semaphores are taken first.
+            connector = aiohttp.TCPConnector(
+                limit=self.options.concurrency,
+                limit_per_host=self.options.per_host,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,  # we decode, bounded (see _Decoder)
+                timeout=aiohttp.ClientTimeout(total=None),  # our deadline governs
+                cookie_jar=aiohttp.DummyCookieJar(),  # no state leaks between feeds
+                headers={
+                    "User-Agent": self.options.user_agent,
+                    "Accept": _ACCEPT,
+                    "Accept-Encoding": _ACCEPT_ENCODING,
+                },
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def fetch(
+        self, index: int, req: FetchRequest, target: tuple[str, str | Path]
+    ) -> tuple[int, FetchResult]:
+        kind, where = target
+        if kind == "invalid":
+            return index, _failure(req, "invalid_url", str(where))
+        if kind == "file":
+            assert isinstance(where, Path)
+            async with self._global:
+                return index, await asyncio.to_thread(_read_file, req, where, self.options)
+        assert isinstance(where, str)
+        # Per-host first: a feed waiting for its host must not hold a global slot.
+        host_sem = self._hosts.setdefault(where, asyncio.Semaphore(self.options.per_host))
+        async with host_sem, self._global:
+            return index, await self._fetch_http(req)
+
+    async def _fetch_http(self, req: FetchRequest) -> FetchResult:
+        import aiohttp
+
+        started = time.monotonic()
+        state = _HttpState(req.url)
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                result = await self._get(req, state, started)
+        except TimeoutError:
+            result = _failure(req, "timeout", f"no complete response within "
+                              f"{self.options.timeout:g}s", state.url)
+        except aiohttp.ClientError as e:
+            result = _failure(req, *_classify(e, state.url), state.url)
+        except _BadURL as e:
+            result = _failure(req, "invalid_url", str(e), state.url)
+        except ssl.SSLError as e:  # OSError subclass: must come first
+            result = _failure(req, "tls", f"TLS error: {_ssl_reason(e)}", state.url)
+        except OSError as e:
+            result = _failure(req, "connection", _os_reason(e), state.url)
+        except _DecodeError as e:
+            result = _failure(req, "encoding", str(e), state.url)
+        if result.elapsed == 0.0:
+            result = _with_elapsed(result, time.monotonic() - started)
+        log.debug("fetched %s: %s", _redact(req.url), result.last_status)
+        return result
+
+    async def _get(self, req: FetchRequest, state: _HttpState, started: float) -> FetchResult:
+        assert self._session is not None
+        opts = self.options
+        url = _parse_url(req.url)
+        seen = {_without_fragment(url)}
+        conditional: dict[str, str] = {}
+        if req.etag:
+            conditional["If-None-Match"] = req.etag
+        if req.last_modified:
+            conditional["If-Modified-Since"] = req.last_modified
+        redirects = 0
+        while True:
+            async with self._session.get(url, headers=conditional,
+                                         allow_redirects=False) as resp:
+                status = resp.status
+                location = resp.headers.get("Location")
+                if status in _REDIRECTS and location:
+                    nxt = _without_fragment(url.join(_parse_url(location)))
+                    state.url = str(nxt)
+                    if nxt.scheme not in ("http", "https") or not nxt.host:
+                        return _failure(req, "invalid_url", f"redirect to unsupported URL "
+                                        f"{_redact(str(nxt))!r}", state.url)
+                    if nxt in seen:
+                        return _failure(req, "redirect_loop",
+                                        f"redirect loop back to {_redact(str(nxt))}", state.url)
+                    if redirects >= opts.max_redirects:
+                        return _failure(req, "redirect_loop",
+                                        f"more than {opts.max_redirects} redirects", state.url)
+                    seen.add(nxt)
+                    redirects += 1
+                    url = nxt
+                    continue
+                headers = _headers(resp)
+                final = str(url)
+                etag = resp.headers.get("ETag")
+                modified = resp.headers.get("Last-Modified")
+                if status == 304:
+                    return FetchResult(
+                        url=req.url, status=304, headers=headers, final_url=final,
+                        etag=etag or req.etag, last_modified=modified or req.last_modified,
+                        elapsed=time.monotonic() - started)
+                if status >= 300:
+                    retry = (_retry_after(resp.headers.get("Retry-After"))
+                             if status in _RETRY_AFTER_STATUSES else None)
+                    return FetchResult(
+                        url=req.url, status=status, headers=headers, final_url=final,
+                        etag=req.etag, last_modified=req.last_modified, error_kind="http",
+                        error=f"HTTP {status} {resp.reason or ''}".rstrip(),
+                        retry_after=retry, elapsed=time.monotonic() - started)
+                body = await _read_body(resp, opts.max_bytes)
+                if body is None:
+                    resp.close()  # drop the connection rather than drain the rest
+                    return _failure(req, "too_large",
+                                    f"body larger than {_size(opts.max_bytes)}", final)
+                return FetchResult(
+                    url=req.url, status=status, body=body, headers=headers, final_url=final,
+                    etag=etag, last_modified=modified, elapsed=time.monotonic() - started)
+
+
+@dataclass(slots=True)
+class _HttpState:
+    """Where a fetch has got to, for the error message when it fails."""
+
+    url: str
+
+
+# -- body ---------------------------------------------------------------------
+
+
+class _BadURL(Exception):
+    """A URL (the feed's, or a redirect's Location) that yarl cannot parse."""
+
+
+def _parse_url(url: str) -> URL:
+    from yarl import URL
+
+    try:
+        return URL(url.strip())
+    except ValueError as e:
+        raise _BadURL(f"invalid URL {_redact(url)!r}: {e}") from e
+
+
+class _DecodeError(Exception):
+    """The body's Content-Encoding is corrupt or unsupported."""
+
+
+async def _read_body(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """The decoded body, or None as soon as it would exceed ``max_bytes``."""
+    decoder = _Decoder.for_header(resp.headers.get("Content-Encoding", ""))
+    declared = resp.content_length
+    if decoder.identity and declared is not None and declared > max_bytes:
+        return None  # no need to read a byte of it
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        # Ask for one byte more than the room left: getting it means "too large".
+        out = decoder.feed(chunk, max_bytes - size + 1)
+        size += sum(len(piece) for piece in out)
+        if size > max_bytes:
+            return None
+        pieces += out
+    return b"".join(pieces)
+
+
+class _Decoder:
+    """Incremental Content-Encoding decoding that never outputs more than asked.
+
+    zlib's ``max_length`` bounds each step; whatever input is left waits in
+    ``unconsumed_tail``, so memory stays at the cap however well the body
+    compresses.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.identity = encoding == ""
+        self._d: zlib._Decompress | None = None
+        self._head = b""  # deflate: the first bytes, until zlib vs raw is known
+        self._trailing = False  # garbage after the last gzip member: ignored
+        if encoding == "gzip":
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    @classmethod
+    def for_header(cls, header: str) -> _Decoder:
+        codings = [c.strip().lower() for c in header.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return cls("")
+        if len(codings) == 1 and codings[0] in ("gzip", "x-gzip"):
+            return cls("gzip")
+        if len(codings) == 1 and codings[0] == "deflate":
+            return cls("deflate")
+        raise _DecodeError(f"unsupported Content-Encoding {header!r}")
+
+    def feed(self, data: bytes, limit: int) -> list[bytes]:
+        """Decode ``data`` into pieces of at most ``limit`` bytes in all (reaching it: stop).
+
+        Pieces, not one joined string: joining would copy up to the cap once more.
+        """
+        if self.identity:
+            return [data]
+        if self._d is None:  # deflate: "zlib" per the RFC, raw in practice too
+            self._head += data
+            if len(self._head) < 2:
+                return []
+            data, self._head = self._head, b""
+            wbits = zlib.MAX_WBITS if _is_zlib_header(data) else -zlib.MAX_WBITS
+            self._d = zlib.decompressobj(wbits)
+        out: list[bytes] = []
+        size = 0
+        while data and not self._trailing and size < limit:
+            if self._d.eof:
+                if self.encoding != "gzip":
+                    break  # one deflate stream; the rest is ignored
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another gzip member
+                fresh = True
+            else:
+                fresh = False
+            try:
+                piece = self._d.decompress(data, min(limit - size, _STEP))
+            except zlib.error as e:
+                if fresh:  # padding or junk after a complete member, as gzip(1) allows
+                    self._trailing = True
+                    break
+                raise _DecodeError(f"corrupt {self.encoding} body: {e}") from e
+            out.append(piece)
+            size += len(piece)
+            # Input left over is either held back by max_length or follows the
+            # end of a stream (eof).
+            data = self._d.unconsumed_tail or (self._d.unused_data if self._d.eof else b"")
+        return out
+
+
+def _is_zlib_header(data: bytes) -> bool:
+    return data[0] & 0x0F == 8 and int.from_bytes(data[:2], "big") % 31 == 0
+
+
+# -- local files --------------------------------------------------------------
+
+
+def _read_file(req: FetchRequest, path: Path, options: FetchOptions) -> FetchResult:
+    """A local feed file, capped like a body; 304 while its mtime is unchanged."""
+    started = time.monotonic()
+    where = str(path)
+    try:
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would never end
+                return _failure(req, "file", f"{where}: not a regular file", where)
+            modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+            etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+            # The etag has nanoseconds; the HTTP date only seconds: prefer it.
+            unchanged = req.etag == etag if req.etag else req.last_modified == modified
+            if unchanged:
+                return FetchResult(url=req.url, status=304, final_url=where, etag=etag,
+                                   last_modified=modified,
+                                   elapsed=time.monotonic() - started)
+            if st.st_size > options.max_bytes:
+                return _failure(req, "too_large",
+                                f"file larger than {_size(options.max_bytes)}", where)
+            body = f.read(options.max_bytes + 1)
+    except OSError as e:
+        return _failure(req, "file", f"{where}: {e.strerror or e}", where)
+    if len(body) > options.max_bytes:  # it grew while we read
+        return _failure(req, "too_large", f"file larger than {_size(options.max_bytes)}", where)
+    return FetchResult(url=req.url, status=200, body=body, final_url=where, etag=etag,
+                       last_modified=modified, elapsed=time.monotonic() - started)
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _target(url: str) -> tuple[str, str | Path]:
+    """("http", host) | ("file", path) | ("invalid", message) for a feed URL."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        return "invalid", f"invalid URL {_redact(url)!r}: {e}"
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        try:
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as e:
+            return "invalid", f"invalid URL {_redact(url)!r}: {e}"
+        if not host:
+            return "invalid", f"no host in URL {_redact(url)!r}"
+        return "http", host
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            return "invalid", f"file URL on another host: {_redact(url)!r}"
+        return "file", Path(unquote(parts.path))
+    if scheme == "":
+        if not url:
+            return "invalid", "empty URL"
+        return "file", Path(url)
+    return "invalid", f"unsupported URL scheme {scheme!r} in {_redact(url)!r}"
+
+
+def _failure(req: FetchRequest, kind: str, message: str,
+             final_url: str | None = None) -> FetchResult:
+    # The validators are what to send next time: a failure keeps the old ones.
+    return FetchResult(url=req.url, status=None, final_url=final_url, etag=req.etag,
+                       last_modified=req.last_modified, error_kind=kind, error=message)
+
+
+def _with_elapsed(result: FetchResult, elapsed: float) -> FetchResult:
+    return replace(result, elapsed=elapsed)
+
+
+def _classify(e: aiohttp.ClientError, url: str) -> tuple[str, str]:
+    """The error word and a short message for an aiohttp exception."""
+    import aiohttp
+
+    host = urlsplit(url).hostname or "?"
+    if isinstance(e, aiohttp.ClientConnectorDNSError):
+        return "dns", f"cannot resolve host {host!r}"
+    if isinstance(e, aiohttp.ClientConnectorCertificateError):
+        return "tls", f"TLS certificate of {host!r} rejected: {_ssl_reason(e.certificate_error)}"
+    if isinstance(e, aiohttp.ClientSSLError):
+        return "tls", f"TLS handshake with {host!r} failed: {_ssl_reason(e.os_error)}"
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return "connection", f"cannot connect to {host!r}: {_os_reason(e.os_error)}"
+    if isinstance(e, aiohttp.InvalidURL):
+        return "invalid_url", f"invalid URL {_redact(url)!r}"
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return "connection", f"{host!r} closed the connection"
+    if isinstance(e, aiohttp.ClientResponseError):  # the response did not parse as HTTP
+        first_line = str(e.message).strip().splitlines()[:1] or ["?"]
+        return "connection", f"malformed HTTP response from {host!r}: {first_line[0]}"
+    if isinstance(e, aiohttp.ClientPayloadError):
+        return "connection", f"body from {host!r} cut short: {e}"
+    if isinstance(e, OSError):
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, ssl.SSLError):
+            return "tls", f"TLS error with {host!r}: {_ssl_reason(cause)}"
+        return "connection", f"connection to {host!r} failed: {_os_reason(e)}"
+    return "connection", f"request to {host!r} failed: {type(e).__name__}"
+
+
+def _ssl_reason(e: BaseException) -> str:
+    if isinstance(e, ssl.SSLError) and e.reason:
+        return str(e.reason).lower().replace("_", " ")
+    return str(e) or type(e).__name__
+
+
+def _os_reason(e: OSError) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset"
+    return e.strerror or str(e) or type(e).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), >= 0."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _headers(resp: aiohttp.ClientResponse) -> Mapping[str, str]:
+    """Response headers as a plain dict, keys lowercased (repeats joined)."""
+    out: dict[str, str] = {}
+    for key, value in resp.headers.items():
+        k = key.lower()
+        out[k] = f"{out[k]}, {value}" if k in out else value
+    return out
+
+
+def _without_fragment(url: URL) -> URL:
+    return url.with_fragment(None)
+
+
+def _redact(url: str) -> str:
+    """``url`` without its userinfo, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n} bytes"

@@ -1,0 +1,271 @@
+"""The one orchestrator: a poll cycle, from feed URLs to stored hits.
+
+::
+
+    settings.feeds ─► fetch.fetch_many ─► parse.parse_feed ─► match.Matcher ─► Store.commit_poll
+      (FeedState:       (FetchResult,       (ParsedFeed,        (Match per      (items, hits and
+       validators,       as they             Items)              new item)       the feed's new
+       back-off)         complete)                                               state, at once)
+
+Stages never call each other; only this module calls them, in this order.
+Per-feed errors never leave the loop: they become the feed's stored state
+(``last_status``, ``error``, ``failures``, ``next_poll``) and one log line.
+The digest and notify stages run from the daemon or the ``digest`` command,
+on the hits this module stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from monitor.models import FeedState, FetchRequest, FetchResult, NewItem, ParsedFeed
+
+if TYPE_CHECKING:
+    from monitor.match import Matcher
+    from monitor.settings import FeedConfig, PollConfig, Settings
+    from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """What one feed's poll did."""
+
+    url: str
+    name: str
+    status: int | str | None
+    new_items: int = 0
+    new_hits: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    outcomes: tuple[FeedOutcome, ...]
+    skipped: int  # disabled feeds (410 Gone) and feeds not yet due
+    seconds: float
+
+    @property
+    def ok(self) -> int:
+        return sum(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return sum(not o.ok for o in self.outcomes)
+
+    @property
+    def new_items(self) -> int:
+        return sum(o.new_items for o in self.outcomes)
+
+    @property
+    def new_hits(self) -> int:
+        return sum(o.new_hits for o in self.outcomes)
+
+    def summary(self) -> str:
+        line = (f"polled {len(self.outcomes)} feeds in {self.seconds:.1f}s: {self.ok} ok, "
+                f"{self.failed} failed; {self.new_items} new items, {self.new_hits} new hits")
+        return line + (f"; {self.skipped} skipped" if self.skipped else "")
+
+
+def backoff_delay(failures: int, interval: float, max_backoff: float,
+                  retry_after: float | None = None) -> float:
+    """Seconds until the next try after ``failures`` failures in a row.
+
+    Doubles the feed's interval per failure, up to ``max_backoff``; never
+    sooner than the server's Retry-After.
+    """
+    delay = interval if failures <= 0 else min(max_backoff, interval * 2 ** min(failures, 20))
+    delay = max(delay, interval)
+    if retry_after is not None:
+        # Honour Retry-After, but a far-future date must not park a feed forever.
+        delay = max(delay, min(retry_after, max_backoff))
+    return delay
+
+
+def next_state(prev: FeedState, result: FetchResult, parsed: ParsedFeed | None, *,
+               now: datetime, interval: float, poll: PollConfig, new_items: int = 0,
+               newest: datetime | None = None, jitter: float = 0.0) -> FeedState:
+    """The feed's state after a fetch (pure). ``jitter`` is a fraction (0-0.1) of the
+    delay added so that feeds polled together drift apart."""
+    status = result.last_status
+    error = result.error
+    if result.ok and parsed is not None and not parsed.is_feed:
+        error = parsed.problem or "not a feed"
+    elif result.ok or result.not_modified:
+        error = None
+    elif error is None:
+        error = f"HTTP {result.status}" if result.status else "fetch failed"
+    failures = 0 if error is None else prev.failures + 1
+    delay = backoff_delay(failures, interval, poll.max_backoff, result.retry_after)
+    state = replace(
+        prev,
+        last_polled=now,
+        last_status=None if status is None else str(status),
+        error=error,
+        failures=failures,
+        next_poll=now + timedelta(seconds=delay * (1 + jitter)),
+    )
+    if error is None:
+        state = replace(state, last_ok=now)
+    if result.ok or result.not_modified:
+        # Keep the old validators when a 304 repeats none.
+        state = replace(state, etag=result.etag or (prev.etag if result.not_modified else None),
+                        last_modified=result.last_modified
+                        or (prev.last_modified if result.not_modified else None))
+    if result.gone:
+        state = replace(state, disabled=f"410 Gone at {now:%Y-%m-%dT%H:%M:%SZ}", next_poll=None)
+    if parsed is not None and parsed.title:
+        state = replace(state, title=parsed.title[:300])
+    if new_items:
+        state = replace(state, last_new_item=now)
+    if newest is not None and (prev.newest_entry is None or newest > prev.newest_entry):
+        state = replace(state, newest_entry=newest)
+    return state
+
+
+class Poller:
+    """Runs poll cycles over configured feeds with one rule set and one store."""
+
+    def __init__(self, settings: Settings, store: Store, matcher: Matcher, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.matcher = matcher
+        self.clock = clock or (lambda: datetime.now(UTC))
+        rules = matcher.rules.rules
+        self._rule_info = {r.id: (r.version, r.severity) for r in rules}
+
+    def poll(self, feeds: Sequence[FeedConfig] | None = None, *, due_only: bool = False,
+             on_outcome: Callable[[FeedOutcome, int, int], None] | None = None) -> PollReport:
+        """One cycle over ``feeds`` (default: all configured), due or not unless
+        ``due_only``. Raises StorageError only when the store cannot be reached at
+        all; one feed's failure is reported in its outcome."""
+        return asyncio.run(self.poll_async(feeds, due_only=due_only, on_outcome=on_outcome))
+
+    async def poll_async(self, feeds: Sequence[FeedConfig] | None = None, *,
+                         due_only: bool = False,
+                         on_outcome: Callable[[FeedOutcome, int, int], None] | None = None
+                         ) -> PollReport:
+        from monitor.fetch import FetchOptions, fetch_many
+
+        started = time.monotonic()
+        feeds = list(self.settings.feeds if feeds is None else feeds)
+        self.store.sync_feeds((f.url, f.name) for f in feeds)
+        states = self.store.feed_states(f.url for f in feeds)
+        now = self.clock()
+        by_url = {f.url: f for f in feeds}
+        todo: list[FeedConfig] = []
+        for f in feeds:
+            st = states.get(f.url) or FeedState(url=f.url)
+            if st.disabled or (due_only and st.next_poll is not None and st.next_poll > now):
+                continue
+            todo.append(f)
+        p = self.settings.poll
+        options = FetchOptions(concurrency=p.concurrency, per_host=p.per_host, timeout=p.timeout,
+                               max_bytes=p.max_bytes, max_redirects=p.max_redirects)
+        requests = [FetchRequest(f.url, states[f.url].etag, states[f.url].last_modified)
+                    if f.url in states else FetchRequest(f.url) for f in todo]
+        outcomes: list[FeedOutcome] = []
+        async for result in fetch_many(requests, options):
+            feed = by_url[result.url]
+            outcome = self._handle(feed, states.get(feed.url) or FeedState(url=feed.url), result)
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome, len(outcomes), len(todo))
+        return PollReport(tuple(outcomes), skipped=len(feeds) - len(todo),
+                          seconds=time.monotonic() - started)
+
+    def _handle(self, feed: FeedConfig, prev: FeedState, result: FetchResult) -> FeedOutcome:
+        """Parse, match and store one fetched feed; never raises for the feed's own faults."""
+        from monitor.parse import parse_feed
+
+        now = self.clock()
+        interval = self.settings.feed_interval(feed)
+        jitter = random.uniform(0, 0.1)
+        parsed: ParsedFeed | None = None
+        new: list[NewItem] = []
+        newest = None
+        if result.ok:
+            parsed = parse_feed(result.body, url=feed.url, headers=result.headers)
+            if parsed.is_feed and parsed.items:
+                new, newest = self._new_items(feed, prev, parsed, now)
+        state = next_state(prev, result, parsed, now=now, interval=interval,
+                           poll=self.settings.poll, new_items=len(new), newest=newest,
+                           jitter=jitter)
+        self._log_change(feed, prev, state, parsed)
+        if new:
+            stored, hits = self.store.commit_poll(state, new, self._rule_info, now)
+        else:
+            self.store.save_feed_state(state)
+            stored = hits = 0
+        return FeedOutcome(url=feed.url, name=feed.label, status=result.last_status,
+                           new_items=stored, new_hits=hits, error=state.error)
+
+    def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed,
+                   now: datetime) -> tuple[list[NewItem], datetime | None]:
+        # One entry per guid: a feed that repeats a guid keeps its first entry.
+        entries = list({i.guid: i for i in reversed(parsed.items)}.values())[::-1]
+        unseen, known_prints = self.store.unseen(feed.url,
+                                                 [(i.guid, i.fingerprint) for i in entries])
+        fresh = [i for i in entries if i.guid in unseen]
+        dated = [i.published for i in parsed.items if i.published is not None]
+        newest = max(dated) if dated else None
+        if fresh and len(fresh) == len(entries) and prev.newest_entry is not None and dated \
+                and min(dated) > prev.newest_entry:
+            log.warning("%s: every entry is new and the oldest (%s) is newer than the newest "
+                        "seen before (%s): entries in between may have scrolled out unseen",
+                        feed.label, min(dated).isoformat(), prev.newest_entry.isoformat())
+        new: list[NewItem] = []
+        printed: set[str] = set(known_prints)
+        for item in fresh:
+            # An entry republished under a new id (same title and summary) is
+            # stored, but is not a new hit.
+            if item.fingerprint in printed:
+                new.append(NewItem(item))
+                continue
+            printed.add(item.fingerprint)
+            new.append(NewItem(item, tuple(self.matcher.match(item.title, item.summary))))
+        return new, newest
+
+    def _log_change(self, feed: FeedConfig, prev: FeedState, state: FeedState,
+                    parsed: ParsedFeed | None) -> None:
+        """Log a failure once when it starts or changes, and once when it ends."""
+        if state.error and state.error != prev.error:
+            log.warning("%s: %s (%s); next try in %s", feed.label, state.error,
+                        state.last_status, _until(state.next_poll, state.last_polled))
+        elif state.error:
+            log.debug("%s: still failing (%d in a row): %s", feed.label, state.failures,
+                      state.error)
+        elif prev.error:
+            log.info("%s: recovered after %d failures", feed.label, prev.failures)
+        if state.disabled and not prev.disabled:
+            log.warning("%s: disabled: %s", feed.label, state.disabled)
+        if parsed is not None and parsed.is_feed and parsed.problem:
+            log.debug("%s: feed is malformed but readable: %s", feed.label, parsed.problem)
+
+
+def _until(when: datetime | None, now: datetime | None) -> str:
+    if when is None or now is None:
+        return "never"
+    from monitor.settings import format_duration
+
+    return format_duration(max(0.0, (when - now).total_seconds()))
+
+
+def match_items(matcher: Matcher, records: Iterable[dict[str, object]]
+                ) -> Iterable[tuple[dict[str, object], list]]:
+    """Run the rules over plain records (``match``, ``rules backtest``): no store."""
+    for rec in records:
+        yield rec, matcher.match(str(rec.get("title") or ""), str(rec.get("summary") or ""))

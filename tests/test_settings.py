@@ -1,0 +1,212 @@
+"""Configuration: defaults, parsing, and one exact message per operator mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ConfigError
+from monitor.models import Severity
+from monitor.settings import (
+    DEFAULT_FEEDS,
+    default_settings,
+    format_duration,
+    load_settings,
+    parse_cron,
+    parse_duration,
+    parse_settings,
+)
+
+GOOD = """\
+# a comment
+[storage]
+url = "sqlite:///state/test.db"
+
+[rules]
+dir = "rules"
+
+[poll]
+interval = "10m"
+concurrency = 8
+timeout = "15s"
+
+[[feeds]]
+url = "https://example.org/rss"
+name = "Example"
+
+[[feeds]]
+url = "feeds/local.xml"
+interval = "1h30m"
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "starttls"
+sender = "Monitor <m@example.org>"
+password = "env:NM_TEST_SMTP_PASSWORD"
+
+[[desks]]
+name = "energy"
+rules = ["cpc-disruption", "btc-diversion"]
+schedule = "0 7 * * 1-5"
+timezone = "Asia/Almaty"
+email = ["desk@example.org"]
+alert_min_severity = "high"
+quiet_hours = "22:00-07:00"
+"""
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    (tmp_path / "rules").mkdir()
+    return tmp_path
+
+
+def test_parses_every_section(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "hunter2")
+    s = parse_settings(GOOD, "monitor.toml", base=base)
+    assert s.storage_url == f"sqlite:///{base / 'state' / 'test.db'}"
+    assert s.rules_dir == base / "rules"
+    assert (s.poll.interval, s.poll.concurrency, s.poll.timeout) == (600, 8, 15)
+    assert s.feeds[0].url == "https://example.org/rss" and s.feeds[0].name == "Example"
+    assert s.feeds[1].url == str(base / "feeds" / "local.xml")
+    assert s.feed_interval(s.feeds[1]) == 5400 and s.feed_interval(s.feeds[0]) == 600
+    assert s.smtp is not None and s.smtp.port == 2525 and s.smtp.security == "starttls"
+    assert s.smtp.password is not None and s.smtp.password.reveal() == "hunter2"
+    desk = s.desks[0]
+    assert desk.alert_min_severity is Severity.HIGH
+    assert desk.wants("cpc-disruption") and not desk.wants("eaeu-grain-ban")
+    assert desk.channels == ("email",)
+    assert desk.quiet_hours is not None and desk.quiet_hours[0].hour == 22
+
+
+def test_secret_never_shows_its_value(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "hunter2")
+    s = parse_settings(GOOD, "monitor.toml", base=base)
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.smtp)
+
+
+def test_embedded_default_works_without_a_file(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEWS_MONITOR_CONFIG", raising=False)
+    s = load_settings(None)
+    assert s.source == "<default>"
+    assert 10 <= len(s.feeds) <= 20 and len(s.feeds) == len(DEFAULT_FEEDS)
+    assert all(f.url.startswith("https://") for f in s.feeds)
+    assert s.storage_url == f"sqlite:///{tmp_path / 'state' / 'monitor.db'}"
+    assert (s.rules_dir / "cpc-disruption.yaml").is_file()
+
+
+def test_systemd_directories_are_honoured(tmp_path: Path) -> None:
+    (tmp_path / "conf" / "rules").mkdir(parents=True)
+    s = default_settings({"STATE_DIRECTORY": str(tmp_path / "state"),
+                          "CONFIGURATION_DIRECTORY": str(tmp_path / "conf")})
+    assert s.storage_url == f"sqlite:///{tmp_path / 'state' / 'monitor.db'}"
+    assert s.rules_dir == tmp_path / "conf" / "rules"
+
+
+def test_config_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "monitor.toml").write_text('[poll]\ninterval = "1m"\n')
+    (tmp_path / "other.toml").write_text('[poll]\ninterval = "2m"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEWS_MONITOR_CONFIG", raising=False)
+    assert load_settings(None).poll.interval == 60
+    monkeypatch.setenv("NEWS_MONITOR_CONFIG", str(tmp_path / "other.toml"))
+    assert load_settings(None).poll.interval == 120
+    assert load_settings(tmp_path / "monitor.toml").poll.interval == 60
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("1d2h3m4s", 93784),
+])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["5 minutes", "", "m", "1.5h", "-5m", "5"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_cron_weekdays_are_translated_for_apscheduler() -> None:
+    # Standard cron: 0 and 7 are Sunday, 1-5 Monday to Friday.
+    assert parse_cron("0 7 * * 1-5")["day_of_week"] == "mon,tue,wed,thu,fri"
+    assert parse_cron("0 7 * * 0")["day_of_week"] == "sun"
+    assert parse_cron("0 7 * * 7")["day_of_week"] == "sun"
+    assert parse_cron("0 7 * * 5-7")["day_of_week"] == "fri,sat,sun"
+    assert parse_cron("*/15 6-18 * * *") == {"minute": "*/15", "hour": "6-18", "day": "*",
+                                             "month": "*", "day_of_week": "*"}
+
+
+# One case per mistake: (file text, the exact message). Line numbers are those
+# of the key (or table) at fault in the text.
+MISTAKES = {
+    "duration_in_words": ('[[feeds]]\nurl = "https://a.example/rss"\n'
+                          '[[feeds]]\nurl = "https://b.example/rss"\ninterval = "5 minutes"\n',
+                          'bad.toml:5: feeds[1].interval: "5 minutes" is not a duration '
+                          'such as 5m'),
+    "unknown_key": ('[poll]\nintervall = "5m"\n',
+                    "bad.toml:2: poll.intervall: unknown key (did you mean 'interval'?)"),
+    "unknown_section": ('[smpt]\nhost = "x"\n',
+                        "bad.toml:1: smpt: unknown key (did you mean 'smtp'?)"),
+    "wrong_type": ('[poll]\nconcurrency = "32"\n',
+                   "bad.toml:2: poll.concurrency: '32' is not an integer"),
+    "out_of_range": ('[poll]\nconcurrency = 0\n',
+                     "bad.toml:2: poll.concurrency: 0 is out of range 1-1024"),
+    "inline_secret": ('[smtp]\nhost = "localhost"\npassword = "hunter2"\n',
+                      "bad.toml:3: smtp.password: secrets are given as env:NAME or file:PATH, "
+                      "never inline"),
+    "unset_secret": ('[smtp]\nhost = "localhost"\npassword = "env:NM_TEST_UNSET_VARIABLE"\n',
+                     "bad.toml:3: smtp.password: environment variable NM_TEST_UNSET_VARIABLE "
+                     "is not set"),
+    "bad_security": ('[smtp]\nsecurity = "ssl"\n',
+                     "bad.toml:2: smtp.security: 'ssl' is not one of none, starttls, tls"),
+    "bad_cron": ('[[desks]]\nname = "energy"\nschedule = "0 7 * *"\n',
+                 "bad.toml:3: desks[0].schedule: '0 7 * *' is not a cron expression: it needs 5 "
+                 "fields (minute hour day month weekday), it has 4"),
+    "cron_out_of_range": ('[[desks]]\nname = "energy"\nschedule = "0 25 * * *"\n',
+                          "bad.toml:3: desks[0].schedule: cron field hour '25' is out of "
+                          "range 0-23"),
+    "unknown_timezone": ('[[desks]]\nname = "energy"\ntimezone = "Asia/Almati"\n',
+                         "bad.toml:3: desks[0].timezone: unknown time zone 'Asia/Almati' (use a "
+                         "name such as Asia/Almaty)"),
+    "unknown_severity": ('[[desks]]\nname = "energy"\nalert_min_severity = "urgent"\n',
+                         "bad.toml:3: desks[0].alert_min_severity: 'urgent' is not one of low, "
+                         "medium, high, critical"),
+    "email_without_smtp": ('[[desks]]\nname = "energy"\nemail = ["a@example.org"]\n',
+                           "bad.toml:3: desks[0].email: a desk with email needs an [smtp] table"),
+    "duplicate_feed": ('[[feeds]]\nurl = "https://a.example/rss"\n'
+                       '[[feeds]]\nurl = "https://a.example/rss"\n',
+                       "bad.toml:4: feeds[1].url: duplicate of feeds[0]"),
+    "feed_without_url": ('[[feeds]]\nname = "A"\n', "bad.toml:1: feeds[0]: url is required"),
+    "duplicate_key": ('[poll]\ninterval = "5m"\ninterval = "10m"\n',
+                      "bad.toml:3:17: invalid TOML: Cannot overwrite a value (a key or table is "
+                      "given twice)"),
+    "unclosed_quote": ('[poll]\ninterval = "5m\n',
+                       "bad.toml:2:15: invalid TOML: Illegal character '\\n'"),
+    "bad_quiet_hours": ('[[desks]]\nname = "energy"\nquiet_hours = "22-7"\n',
+                        "bad.toml:3: desks[0].quiet_hours: '22-7' is not a range such as "
+                        "22:00-07:00"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISTAKES))
+def test_each_mistake_has_one_exact_message(case: str, base: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NM_TEST_UNSET_VARIABLE", raising=False)
+    text, message = MISTAKES[case]
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, "bad.toml", base=base)
+    assert [str(p) for p in err.value.problems] == [message]
+
+
+def test_all_problems_are_reported_at_once(base: Path) -> None:
+    text = '[poll]\nconcurrency = 0\ntimeout = "soon"\n[log]\nlevel = "loud"\n'
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, "bad.toml", base=base)
+    assert [p.line for p in err.value.problems] == [2, 3, 5]
