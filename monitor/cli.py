@@ -187,6 +187,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon
+
+    return Daemon(args.config, tick=args.tick).run()
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
@@ -477,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         help="override the configured log level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the daemon: poll, match, store, send digests and alerts")
+    p.add_argument("--tick", type=float, default=None, metavar="SECONDS",
+                   help=argparse.SUPPRESS)  # how often due feeds are looked for (tests)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("poll", help="poll every feed once, match and store, then exit")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per feed")

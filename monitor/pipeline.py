@@ -17,8 +17,10 @@ on the hits this module stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -148,16 +150,19 @@ class Poller:
         self._rule_info = {r.id: (r.version, r.severity) for r in rules}
 
     def poll(self, feeds: Sequence[FeedConfig] | None = None, *, due_only: bool = False,
-             on_outcome: Callable[[FeedOutcome, int, int], None] | None = None) -> PollReport:
+             on_outcome: Callable[[FeedOutcome, int, int], None] | None = None,
+             stop: threading.Event | None = None) -> PollReport:
         """One cycle over ``feeds`` (default: all configured), due or not unless
         ``due_only``. Raises StorageError only when the store cannot be reached at
-        all; one feed's failure is reported in its outcome."""
-        return asyncio.run(self.poll_async(feeds, due_only=due_only, on_outcome=on_outcome))
+        all; one feed's failure is reported in its outcome. Setting ``stop``
+        ends the cycle early: feeds not yet stored are left for the next one."""
+        return asyncio.run(self.poll_async(feeds, due_only=due_only, on_outcome=on_outcome,
+                                           stop=stop))
 
     async def poll_async(self, feeds: Sequence[FeedConfig] | None = None, *,
                          due_only: bool = False,
-                         on_outcome: Callable[[FeedOutcome, int, int], None] | None = None
-                         ) -> PollReport:
+                         on_outcome: Callable[[FeedOutcome, int, int], None] | None = None,
+                         stop: threading.Event | None = None) -> PollReport:
         from monitor.fetch import FetchOptions, fetch_many
 
         started = time.monotonic()
@@ -178,12 +183,31 @@ class Poller:
         requests = [FetchRequest(f.url, states[f.url].etag, states[f.url].last_modified)
                     if f.url in states else FetchRequest(f.url) for f in todo]
         outcomes: list[FeedOutcome] = []
-        async for result in fetch_many(requests, options):
-            feed = by_url[result.url]
-            outcome = self._handle(feed, states.get(feed.url) or FeedState(url=feed.url), result)
-            outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome, len(outcomes), len(todo))
+
+        async def consume() -> None:
+            async with contextlib.aclosing(fetch_many(requests, options)) as results:
+                async for result in results:
+                    feed = by_url[result.url]
+                    prev = states.get(feed.url) or FeedState(url=feed.url)
+                    outcome = self._handle(feed, prev, result)
+                    outcomes.append(outcome)
+                    if on_outcome is not None:
+                        on_outcome(outcome, len(outcomes), len(todo))
+                    if stop is not None and stop.is_set():
+                        return
+
+        async def watch_stop(task: asyncio.Task[None]) -> None:
+            # A stop request cancels fetches in flight; each feed's results are
+            # committed whole or not at all, so nothing is left half-written.
+            while stop is not None and not stop.is_set() and not task.done():
+                await asyncio.sleep(0.1)
+            task.cancel()
+
+        task = asyncio.ensure_future(consume())
+        watcher = asyncio.ensure_future(watch_stop(task))
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        watcher.cancel()
         return PollReport(tuple(outcomes), skipped=len(feeds) - len(todo),
                           seconds=time.monotonic() - started)
 

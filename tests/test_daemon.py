@@ -1,0 +1,120 @@
+"""The real daemon as a subprocess: loopback feeds polled every 2 s, signals, sd_notify."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from feedserver import Feed, FeedServer
+from test_poll import feed_doc
+
+from monitor.settings import shipped_rules_dir
+
+
+class Daemon:
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.log = config.parent / "daemon.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "run", "--tick", "0.5"],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env=env, cwd=config.parent)
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def hits(self) -> list[dict]:
+        result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(self.config),
+                                 "hits", "--format", "jsonl"], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    def wait_for(self, what: str, check: object, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():  # type: ignore[operator]
+                return
+            assert self.proc.poll() is None, f"daemon exited:\n{self.stderr()}"
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.stderr()}")
+
+
+@pytest.fixture
+def setup(feed_server: FeedServer, tmp_path: Path) -> Iterator[tuple[FeedServer, Path, Path]]:
+    rules = tmp_path / "rules"
+    shutil.copytree(shipped_rules_dir(), rules)
+    feed_server.routes["/a.xml"] = Feed(feed_doc(1, 2))
+    feed_server.routes["/b.xml"] = Feed(feed_doc(2, 2))
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        '[storage]\nurl = "sqlite:///state/monitor.db"\n[rules]\ndir = "rules"\n'
+        '[poll]\ninterval = "2s"\ntimeout = "5s"\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/a.xml")}"\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/b.xml")}"\n')
+    yield feed_server, config, rules
+
+
+def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
+                                        tmp_path: Path) -> None:
+    server, config, rules = setup
+    notify_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify_path)
+    sock.settimeout(0.2)
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWS_MONITOR_CONFIG",
+                                                            "JOURNAL_STREAM")}
+    env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
+    daemon = Daemon(config, env)
+    messages: list[str] = []
+
+    def drain() -> str:
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except (TimeoutError, BlockingIOError):
+            pass
+        return "\n".join(messages)
+
+    try:
+        daemon.wait_for("READY=1", lambda: "READY=1" in drain())
+        daemon.wait_for("WATCHDOG=1", lambda: "WATCHDOG=1" in drain())
+        daemon.wait_for("first poll", lambda: server.count("/a.xml") >= 1
+                        and server.count("/b.xml") >= 1)
+        assert daemon.hits() == []
+
+        # A new entry about a CPC halt becomes a hit within seconds.
+        server.routes["/a.xml"] = Feed(feed_doc(1, 4))  # entry 3 is a CPC story
+        started = time.monotonic()
+        daemon.wait_for("the hit", lambda: len(daemon.hits()) == 1)
+        assert time.monotonic() - started < 10
+        assert daemon.hits()[0]["rule"] == "cpc-disruption"
+
+        # A broken rule file, then SIGHUP: the daemon keeps its last good rules.
+        broken = rules / "cpc-disruption.yaml"
+        broken.write_text(broken.read_text().replace("severity:", "severity: urgent\nseverity_:"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_for("the rejected reload", lambda: "keeping the last good" in daemon.stderr())
+        assert f"{broken}:" in daemon.stderr()
+        assert daemon.proc.poll() is None
+        server.routes["/b.xml"] = Feed(feed_doc(2, 4))
+        daemon.wait_for("a hit on the old rules", lambda: len(daemon.hits()) == 2)
+
+        # SIGTERM: exit 0 within 10 s.
+        stopped = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(timeout=10) == 0
+        assert time.monotonic() - stopped < 10
+        assert "STOPPING=1" in drain()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        sock.close()

@@ -1,0 +1,156 @@
+"""Polling end to end: real loopback HTTP server, the real CLI in a subprocess, SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+from feedserver import Feed, FeedServer, Status
+
+from monitor.settings import shipped_rules_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def entry(feed: int, n: int) -> str:
+    """One RSS item; every tenth is a story the CPC rule should catch."""
+    if n % 10 == 3:
+        title = f"CPC halts oil loadings at Novorossiysk terminal after storm (report {feed}-{n})"
+        summary = ("The Caspian Pipeline Consortium suspended tanker loadings after a storm "
+                   "damaged a single point mooring.")
+    else:
+        title = f"Regional market update {feed}-{n}: currencies and equities"
+        summary = f"Traders watched the tenge and local shares in session {n}."
+    date = formatdate(1_767_225_600 + feed * 86_400 + n * 600, usegmt=True)
+    return (f"<item><title>{title}</title><link>https://outlet{feed}.example/{n}</link>"
+            f"<guid>urn:outlet{feed}:{n}</guid><description>{summary}</description>"
+            f"<pubDate>{date}</pubDate></item>")
+
+
+def feed_doc(feed: int, count: int) -> bytes:
+    items = "".join(entry(feed, n) for n in range(count))
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Outlet {feed}</title><link>https://outlet{feed}.example/</link>"
+            f"<description>Outlet {feed}</description><language>en</language>{items}"
+            f"</channel></rss>").encode()
+
+
+def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, cwd=config.parent,
+                          env=env)
+
+
+def write_config(tmp_path: Path, urls: list[str]) -> Path:
+    feeds = "".join(f'[[feeds]]\nurl = "{u}"\nname = "Outlet {i}"\n\n'
+                    for i, u in enumerate(urls))
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///state/monitor.db"\n\n'
+                      f'[rules]\ndir = "{shipped_rules_dir()}"\n\n[poll]\ntimeout = "5s"\n\n'
+                      + feeds)
+    return config
+
+
+@pytest.fixture
+def eight_feeds(feed_server: FeedServer, tmp_path: Path) -> tuple[FeedServer, Path]:
+    for i in range(8):
+        feed_server.routes[f"/feed{i}.xml"] = Feed(feed_doc(i, 30))
+    return feed_server, write_config(tmp_path, [feed_server.url(f"/feed{i}.xml")
+                                                for i in range(8)])
+
+
+def status(config: Path) -> dict:
+    result = run(config, "status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_first_second_and_third_poll(eight_feeds: tuple[FeedServer, Path]) -> None:
+    server, config = eight_feeds
+    first = run(config, "poll")
+    assert first.returncode == 0, first.stderr
+    assert "8 ok, 0 failed; 240 new items, 24 new hits" in first.stdout
+    doc = status(config)
+    assert doc["items"] == 240 and doc["hits"] == 24
+    assert [f["items"] for f in doc["feeds"]] == [30] * 8
+    assert {f["last_status"] for f in doc["feeds"]} == {200}
+
+    # Second poll: conditional requests, all 304, nothing stored.
+    second = run(config, "poll")
+    assert second.returncode == 0, second.stderr
+    assert "0 new items" in second.stdout
+    for i in range(8):
+        log = server.requests(f"/feed{i}.xml")
+        assert len(log) == 2 and log[1].status == 304
+        assert "if-none-match" in log[1].headers
+    assert {f["last_status"] for f in status(config)["feeds"]} == {304}
+
+    # Third poll: one new entry in one feed is stored alone.
+    server.routes["/feed5.xml"] = Feed(feed_doc(5, 31))
+    third = run(config, "poll")
+    assert third.returncode == 0, third.stderr
+    assert "1 new items" in third.stdout
+    doc = status(config)
+    assert doc["items"] == 241
+    assert [f["items"] for f in doc["feeds"]] == [30] * 5 + [31] + [30] * 2
+    assert doc["feeds"][5]["last_status"] == 200 and doc["feeds"][4]["last_status"] == 304
+
+
+def test_failures_are_reported_per_feed_and_the_poll_still_succeeds(
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    feed_server.routes["/ok.xml"] = Feed(feed_doc(1, 5))
+    feed_server.routes["/gone.xml"] = Status(410)
+    feed_server.routes["/busy.xml"] = Status(429, retry_after="3600")
+    feed_server.routes["/broken.xml"] = Status(500)
+    feed_server.routes["/page.html"] = Feed(b"<html><body><p>Hello</p></body></html>",
+                                            content_type="text/html")
+    names = ["/ok.xml", "/gone.xml", "/busy.xml", "/broken.xml", "/missing.xml", "/page.html"]
+    config = write_config(tmp_path, [feed_server.url(n) for n in names])
+    result = run(config, "poll")
+    assert result.returncode == 0, result.stderr
+    assert "1 ok, 5 failed; 5 new items" in result.stdout
+    feeds = {f["url"].rsplit("/", 1)[1]: f for f in status(config)["feeds"]}
+    assert feeds["ok.xml"]["error"] is None and feeds["ok.xml"]["items"] == 5
+    assert feeds["gone.xml"]["last_status"] == 410 and feeds["gone.xml"]["next_poll"] is None
+    assert feeds["busy.xml"]["last_status"] == 429
+    assert feeds["broken.xml"]["last_status"] == 500 and feeds["broken.xml"]["failures"] == 1
+    assert feeds["missing.xml"]["last_status"] == 404
+    assert feeds["page.html"]["last_status"] == 200
+    assert "not a feed" in feeds["page.html"]["error"]
+    # A second poll skips the gone feed and counts failures in a row.
+    again = run(config, "poll")
+    assert again.returncode == 0 and "1 skipped" in again.stdout
+    assert feed_server.count("/gone.xml") == 1
+    feeds = {f["url"].rsplit("/", 1)[1]: f for f in status(config)["feeds"]}
+    assert feeds["broken.xml"]["failures"] == 2
+
+
+def test_bad_config_exits_1_with_a_located_message(tmp_path: Path) -> None:
+    config = tmp_path / "monitor.toml"
+    config.write_text('[poll]\ninterval = "5 minutes"\n')
+    result = run(config, "poll")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f'{config}:2: poll.interval: "5 minutes" is not a '
+                                     "duration such as 5m")
+
+
+def test_the_offline_example_runs(tmp_path: Path) -> None:
+    example = tmp_path / "examples"
+    subprocess.run(["cp", "-r", str(ROOT / "examples"), str(example)], check=True)
+    config = example / "monitor.toml"
+    text = config.read_text().replace('dir = "../rules"', f'dir = "{shipped_rules_dir()}"')
+    config.write_text(text)
+    result = run(config, "poll")
+    assert result.returncode == 0, result.stderr
+    assert "3 ok, 0 failed; 12 new items" in result.stdout
+    hits = run(config, "hits", "--format", "jsonl")
+    rules = sorted(json.loads(line)["rule"] for line in hits.stdout.splitlines())
+    assert rules.count("cpc-disruption") == 2
+    assert "btc-diversion" in rules and "eaeu-grain-ban" in rules
+    assert "sanctioned-transit" in rules
