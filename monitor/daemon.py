@@ -80,7 +80,7 @@ class Daemon:
         with self._lock:
             self.settings = settings
             self.rules = rules
-            self.poller = Poller(settings, self.store, Matcher(rules))
+            self.poller = Poller(settings, self.store, Matcher(rules), owner=self.owner)
             self.deliverer = Deliverer(settings, self.store, rules, owner=self.owner)
             self._rules_signature = _signature(settings.rules_dir)
         self.store.register_desks(d.name for d in settings.desks)

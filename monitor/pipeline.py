@@ -141,8 +141,11 @@ class Poller:
     """Runs poll cycles over configured feeds with one rule set and one store."""
 
     def __init__(self, settings: Settings, store: Store, matcher: Matcher, *,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, owner: str = "poll") -> None:
         self.settings = settings
+        self.owner = owner  # who leases due feeds (one name per daemon instance)
+        # A lease outlives any fetch (total deadline) plus parse and store time.
+        self.lease = settings.poll.timeout * 3 + 60
         self.store = store
         self.matcher = matcher
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -171,12 +174,14 @@ class Poller:
         states = self.store.feed_states(f.url for f in feeds)
         now = self.clock()
         by_url = {f.url: f for f in feeds}
-        todo: list[FeedConfig] = []
-        for f in feeds:
-            st = states.get(f.url) or FeedState(url=f.url)
-            if st.disabled or (due_only and st.next_poll is not None and st.next_poll > now):
-                continue
-            todo.append(f)
+        if due_only:
+            # Through the store, so that daemons sharing it poll each feed once.
+            claimed = set(self.store.claim_due_feeds(self.owner, [f.url for f in feeds],
+                                                     now=now, lease=self.lease))
+            todo = [f for f in feeds if f.url in claimed]
+        else:
+            todo = [f for f in feeds
+                    if not (states.get(f.url) or FeedState(url=f.url)).disabled]
         p = self.settings.poll
         options = FetchOptions(concurrency=p.concurrency, per_host=p.per_host, timeout=p.timeout,
                                max_bytes=p.max_bytes, max_redirects=p.max_redirects)
@@ -196,18 +201,19 @@ class Poller:
                     if stop is not None and stop.is_set():
                         return
 
-        async def watch_stop(task: asyncio.Task[None]) -> None:
+        async def watch_stop(task: asyncio.Task[None], stop: threading.Event) -> None:
             # A stop request cancels fetches in flight; each feed's results are
             # committed whole or not at all, so nothing is left half-written.
-            while stop is not None and not stop.is_set() and not task.done():
+            while not stop.is_set() and not task.done():
                 await asyncio.sleep(0.1)
             task.cancel()
 
         task = asyncio.ensure_future(consume())
-        watcher = asyncio.ensure_future(watch_stop(task))
+        watcher = asyncio.ensure_future(watch_stop(task, stop)) if stop is not None else None
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
         return PollReport(tuple(outcomes), skipped=len(feeds) - len(todo),
                           seconds=time.monotonic() - started)
 

@@ -476,6 +476,8 @@ def parse_settings(text: str, source: str, *, base: Path) -> Settings:
     rules_t = table("rules")
     r.known(rules_t, "rules", ("dir",))
     rules_dir = base / r.get(rules_t, "rules", "dir", str, "rules", "a folder path")
+    if "dir" not in rules_t and not rules_dir.is_dir():
+        rules_dir = shipped_rules_dir()  # no rules of its own: the shipped ones
     if not rules_dir.is_dir():
         r.problem("rules.dir", f"folder {rules_dir} does not exist")
 

@@ -158,6 +158,33 @@ class Store:
             return {row.url: _feed_state(row) for row in conn.execute(query)}
 
     @_wrap
+    def claim_due_feeds(self, owner: str, urls: Sequence[str], *, now: datetime | None = None,
+                        lease: float = 120.0) -> list[str]:
+        """Lease the feeds among ``urls`` that are due and not leased by another instance.
+
+        One UPDATE per batch whose WHERE re-checks the lease, so when several
+        daemons share a PostgreSQL database each due feed goes to exactly one
+        of them (a concurrent UPDATE waits for the row lock, then sees the new
+        lease and skips it). A dead instance's leases expire after ``lease``
+        seconds. Saving the feed's state releases its lease.
+        """
+        now = now or _now()
+        until = now + timedelta(seconds=lease)
+        got: list[str] = []
+        with self.engine.begin() as conn:
+            for i in range(0, len(urls), _GUID_BATCH):
+                stmt = (feeds.update()
+                        .where(feeds.c.url.in_(list(urls[i:i + _GUID_BATCH])),
+                               feeds.c.disabled.is_(None),
+                               sa.or_(feeds.c.next_poll.is_(None), feeds.c.next_poll <= now),
+                               sa.or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now,
+                                      feeds.c.lease_owner == owner))
+                        .values(lease_owner=owner, lease_until=until)
+                        .returning(feeds.c.url))
+                got.extend(conn.execute(stmt).scalars())
+        return got
+
+    @_wrap
     def save_feed_state(self, state: FeedState) -> None:
         """Record the outcome of a poll that stored nothing (304, or a failure)."""
         with self.engine.begin() as conn:
@@ -563,4 +590,5 @@ def _state_values(state: FeedState) -> dict[str, Any]:
         "failures": state.failures, "next_poll": state.next_poll, "disabled": state.disabled,
         "last_new_item": state.last_new_item, "newest_entry": state.newest_entry,
         "flag": state.flag, "title": state.title,
+        "lease_owner": None, "lease_until": None,  # done with the feed: release it
     }
