@@ -271,8 +271,12 @@ class Daemon:
             self.reload(reason="rule files changed", rules_only=True)
 
     def _job_housekeeping(self) -> None:
+        from monitor.pipeline import check_rhythms
+
         with self._lock:
             settings = self.settings
+        self._guard("housekeeping", lambda: check_rhythms(self.store, settings,
+                                                          datetime.now(UTC)))
         if settings.retention_items is not None:
             before = datetime.now(UTC) - timedelta(seconds=settings.retention_items)
             removed = self._guard("housekeeping", lambda: self.store.purge_items(before))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import threading
@@ -130,8 +131,14 @@ def next_state(prev: FeedState, result: FetchResult, parsed: ParsedFeed | None, 
         state = replace(state, disabled=f"410 Gone at {now:%Y-%m-%dT%H:%M:%SZ}", next_poll=None)
     if parsed is not None and parsed.title:
         state = replace(state, title=parsed.title[:300])
+    if failures >= poll.stale_after_failures:
+        state = replace(state, flag=f"failing: {failures} failures in a row")
+    elif prev.flag and prev.flag.startswith("failing") and error is None:
+        state = replace(state, flag=None)
     if new_items:
         state = replace(state, last_new_item=now)
+        if prev.flag and prev.flag.startswith("silent"):
+            state = replace(state, flag=None)
     if newest is not None and (prev.newest_entry is None or newest > prev.newest_entry):
         state = replace(state, newest_entry=newest)
     return state
@@ -227,13 +234,18 @@ class Poller:
         parsed: ParsedFeed | None = None
         new: list[NewItem] = []
         newest = None
+        gap = None
         if result.ok:
             parsed = parse_feed(result.body, url=feed.url, headers=result.headers)
             if parsed.is_feed and parsed.items:
-                new, newest = self._new_items(feed, prev, parsed, now)
+                new, newest, gap = self._new_items(feed, prev, parsed, now)
         state = next_state(prev, result, parsed, now=now, interval=interval,
                            poll=self.settings.poll, new_items=len(new), newest=newest,
                            jitter=jitter)
+        if gap and not state.flag:
+            state = replace(state, flag=gap)
+        elif new and state.flag and state.flag.startswith("gap") and not gap:
+            state = replace(state, flag=None)
         self._log_change(feed, prev, state, parsed)
         if new:
             stored, hits = self.store.commit_poll(state, new, self._rule_info, now)
@@ -244,7 +256,8 @@ class Poller:
                            new_items=stored, new_hits=hits, error=state.error)
 
     def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed,
-                   now: datetime) -> tuple[list[NewItem], datetime | None]:
+                   now: datetime) -> tuple[list[NewItem], datetime | None, str | None]:
+        """The entries not stored yet, matched; the newest date; a gap warning."""
         # One entry per guid: a feed that repeats a guid keeps its first entry.
         entries = list({i.guid: i for i in reversed(parsed.items)}.values())[::-1]
         unseen, known_prints = self.store.unseen(feed.url,
@@ -252,11 +265,13 @@ class Poller:
         fresh = [i for i in entries if i.guid in unseen]
         dated = [i.published for i in parsed.items if i.published is not None]
         newest = max(dated) if dated else None
+        gap = None
         if fresh and len(fresh) == len(entries) and prev.newest_entry is not None and dated \
                 and min(dated) > prev.newest_entry:
-            log.warning("%s: every entry is new and the oldest (%s) is newer than the newest "
-                        "seen before (%s): entries in between may have scrolled out unseen",
-                        feed.label, min(dated).isoformat(), prev.newest_entry.isoformat())
+            gap = (f"gap: entries published between {prev.newest_entry:%Y-%m-%dT%H:%MZ} and "
+                   f"{min(dated):%Y-%m-%dT%H:%MZ} may have scrolled out unseen")
+            log.warning("%s: every entry is new and the oldest is newer than the newest seen "
+                        "before: %s", feed.label, gap)
         new: list[NewItem] = []
         printed: set[str] = set(known_prints)
         for item in fresh:
@@ -267,7 +282,7 @@ class Poller:
                 continue
             printed.add(item.fingerprint)
             new.append(NewItem(item, tuple(self.matcher.match(item.title, item.summary))))
-        return new, newest
+        return new, newest, gap
 
     def _log_change(self, feed: FeedConfig, prev: FeedState, state: FeedState,
                     parsed: ParsedFeed | None) -> None:
@@ -280,10 +295,55 @@ class Poller:
                       state.error)
         elif prev.error:
             log.info("%s: recovered after %d failures", feed.label, prev.failures)
+        if state.flag and state.flag.split(":")[0] != (prev.flag or "").split(":")[0]:
+            log.warning("%s: %s", feed.label, state.flag)
         if state.disabled and not prev.disabled:
             log.warning("%s: disabled: %s", feed.label, state.disabled)
         if parsed is not None and parsed.is_feed and parsed.problem:
             log.debug("%s: feed is malformed but readable: %s", feed.label, parsed.problem)
+
+
+def rhythm_flag(published: Sequence[datetime], now: datetime) -> str | None:
+    """"silent: ..." when a feed has published nothing for much longer than usual.
+
+    Its own history says what is usual: the median gap between its last
+    entries. Silent means four such gaps, and at least a day, without news,
+    so a feed that posts weekly is not flagged on day two.
+    """
+    if len(published) < 5:
+        return None  # too little history to know its rhythm
+    times = sorted(published, reverse=True)
+    gaps = sorted((a - b).total_seconds() for a, b in itertools.pairwise(times))
+    usual = gaps[len(gaps) // 2]
+    quiet = (now - times[0]).total_seconds()
+    if quiet > max(4 * usual, 86400.0):
+        from monitor.settings import format_duration
+
+        return (f"silent: nothing new for {format_duration(quiet)}; it usually publishes "
+                f"every {format_duration(max(usual, 1))}")
+    return None
+
+
+def check_rhythms(store: Store, settings: Settings, now: datetime) -> list[tuple[str, str]]:
+    """Flag feeds gone silent (and clear the flag of those back), once each.
+
+    Returns (feed label, flag) for every feed newly flagged.
+    """
+    recent = store.recent_published()
+    states = store.feed_states(f.url for f in settings.feeds)
+    flagged = []
+    for feed in settings.feeds:
+        st = states.get(feed.url)
+        if st is None or (st.flag and not st.flag.startswith("silent")):
+            continue  # never polled, or a graver flag already shown
+        flag = rhythm_flag(recent.get(feed.url, []), now)
+        if flag and not st.flag:
+            log.warning("%s: %s", feed.label, flag)
+            store.set_flag(feed.url, flag)
+            flagged.append((feed.label, flag))
+        elif not flag and st.flag:
+            store.set_flag(feed.url, None)
+    return flagged
 
 
 def _until(when: datetime | None, now: datetime | None) -> str:

@@ -32,8 +32,8 @@ def entry(feed: int, n: int) -> str:
             f"<pubDate>{date}</pubDate></item>")
 
 
-def feed_doc(feed: int, count: int) -> bytes:
-    items = "".join(entry(feed, n) for n in range(count))
+def feed_doc(feed: int, count: int, start: int = 0) -> bytes:
+    items = "".join(entry(feed, n) for n in range(start, start + count))
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
             f"<title>Outlet {feed}</title><link>https://outlet{feed}.example/</link>"
             f"<description>Outlet {feed}</description><language>en</language>{items}"
@@ -154,3 +154,15 @@ def test_the_offline_example_runs(tmp_path: Path) -> None:
     assert rules.count("cpc-disruption") == 2
     assert "btc-diversion" in rules and "eaeu-grain-ban" in rules
     assert "sanctioned-transit" in rules
+
+
+def test_a_gap_between_polls_is_reported(feed_server: FeedServer, tmp_path: Path) -> None:
+    feed_server.routes["/f.xml"] = Feed(feed_doc(1, 5))
+    config = write_config(tmp_path, [feed_server.url("/f.xml")])
+    assert run(config, "poll").returncode == 0
+    # Ten newer entries, none of which overlaps what was seen: some were missed.
+    feed_server.routes["/f.xml"] = Feed(feed_doc(1, 5, start=20))
+    result = run(config, "--log-level", "warning", "poll")
+    assert "may have scrolled out unseen" in result.stderr
+    flag = status(config)["feeds"][0]["flag"]
+    assert flag.startswith("gap: entries published between")

@@ -305,6 +305,30 @@ class Store:
             last_id = rows[-1]["id"]
 
     @_wrap
+    def recent_published(self, per_feed: int = 20) -> dict[str, list[datetime]]:
+        """The newest ``per_feed`` publication times of each feed, newest first."""
+        ranked = (sa.select(items.c.feed_id, items.c.published,
+                            sa.func.row_number().over(partition_by=items.c.feed_id,
+                                                      order_by=items.c.published.desc())
+                            .label("n"))
+                  .subquery())
+        query = (sa.select(feeds.c.url, ranked.c.published)
+                 .join(ranked, ranked.c.feed_id == feeds.c.id)
+                 .where(ranked.c.n <= per_feed)
+                 .order_by(feeds.c.url, ranked.c.published.desc()))
+        out: dict[str, list[datetime]] = {}
+        with self.engine.connect() as conn:
+            for url, published in conn.execute(query):
+                out.setdefault(url, []).append(
+                    published.replace(tzinfo=UTC) if published.tzinfo is None else published)
+        return out
+
+    @_wrap
+    def set_flag(self, url: str, flag: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(feeds.update().where(feeds.c.url == url).values(flag=flag))
+
+    @_wrap
     def item_counts(self) -> dict[str, int]:
         """How many entries of each feed are stored, by feed URL."""
         query = (sa.select(feeds.c.url, sa.func.count(items.c.id))
@@ -537,6 +561,13 @@ class Store:
             if not updated:
                 conn.execute(_insert(self.dialect, daemon_state).on_conflict_do_nothing(),
                              {"key": key, "value": value, "updated_at": now})
+
+    @_wrap
+    def states(self, prefix: str) -> dict[str, Any]:
+        """Every published fact whose key starts with ``prefix`` (one per daemon...)."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(daemon_state.c.key, daemon_state.c.value)
+                                     .where(daemon_state.c.key.startswith(prefix))).all())
 
     @_wrap
     def get_state(self, key: str) -> Any:

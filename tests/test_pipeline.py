@@ -1,0 +1,64 @@
+"""The pipeline's pure decisions: back-off, next state, health flags."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.models import FeedState, FetchResult, ParsedFeed
+from monitor.pipeline import backoff_delay, next_state, rhythm_flag
+from monitor.settings import PollConfig
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+POLL = PollConfig(interval=900, max_backoff=86400, stale_after_failures=3)
+
+
+def after(prev: FeedState, result: FetchResult, parsed: ParsedFeed | None = None,
+          **kw: object) -> FeedState:
+    return next_state(prev, result, parsed, now=NOW, interval=900, poll=POLL, **kw)
+
+
+def test_backoff_doubles_up_to_the_ceiling_and_honours_retry_after() -> None:
+    assert backoff_delay(0, 900, 86400) == 900
+    assert [backoff_delay(n, 900, 86400) for n in (1, 2, 3)] == [1800, 3600, 7200]
+    assert backoff_delay(30, 900, 86400) == 86400
+    assert backoff_delay(1, 900, 86400, retry_after=10_000) == 10_000
+    assert backoff_delay(1, 900, 86400, retry_after=10**9) == 86400  # no parking forever
+
+
+def test_success_resets_failures_and_keeps_validators_on_304() -> None:
+    prev = FeedState("u", etag='"a"', last_modified="x", failures=2, error="boom")
+    ok = after(prev, FetchResult("u", 200, b"", etag='"b"', last_modified="y"))
+    assert (ok.failures, ok.error, ok.etag, ok.last_ok) == (0, None, '"b"', NOW)
+    same = after(prev, FetchResult("u", 304))
+    assert (same.etag, same.last_modified, same.last_status) == ('"a"', "x", "304")
+    assert same.next_poll == NOW + timedelta(seconds=900)
+
+
+def test_failures_back_off_flag_once_and_recover() -> None:
+    state = FeedState("u", etag='"a"')
+    for n in (1, 2, 3):
+        state = after(state, FetchResult("u", None, error_kind="timeout", error="took 20s"))
+        assert state.failures == n and state.last_status == "timeout"
+    assert state.etag == '"a"'  # a failure keeps the validators
+    assert state.next_poll == NOW + timedelta(seconds=900 * 8)
+    assert state.flag == "failing: 3 failures in a row"
+    healed = after(state, FetchResult("u", 304))
+    assert (healed.failures, healed.flag, healed.error) == (0, None, None)
+
+
+def test_gone_disables_and_no_feed_is_an_error() -> None:
+    gone = after(FeedState("u"), FetchResult("u", 410, error_kind="http", error="HTTP 410"))
+    assert gone.disabled and gone.next_poll is None
+    page = ParsedFeed("u", None, None, None, (), is_feed=False,
+                      problem="not a feed: looks like an HTML page")
+    bad = after(FeedState("u"), FetchResult("u", 200, b"<html>"), page)
+    assert (bad.last_status, bad.error, bad.failures) == ("200", page.problem, 1)
+
+
+def test_rhythm_flag_follows_the_feeds_own_history() -> None:
+    hourly = [NOW - timedelta(hours=h) for h in range(30, 50)]
+    assert rhythm_flag(hourly, NOW) is not None and "silent" in rhythm_flag(hourly, NOW)
+    assert rhythm_flag([NOW - timedelta(hours=h) for h in range(2, 22)], NOW) is None
+    weekly = [NOW - timedelta(days=7 * w + 3) for w in range(10)]
+    assert rhythm_flag(weekly, NOW) is None  # three days quiet is normal for a weekly
+    assert rhythm_flag(hourly[:3], NOW) is None  # too little history
