@@ -1,0 +1,503 @@
+"""The matching engine: a rule set compiled once, then items matched against it.
+
+This module owns how a rule decides on an item, and the evidence it gives.
+It is pure (no I/O); it imports the standard library, rapidfuzz and the
+package's normalisation, models and rule types only.
+
+How a term matches (``rules/README.md`` tells rule authors the same):
+
+* Text and terms are normalised alike (:mod:`monitor.normalize`) and split into
+  words; a term of several words matches those words in order, next to each
+  other (punctuation between them does not matter).
+* A term word matches a text word that is the same word, has the same Snowball
+  stem (``pipelines`` / ``pipeline``, ``пшеницы`` / ``пшеница``), or, for a
+  Cyrillic stem of 5+ letters, starts with the stem and adds at most
+  :data:`MAX_SUFFIX` letters (Kazakh ``экспортқа``, ``консорциумының``).
+  ``word*`` matches any word starting with ``word``.
+* A word of :data:`MIN_FUZZY_LENGTH` letters or more may also be misspelt: it
+  matches when rapidfuzz's ``ratio`` reaches the term's ``fuzzy`` threshold.
+  Shorter words (acronyms) always need their exact spelling.
+* A term with a capital Cyrillic letter (a name, an acronym) also matches its
+  Latin transliteration (``Kaspiyskiy``, ``KTK``).
+
+Speed: every term word is indexed under the first 3-4 letters its matches
+start with, and a word that may be misspelt also under the last 3 letters of
+its stem (a typo rarely spoils both). Each distinct text word is looked up
+once and the result memoised; an item none of whose words completes a topic
+term is dismissed after a few C-level set operations. Only the rest pay for
+the word-by-word pass and the rules' logic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rapidfuzz.fuzz import ratio
+
+from monitor.models import Evidence, Match
+from monitor.normalize import (
+    WORD_RE,
+    Normalized,
+    is_cyrillic,
+    normalize,
+    stem,
+    term_words,
+    to_latin,
+)
+from monitor.rules import FIELDS, Rule, RuleSet, Term
+
+__all__ = ["MAX_EVIDENCE", "MAX_SUFFIX", "MIN_FUZZY_LENGTH", "Matcher"]
+
+# -- thresholds ------------------------------------------------------------------
+# One table for every matching bound. rules/README.md teaches their effect; a
+# change here updates that text and a case in tests/test_match.py or
+# tests/data/rule_cases/.
+
+#: Words shorter than this are matched exactly: one letter off in an acronym
+#: ("CPC" / "CPT") or a short word ("ban" / "bank") is another word.
+MIN_FUZZY_LENGTH = 5
+#: A misspelling is about one edit: a text word this many letters longer or
+#: shorter than the term word is another word, however high ``ratio`` scores it
+#: ("electricity" is no typo of "electronic"); stems may differ by one letter.
+MAX_TYPO_LENGTH_GAP = 2
+MAX_TYPO_STEM_GAP = 1
+#: Letters a text word may add after a term's Cyrillic stem and still match:
+#: Russian endings and stacked Kazakh suffixes (``-лардың``) stay under it.
+MAX_SUFFIX = 7
+#: ... when that stem has this many letters: "газ" must not reach "газета".
+MIN_SUFFIX_STEM = 5
+#: Index keys: the first letters a matching word starts with, and, for a word
+#: that may be misspelt, the last letters of its stem (a typo rarely spoils both).
+KEY_LENGTH = 4
+TAIL_LENGTH = 3
+MIN_TAIL_STEM = 6
+#: Evidence entries kept per hit: enough to explain it, bounded for storage.
+MAX_EVIDENCE = 12
+
+_EXACT = 101.0  # a fuzzy threshold no ratio reaches
+_CYRILLIC_CAPITAL_RE = re.compile(r"[А-ЯЁӘҒҚҢӨҰҮҺІ]")
+
+
+class _Word:
+    """One compiled term word and how text words are compared with it."""
+
+    __slots__ = ("fuzzy", "prefix", "stem", "suffix", "text")
+
+    def __init__(self, text: str, stem_: str, *, prefix: bool, suffix: int,
+                 fuzzy: float) -> None:
+        self.text = text
+        self.stem = stem_
+        self.prefix = prefix
+        self.suffix = suffix      # letters allowed after the stem (0: the stems must be equal)
+        self.fuzzy = fuzzy        # ratio threshold, or _EXACT
+
+    @property
+    def key(self) -> str:
+        """What every matching word starts with (:data:`KEY_LENGTH` letters at most)."""
+        if self.prefix:
+            return self.text[:KEY_LENGTH]
+        common = 0
+        for a, b in zip(self.text, self.stem, strict=False):
+            if a != b:
+                break
+            common += 1
+        # A stem may end unlike its word ("city" -> "citi"): key on the part they share.
+        if common >= 3:
+            return self.text[:min(KEY_LENGTH, common)]
+        return self.text[:KEY_LENGTH]
+
+    @property
+    def tail(self) -> str | None:
+        """A second key for a word that may be misspelt: the last letters of its stem.
+
+        A typo inside the first letters (the :attr:`key`) leaves these intact,
+        so the word is still found, then scored.
+        """
+        if self.prefix or self.fuzzy > 100 or len(self.stem) < MIN_TAIL_STEM:
+            return None
+        return self.stem[-TAIL_LENGTH:]
+
+    def score(self, word: str, stems: dict[str, str]) -> float:
+        """0 when ``word`` does not match, else its similarity (100 for a sure match)."""
+        if self.prefix:
+            return 100.0 if word.startswith(self.text) else 0.0
+        if word == self.text:
+            return 100.0
+        if self.suffix and word.startswith(self.stem) and len(word) - len(self.stem) <= self.suffix:
+            return 100.0
+        word_stem = stems.get(word)
+        if word_stem is None:
+            word_stem = stems[word] = stem(word)
+        if word_stem == self.stem:
+            return 100.0
+        if self.fuzzy > 100 or len(word) < MIN_FUZZY_LENGTH:
+            return 0.0
+        best = 0.0
+        if abs(len(word) - len(self.text)) <= MAX_TYPO_LENGTH_GAP:
+            best = ratio(self.text, word, score_cutoff=self.fuzzy)
+        if abs(len(word_stem) - len(self.stem)) <= MAX_TYPO_STEM_GAP:
+            best = max(best, ratio(self.stem, word_stem, score_cutoff=self.fuzzy))
+        return best
+
+
+def _compile_words(term: Term) -> list[tuple[_Word, ...]]:
+    """A term -> its word sequences: as written, and transliterated when a Cyrillic name."""
+    words = term_words(term.text)
+    variants = [tuple(_make_word(w, prefix, term.fuzzy) for w, prefix in words)]
+    # Names and acronyms (a capital Cyrillic letter) are spelt in Latin too
+    # ("KTK", "Kaspiyskiy"); common words are not: "диверси*" would meet "diversify".
+    if _CYRILLIC_CAPITAL_RE.search(term.text):
+        variants.append(tuple(_make_word(w, prefix, term.fuzzy, latin=True) for w, prefix in words))
+    return variants
+
+
+def _make_word(word: str, prefix: bool, fuzzy: float, *, latin: bool = False) -> _Word:
+    if prefix:
+        # The '*' is the author's chosen looseness: no typo tolerance on top of it.
+        return _Word(to_latin(word) if latin else word, "", prefix=True, suffix=0, fuzzy=_EXACT)
+    threshold = fuzzy if len(word) >= MIN_FUZZY_LENGTH and fuzzy < 100 else _EXACT
+    word_stem = stem(word)
+    cyrillic = is_cyrillic(word)
+    suffix = MAX_SUFFIX if cyrillic and len(word_stem) >= MIN_SUFFIX_STEM else 0
+    if latin and cyrillic:
+        # A transliterated Russian word inflects as in Russian ("kaspiyskogo"):
+        # match on its transliterated stem as a prefix.
+        return _Word(to_latin(word), to_latin(word_stem), prefix=False,
+                     suffix=MAX_SUFFIX if len(word_stem) >= MIN_SUFFIX_STEM else 0,
+                     fuzzy=threshold)
+    return _Word(word, word_stem, prefix=False, suffix=suffix, fuzzy=threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class _Occ:
+    """One occurrence of a compiled word sequence in a field."""
+
+    field: str
+    first: int    # index of its first word
+    last: int     # index after its last word
+    start: int    # character span in the normalised field
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """An occurrence seen as one rule term (and the context that let it count)."""
+
+    term: Term
+    occ: _Occ
+    context: tuple[_Found, ...] = ()
+
+
+class _CTerm:
+    """A rule term compiled: its phrase ids, fields and context (near terms, compiled)."""
+
+    __slots__ = ("fields", "near", "phrases", "term", "within")
+
+    def __init__(self, term: Term, phrases: tuple[int, ...], near: tuple[_CTerm, ...]) -> None:
+        self.term = term
+        self.phrases = phrases
+        self.fields = frozenset(term.fields)
+        self.near = near
+        self.within = term.within
+
+
+def _by_phrase(cterms: Iterable[_CTerm]) -> dict[int, tuple[_CTerm, ...]]:
+    """phrase id -> the terms it serves, so a rule looks only at what occurred."""
+    out: dict[int, list[_CTerm]] = defaultdict(list)
+    for ct in cterms:
+        for pid in ct.phrases:
+            out[pid].append(ct)
+    return {pid: tuple(cts) for pid, cts in out.items()}
+
+
+class _CRule:
+    """A rule compiled: each of its term lists keyed by phrase id."""
+
+    __slots__ = ("exclude", "require", "rule", "topic")
+
+    def __init__(self, rule: Rule, topic: tuple[_CTerm, ...],
+                 require: tuple[tuple[int | None, tuple[_CTerm, ...]], ...],
+                 exclude: tuple[_CTerm, ...]) -> None:
+        self.rule = rule
+        self.topic = _by_phrase(topic)
+        self.require = tuple((within, _by_phrase(cts)) for within, cts in require)
+        self.exclude = _by_phrase(exclude)
+
+
+def _distance(a: _Occ, b: _Occ) -> int:
+    """Words strictly between two occurrences of one field (0 when they touch or overlap)."""
+    return max(0, b.first - a.last, a.first - b.last)
+
+
+class Matcher:
+    """A rule set compiled for matching; build it once, call :meth:`match` per item.
+
+    Not thread-safe: it memoises, per distinct text word, which term words it
+    matches (news reuses its vocabulary, so most words are looked up once).
+    """
+
+    #: Distinct words memoised before the memo starts afresh (bounds a daemon's memory).
+    MEMO_SIZE = 200_000
+
+    def __init__(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._phrases: list[tuple[_Word, ...]] = []
+        phrase_ids: dict[tuple[tuple[str, str, bool, int, float], ...], int] = {}
+        index: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        tails: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self._rules_of_phrase: dict[int, set[int]] = defaultdict(set)
+
+        fields: set[str] = set()
+
+        def compile_term(term: Term) -> _CTerm:
+            fields.update(term.fields)
+            ids: list[int] = []
+            for words in _compile_words(term):
+                sig = tuple((w.text, w.stem, w.prefix, w.suffix, w.fuzzy) for w in words)
+                pid = phrase_ids.get(sig)
+                if pid is None:
+                    pid = phrase_ids[sig] = len(self._phrases)
+                    self._phrases.append(words)
+                    for j, w in enumerate(words):
+                        index[w.key].append((pid, j))
+                        if w.tail is not None:
+                            tails[w.tail].append((pid, j))
+                if pid not in ids:
+                    ids.append(pid)
+            return _CTerm(term, tuple(ids), tuple(compile_term(n) for n in term.near))
+
+        self._crules: list[_CRule] = []
+        for r, rule in enumerate(rules.rules):
+            topic = tuple(compile_term(t) for t in rule.terms)
+            for ct in topic:
+                for pid in ct.phrases:
+                    self._rules_of_phrase[pid].add(r)
+            require = tuple((g.within, tuple(compile_term(t) for t in g.terms))
+                            for g in rule.require)
+            exclude = tuple(compile_term(t) for t in rule.exclude)
+            self._crules.append(_CRule(rule, topic, require, exclude))
+        self._fields = tuple(f for f in FIELDS if f in fields)
+        self._index = dict(index)
+        self._tails = dict(tails)
+        self._stems: dict[str, str] = {}
+        self._memo: dict[str, tuple[tuple[int, int, float], ...]] = {}
+        self._topic_words: set[str] = set()  # memoised words that match a topic term's word
+        self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
+
+    @classmethod
+    def compile(cls, rules: RuleSet) -> Matcher:
+        return cls(rules)
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    # -- matching ---------------------------------------------------------------
+
+    def match(self, title: str, summary: str) -> list[Match]:
+        """One :class:`Match` per rule that hits the item, in rule-set order."""
+        texts = {"title": title or "", "summary": summary or ""}
+        norms = {f: normalize(texts[f]) for f in self._fields}
+        # The exact prefilter: an item none of whose words matches a word of a
+        # topic term is dismissed after a few set operations on its words.
+        memo = self._memo
+        if len(memo) > self.MEMO_SIZE:
+            memo.clear()
+            self._stems.clear()
+            self._topic_words.clear()
+            self._topic_hits.clear()
+        present: set[str] = set()
+        for norm in norms.values():
+            words = set(WORD_RE.findall(norm.text))
+            for word in words.difference(memo):
+                self._learn(word)
+            present.update(self._topic_words.intersection(words))
+        if not present or not self._may_occur(present):
+            return []
+        occs: dict[int, list[_Occ]] = defaultdict(list)
+        for f in self._fields:
+            self._scan(f, norms[f].text, occs)
+        candidates: set[int] = set()
+        for pid in occs:
+            candidates.update(self._rules_of_phrase.get(pid, ()))
+        out: list[Match] = []
+        for r in sorted(candidates):
+            hit = self._decide(self._crules[r], occs, texts, norms)
+            if hit is not None:
+                out.append(hit)
+        return out
+
+    def _may_occur(self, words: set[str]) -> bool:
+        """Whether every word of some topic phrase is among ``words`` (order aside)."""
+        seen: dict[int, set[int]] = defaultdict(set)
+        phrases = self._phrases
+        for word in words:
+            for pid, j in self._topic_hits[word]:
+                got = seen[pid]
+                got.add(j)
+                if len(got) == len(phrases[pid]):
+                    return True
+        return False
+
+    def _learn(self, word: str) -> None:
+        """Memoise every (phrase, word position, score) that a text word matches."""
+        index = self._index
+        phrases, stems = self._phrases, self._stems
+        if len(word) >= KEY_LENGTH:
+            found = index.get(word[:KEY_LENGTH], []) + index.get(word[:KEY_LENGTH - 1], [])
+        else:
+            found = index.get(word, [])
+        if len(word) >= MIN_FUZZY_LENGTH and self._tails:
+            word_stem = stems.get(word)
+            if word_stem is None:
+                word_stem = stems[word] = stem(word)
+            more = self._tails.get(word_stem[-TAIL_LENGTH:])
+            if more:
+                found = list(dict.fromkeys(found + more))  # a word may be under both keys
+        out = []
+        topic = []
+        for pid, j in found:
+            score = phrases[pid][j].score(word, stems)
+            if score:
+                out.append((pid, j, score))
+                if pid in self._rules_of_phrase:
+                    topic.append((pid, j))
+        self._memo[word] = tuple(out)
+        if topic:
+            self._topic_words.add(word)
+            self._topic_hits[word] = tuple(topic)
+
+    def _scan(self, field: str, text: str, occs: dict[int, list[_Occ]]) -> None:
+        """Find every occurrence of every phrase in one normalised field."""
+        memo = self._memo
+        spans: list[tuple[int, int]] = []
+        words: list[str] = []
+        anchors: dict[tuple[int, int], dict[int, float]] = {}
+        for i, m in enumerate(WORD_RE.finditer(text)):
+            word = m.group()
+            spans.append(m.span())
+            words.append(word)
+            for pid, j, score in memo[word]:
+                known = anchors.get((pid, i - j))
+                if known is None:
+                    anchors[(pid, i - j)] = {j: score}
+                else:
+                    known[j] = score
+        if not anchors:
+            return
+        phrases, stems = self._phrases, self._stems
+        n_words = len(words)
+        for (pid, first), known in anchors.items():
+            phrase = phrases[pid]
+            last = first + len(phrase)
+            if first < 0 or last > n_words:
+                continue
+            if len(phrase) == 1:
+                occs[pid].append(_Occ(field, first, last, spans[first][0], spans[first][1],
+                                      known[0]))
+                continue
+            total = weight = 0.0
+            for j, w in enumerate(phrase):
+                score = known.get(j)
+                if score is None:  # misspelt in both its keys: the index missed it
+                    score = w.score(words[first + j], stems)
+                    if not score:
+                        break
+                size = len(w.text)
+                total += score * size
+                weight += size
+            else:
+                occs[pid].append(_Occ(field, first, last, spans[first][0], spans[last - 1][1],
+                                      total / weight))
+
+    @staticmethod
+    def _found(by_phrase: dict[int, tuple[_CTerm, ...]],
+               occs: dict[int, list[_Occ]]) -> list[_Found]:
+        """The occurrences of a term list in each term's fields, its context checked."""
+        out: list[_Found] = []
+        for pid, cterms in by_phrase.items():
+            found = occs.get(pid)
+            if not found:
+                continue
+            for ct in cterms:
+                hits = [_Found(ct.term, o) for o in found if o.field in ct.fields]
+                if hits and ct.near:
+                    hits = Matcher._with_context(ct, hits, occs)
+                out.extend(hits)
+        return out
+
+    @staticmethod
+    def _with_context(ct: _CTerm, hits: list[_Found],
+                      occs: dict[int, list[_Occ]]) -> list[_Found]:
+        """Keep the hits of a term with ``near`` that have one of its near terms close enough."""
+        near = [_Found(nt.term, o) for nt in ct.near for pid in nt.phrases
+                for o in occs.get(pid, ()) if o.field in nt.fields]
+        if not near:
+            return []
+        within = ct.within
+        if within is None:
+            best = max(near, key=lambda n: n.occ.score)
+            return [_Found(h.term, h.occ, (best,)) for h in hits]
+        kept: list[_Found] = []
+        for h in hits:
+            close = [n for n in near
+                     if n.occ.field == h.occ.field and _distance(h.occ, n.occ) <= within]
+            if close:
+                kept.append(_Found(h.term, h.occ,
+                                   (min(close, key=lambda n: _distance(h.occ, n.occ)),)))
+        return kept
+
+    def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
+                norms: dict[str, Normalized]) -> Match | None:
+        topic = self._found(cr.topic, occs)
+        if not topic:
+            return None
+        if cr.exclude:
+            for veto in self._found(cr.exclude, occs):
+                within = veto.term.within
+                if within is None:
+                    return None
+                topic = [t for t in topic if t.occ.field != veto.occ.field
+                         or _distance(t.occ, veto.occ) > within]
+                if not topic:
+                    return None
+        score = max(t.occ.score for t in topic)
+        evidence = list(topic)
+        for within, group_terms in cr.require:
+            group = self._found(group_terms, occs)
+            if within is not None:
+                group = [g for g in group
+                         if any(t.occ.field == g.occ.field and _distance(t.occ, g.occ) <= within
+                                for t in topic)]
+            if not group:
+                return None
+            score = min(score, max(g.occ.score for g in group))
+            evidence.extend(group)
+        return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
+
+    @staticmethod
+    def _evidence(found: Iterable[_Found], texts: dict[str, str],
+                  norms: dict[str, Normalized]) -> tuple[Evidence, ...]:
+        flat: list[_Found] = []
+        for f in found:
+            flat.append(f)
+            flat.extend(f.context)
+        order = {f: i for i, f in enumerate(FIELDS)}
+        seen: set[tuple[str, int, int]] = set()
+        out: list[Evidence] = []
+        # One entry per span: the best-scoring term that found it, listed first.
+        flat.sort(key=lambda f: (order[f.occ.field], f.occ.start, -f.occ.end, -f.occ.score))
+        for f in flat:
+            start, end = norms[f.occ.field].span(f.occ.start, f.occ.end)
+            key = (f.occ.field, start, end)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Evidence(field=f.occ.field, term=f.term.text,
+                                text=texts[f.occ.field][start:end], start=start, end=end,
+                                score=round(f.occ.score, 1)))
+        return tuple(out[:MAX_EVIDENCE])

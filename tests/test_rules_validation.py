@@ -1,0 +1,193 @@
+"""Rule files: every mistake becomes one exact ``path:line:col: message`` problem.
+
+One fixture per mistake in ``tests/data/rules_bad/``, named after it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import RuleFileError
+from monitor.models import Severity
+from monitor.rules import (
+    DEFAULT_FUZZY,
+    Requirement,
+    Rule,
+    RuleSet,
+    Term,
+    load_rule_file,
+    load_rules,
+    shipped_rules_dir,
+)
+
+BAD = Path(__file__).parent / "data" / "rules_bad"
+
+# fixture name -> the problems it must produce, after "path:".
+EXPECTED: dict[str, list[str]] = {
+    "unknown_key": ["5:1: unknown key 'fuzy' (did you mean 'fuzzy'?)"],
+    "unknown_term_key": ["8:5: terms[1]: unknown key 'neer' (did you mean 'near'?)"],
+    "wrong_type": ["5:8: terms: expected a list, found the text 'Caspian Pipeline Consortium'"],
+    "wrong_type_number": ["5:8: fuzzy: expected a number from 50 to 100, found the text 'high'"],
+    "empty_terms": ["5:8: terms: must not be empty"],
+    "empty_require_terms": ["9:12: require[0].terms: must not be empty"],
+    "fuzzy_out_of_range": ["5:8: fuzzy: 120 is out of range (expected a number from 50 to 100)"],
+    "within_out_of_range": [
+        "9:13: require[0].within: 0 is out of range (expected a whole number from 1 to 200)"],
+    "unknown_severity": ["4:11: severity: unknown severity 'hgh' (did you mean 'high'? "
+                         "expected one of low, medium, high, critical)"],
+    "invalid_pattern": ["6:5: terms[0]: invalid term 'pipe*line': '*' may only end a word"],
+    "regex_pattern": ["6:5: terms[0]: invalid term '(CPC|KTK) terminal': '(' is not allowed "
+                      "in a term (write one term per entry; '*' at the end of a word is the "
+                      "only wildcard)"],
+    "short_prefix": ["6:5: terms[0]: invalid term 'oi*': the prefix 'oi*' is too short "
+                     "(at least 3 letters before '*')"],
+    "tab_indent": ["6:1: invalid YAML: a tab character; indent with spaces only"],
+    "unclosed_quote": ["2:8: invalid YAML: this quote is never closed"],
+    "duplicate_key": ["7:1: duplicate key 'terms' (first at line 5)"],
+    "missing_required": ["1:1: missing required key 'title'"],
+    "within_without_near": ["7:13: terms[0].within: needs 'near' (the terms that must occur "
+                            "within that many words)"],
+    "bad_id": ["1:5: id: 'CPC Disruption' must be lower-case letters, digits and '-', "
+               "starting with a letter or digit"],
+    "unknown_field": ["5:17: fields[1]: unknown field 'sumary' (did you mean 'summary'? "
+                      "expected title or summary)"],
+    "duplicate_term": ["7:5: terms[1]: duplicate term 'Baku Tbilisi Ceyhan' (also at line 6)"],
+    "not_a_mapping": ["1:1: expected a mapping of keys (id, title, description, severity, "
+                      "fields, fuzzy, terms, require, exclude), found a list"],
+    "not_utf8": ["6: is not UTF-8 text"],
+    "several_problems": [
+        "5:8: fuzzy: 30 is out of range (expected a number from 50 to 100)",
+        "8:5: terms[1]: invalid term '*barley': '*' must directly follow a word",
+        "11:5: exclude[0]: unknown key 'whithin' (did you mean 'within'?)",
+    ],
+}
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(RuleFileError) as info:
+        load_rule_file(path)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_mistake_is_reported_exactly(name: str) -> None:
+    path = BAD / f"{name}.yaml"
+    assert _problems(path) == [f"{path}:{where}" for where in EXPECTED[name]]
+
+
+def test_every_fixture_has_an_expectation() -> None:
+    names = {p.stem for p in BAD.glob("*.yaml")}
+    assert names - {"duplicate_id", "empty_file"} == set(EXPECTED)
+
+
+def test_an_empty_file_has_no_line() -> None:
+    path = BAD / "empty_file.yaml"
+    assert _problems(path) == [
+        f"{path}: empty file (a rule needs id, title, description, severity and terms)"]
+
+
+def test_duplicate_ids_across_files(tmp_path: Path) -> None:
+    for name in ("a.yaml", "b.yaml"):
+        shutil.copy(BAD / "duplicate_id.yaml", tmp_path / name)
+    with pytest.raises(RuleFileError) as info:
+        load_rules(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'b.yaml'}:1:5: id: duplicate rule id 'same-id' "
+        f"(already used in {tmp_path / 'a.yaml'}:1)"]
+
+
+def test_load_rules_reports_every_problem_of_every_file(tmp_path: Path) -> None:
+    for name in ("unknown_key", "tab_indent", "duplicate_key"):
+        shutil.copy(BAD / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    shutil.copy(BAD / "duplicate_id.yaml", tmp_path / "fine.yml")
+    (tmp_path / "notes.txt").write_text("not a rule", encoding="utf-8")
+    with pytest.raises(RuleFileError) as info:
+        load_rules(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'duplicate_key.yaml'}:7:1: duplicate key 'terms' (first at line 5)",
+        f"{tmp_path / 'tab_indent.yaml'}:6:1: invalid YAML: a tab character; indent with "
+        "spaces only",
+        f"{tmp_path / 'unknown_key.yaml'}:5:1: unknown key 'fuzy' (did you mean 'fuzzy'?)",
+    ]
+    # str() of the error is every problem, one per line, as `check` prints them.
+    assert str(info.value).count("\n") == 2
+
+
+def test_a_missing_folder_is_a_problem(tmp_path: Path) -> None:
+    with pytest.raises(RuleFileError) as info:
+        load_rules(tmp_path / "nowhere")
+    assert str(info.value) == f"{tmp_path / 'nowhere'}: no such rules folder"
+
+
+def test_a_valid_rule_is_parsed_into_frozen_values(tmp_path: Path) -> None:
+    path = tmp_path / "grain.yaml"
+    path.write_text(
+        "id: grain\n"
+        "title: Grain bans\n"
+        "description: >\n  Bans on grain.\n"
+        "severity: High\n"
+        "fields: [title]\n"
+        "terms:\n"
+        "  - wheat\n"
+        "  - term: grain*\n"
+        "    fuzzy: 100\n"
+        "    near: [Russia*]\n"
+        "    within: 5\n"
+        "require:\n"
+        "  - terms: [ban]\n"
+        "    within: 10\n"
+        "exclude:\n"
+        "  - term: grain deal\n"
+        "    within: 3\n", encoding="utf-8")
+    rule = load_rule_file(path)
+    assert isinstance(rule, Rule)
+    assert (rule.id, rule.title, rule.description, rule.severity) == \
+        ("grain", "Grain bans", "Bans on grain.", Severity.HIGH)
+    assert rule.path == str(path)
+    assert re.fullmatch(r"[0-9a-f]{12}", rule.version)
+    assert rule.fields == ("title",)
+    assert rule.fuzzy == DEFAULT_FUZZY
+    assert rule.terms == (
+        Term("wheat", DEFAULT_FUZZY, ("title",)),
+        Term("grain*", 100, ("title",), (Term("Russia*", 100, ("title",)),), 5),
+    )
+    assert rule.require == (Requirement("require[0]", (Term("ban", DEFAULT_FUZZY, ("title",)),),
+                                         10),)
+    assert rule.exclude == (Term("grain deal", DEFAULT_FUZZY, ("title",), (), 3),)
+    with pytest.raises(AttributeError):
+        rule.id = "other"  # type: ignore[misc]
+
+
+def test_version_follows_the_file_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    text = "id: r\ntitle: T\ndescription: D\nseverity: low\nterms: [wheat]\n"
+    path.write_text(text, encoding="utf-8")
+    first = load_rule_file(path).version
+    path.write_text(text + "# a comment changes the version\n", encoding="utf-8")
+    assert load_rule_file(path).version != first
+
+
+def test_ruleset_lookup() -> None:
+    rules = load_rules(shipped_rules_dir())
+    assert isinstance(rules, RuleSet)
+    assert rules.ids == ("btc-diversion", "cpc-disruption", "eaeu-grain-ban",
+                         "sanctioned-transit")
+    rule = rules.get("cpc-disruption")
+    assert rule is not None and rule.severity is Severity.HIGH
+    assert rules.get("nope") is None
+    assert len(rules) == 4 and [r.id for r in rules] == list(rules.ids)
+
+
+def test_the_readme_example_is_a_valid_rule(tmp_path: Path) -> None:
+    readme = (shipped_rules_dir() / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(.*?)```", readme, re.S)
+    assert example is not None
+    path = tmp_path / "example.yaml"
+    path.write_text(example.group(1), encoding="utf-8")
+    rule = load_rule_file(path)
+    assert rule.id == "cpc-disruption"
+    assert [t.text for t in rule.exclude] == ["Bitcoin", "Communist Party"]
