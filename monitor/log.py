@@ -56,3 +56,6 @@ def setup(level: str = "info") -> None:
     # Libraries' chatter stays below our warnings.
     for noisy in ("apscheduler", "aiohttp", "alembic", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
+    # "Skipped: maximum number of running instances reached" is by design (no
+    # two runs of a job overlap), not news worth a line per tick.
+    logging.getLogger("apscheduler.scheduler").setLevel(max(root.level, logging.ERROR))

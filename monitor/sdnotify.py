@@ -23,8 +23,10 @@ class Notifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                # Never block: a reader that stopped reading must not stall a job.
+                s.setblocking(False)
                 s.connect(self.address)
-                s.sendall("\n".join(fields).encode())
+                s.send("\n".join(fields).encode())
         except OSError:
             return False
         return True

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,13 +76,19 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
     env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
     daemon = Daemon(config, env)
     messages: list[str] = []
+    listening = threading.Event()
+
+    def listen() -> None:  # like systemd: always reading
+        while not listening.is_set():
+            try:
+                messages.append(sock.recv(4096).decode())
+            except (TimeoutError, BlockingIOError):
+                pass
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
 
     def drain() -> str:
-        try:
-            while True:
-                messages.append(sock.recv(4096).decode())
-        except (TimeoutError, BlockingIOError):
-            pass
         return "\n".join(messages)
 
     try:
@@ -117,4 +124,6 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
+        listening.set()
+        reader.join()
         sock.close()
