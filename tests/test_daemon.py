@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -80,10 +81,8 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
 
     def listen() -> None:  # like systemd: always reading
         while not listening.is_set():
-            try:
+            with contextlib.suppress(TimeoutError, BlockingIOError):
                 messages.append(sock.recv(4096).decode())
-            except (TimeoutError, BlockingIOError):
-                pass
 
     reader = threading.Thread(target=listen, daemon=True)
     reader.start()
