@@ -91,7 +91,7 @@ def _store(settings: Settings) -> Store:
     from monitor.store import Store
 
     try:
-        return Store.open(settings.storage_url)
+        return Store.open(settings.storage_url, timeout=settings.storage_timeout)
     except MonitorError as e:
         raise _fail(str(e)) from e
 
@@ -540,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("rule", help="a rule id, or the path of a rule file")
     b.add_argument("--since", default="30d", help="how far back (default 30d), or an ISO date")
     b.set_defaults(func=cmd_rules_backtest)
+    from monitor import cli_deliver; cli_deliver.add_commands(sub)  # noqa: E702, I001
     return parser
 
 

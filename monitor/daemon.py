@@ -99,7 +99,7 @@ class Daemon:
             return 1
         logsetup.setup(settings.log_level)
         try:
-            self.store = Store.open(settings.storage_url)
+            self.store = Store.open(settings.storage_url, timeout=settings.storage_timeout)
         except MonitorError as e:
             log.error("%s", e)
             return 1

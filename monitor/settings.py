@@ -255,6 +255,7 @@ class Settings:
     source: str  # the config file's path, or "<default>"
     storage_url: str
     rules_dir: Path
+    storage_timeout: float = 30.0  # wait this long for a lock or a connection
     poll: PollConfig = field(default_factory=PollConfig)
     feeds: tuple[FeedConfig, ...] = ()
     smtp: SmtpConfig | None = None
@@ -467,7 +468,8 @@ def parse_settings(text: str, source: str, *, base: Path) -> Settings:
         return value
 
     storage = table("storage")
-    r.known(storage, "storage", ("url",))
+    r.known(storage, "storage", ("url", "timeout"))
+    storage_timeout = r.duration(storage, "storage", "timeout", 30.0) or 30.0
     url = r.get(storage, "storage", "url", str, "sqlite:///state/monitor.db", "a database URL")
     storage_url = _resolve_sqlite(url, base)
     if not re.match(r"^[a-z][a-z0-9+]*://", storage_url):
@@ -576,7 +578,8 @@ def parse_settings(text: str, source: str, *, base: Path) -> Settings:
 
     if r.problems:
         raise ConfigError(r.problems)
-    return Settings(source=source, storage_url=storage_url, rules_dir=rules_dir, poll=poll,
+    return Settings(source=source, storage_url=storage_url, storage_timeout=storage_timeout,
+                    rules_dir=rules_dir, poll=poll,
                     feeds=tuple(feeds), smtp=smtp, desks=tuple(desks), log_level=level,
                     retention_items=retention, metrics_listen=listen,
                     templates_dir=templates_dir)

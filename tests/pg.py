@@ -18,9 +18,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 ENV = "NEWS_MONITOR_TEST_POSTGRES"
+RESTART: dict[str, Callable[[], None]] = {}  # restarts the throwaway server, when it is ours
 
 
 def _bindir() -> str | None:
@@ -71,9 +72,17 @@ def postgres_server() -> Iterator[str | None]:
         shutil.rmtree(tmp, ignore_errors=True)
         yield None
         return
+    def restart() -> None:
+        subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-m", "fast", "-l",
+                        os.path.join(tmp, "log"), "restart",
+                        "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"],
+                       **run)
+
+    RESTART["fn"] = restart
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
+        RESTART.pop("fn", None)
         subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
         time.sleep(0.1)

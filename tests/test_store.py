@@ -295,3 +295,36 @@ def test_due_feeds_are_leased_to_one_instance(store: Store) -> None:
     store.save_feed_state(FeedState(urls[0], next_poll=T0 + timedelta(minutes=15)))
     # "a" dies holding urls[1]: once the lease expires, "b" takes it over.
     assert store.claim_due_feeds("b", urls, now=T0 + timedelta(seconds=61)) == [urls[1]]
+
+
+def test_lease_delivery_is_a_compare_and_set(store: Store) -> None:
+    made = store.create_delivery("energy", "email", "digest", _two_hits(store), T0)
+    assert made is not None
+    assert store.lease_delivery(made[0], "a", now=T0, lease=60)
+    assert not store.lease_delivery(made[0], "b", now=T0 + timedelta(seconds=30))
+    assert store.claim_due_deliveries("b", now=T0 + timedelta(seconds=30)) == []
+    assert store.lease_delivery(made[0], "b", now=T0 + timedelta(seconds=61))  # expired
+    store.mark_sent(made[0], T0 + timedelta(seconds=62))
+    assert not store.lease_delivery(made[0], "b", now=T0 + timedelta(seconds=63))  # not pending
+
+
+def test_delivery_payload_records_progress(store: Store) -> None:
+    made = store.create_delivery("energy", "slack", "digest", _two_hits(store), T0)
+    assert made is not None
+    store.set_delivery_payload(made[0], {"parts_sent": 2})
+    assert [d.payload for d in store.list_deliveries()] == [{"parts_sent": 2}]
+    store.set_delivery_payload(made[0], None)
+    assert [d.payload for d in store.list_deliveries()] == [None]
+
+
+def test_store_survives_a_postgresql_restart(store: Store, store_url: str) -> None:
+    from pg import RESTART
+
+    if not store_url.startswith("postgresql") or "fn" not in RESTART:
+        pytest.skip("needs the throwaway PostgreSQL server of tests/pg.py")
+    store.sync_feeds([(FEED, None)])
+    store.commit_poll(FeedState(FEED), [NewItem(item(1))], RULES, T0)
+    RESTART["fn"]()
+    # The pooled connections died with the server: the next call reconnects.
+    store.commit_poll(FeedState(FEED), [NewItem(item(2))], RULES, T0)
+    assert store.totals()["items"] == 2

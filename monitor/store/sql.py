@@ -69,13 +69,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, timeout: float = 30.0) -> sa.Engine:
     """An engine tuned per backend: SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
         db = sa.engine.make_url(url).database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": timeout})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -83,13 +83,14 @@ def create_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.close()
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True,  # survives a server restart
+                            connect_args={"connect_timeout": max(1, int(timeout))})
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:
@@ -117,9 +118,10 @@ class Store:
         self.dialect = engine.dialect.name
 
     @classmethod
-    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+    def open(cls, url: str, *, migrate_schema: bool = True, timeout: float = 30.0) -> Store:
+        """Connect (``timeout``: how long to wait for a lock or a connection) and migrate."""
         try:
-            engine = create_engine(url)
+            engine = create_engine(url, timeout)
             if migrate_schema:
                 migrate.upgrade(engine)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
@@ -549,6 +551,34 @@ class Store:
             return bool(conn.execute(silences.update()
                                      .where(silences.c.id == silence_id, silences.c.until > now)
                                      .values(until=now)).rowcount)
+
+    @_wrap
+    def lease_delivery(self, delivery_id: int, owner: str, *, now: datetime | None = None,
+                       lease: float = 300.0) -> bool:
+        """Lease one pending delivery (the one just created) to ``owner``; False if taken.
+
+        The same compare-and-set as :meth:`claim_due_deliveries`: a delivery is
+        due as soon as it is created, so without this another instance's retry
+        pass could send it too while its creator is sending it.
+        """
+        now = now or _now()
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id, deliveries.c.state == "pending",
+                       sa.or_(deliveries.c.lease_owner.is_(None),
+                              deliveries.c.lease_until < now,
+                              deliveries.c.lease_owner == owner))
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease))
+            ).rowcount)
+
+    @_wrap
+    def set_delivery_payload(self, delivery_id: int,
+                             payload: Mapping[str, object] | None) -> None:
+        """Record progress within a delivery (how many parts of a split message went out)."""
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id)
+                         .values(payload=dict(payload) if payload else None))
 
     # -- facts the daemon publishes ---------------------------------------------
 

@@ -1,0 +1,135 @@
+"""Faults: a poll killed with SIGKILL, a locked store, a full disk. Nothing is lost,
+nothing is stored twice, and the next run succeeds."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from feedserver import Feed, FeedServer
+from test_poll import feed_doc
+
+from monitor.settings import shipped_rules_dir
+
+FEEDS, ENTRIES = 24, 20
+
+
+def config_for(server: FeedServer, tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///monitor.db"\n{extra}\n'
+        f'[rules]\ndir = "{shipped_rules_dir()}"\n[poll]\nconcurrency = 4\nper_host = 4\n'
+        + "".join(f'[[feeds]]\nurl = "{server.url(f"/f{i}.xml")}"\n' for i in range(FEEDS)))
+    return config
+
+
+def poll(config: Path, **kw: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "poll"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            **kw)  # type: ignore[call-overload]
+
+
+def counts(db: Path) -> tuple[int, int, int, int]:
+    with sqlite3.connect(db) as conn:
+        items, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT feed_id || ' ' || guid) FROM items").fetchone()
+        hits, distinct_hits = conn.execute(
+            "SELECT count(*), count(DISTINCT item_id || ' ' || rule_id) FROM hits").fetchone()
+    return items, distinct, hits, distinct_hits
+
+
+@pytest.fixture
+def slow_feeds(feed_server: FeedServer) -> FeedServer:
+    # Each answer takes 0.1 s, so a poll of 24 feeds four at a time lasts ~0.6 s
+    # and a kill lands in the middle of it.
+    for i in range(FEEDS):
+        feed_server.routes[f"/f{i}.xml"] = Feed(feed_doc(i, ENTRIES), delay=0.1)
+    return feed_server
+
+
+@pytest.mark.parametrize("answered", [1, 6, 12, 20])
+def test_poll_killed_then_rerun_loses_and_duplicates_nothing(
+        slow_feeds: FeedServer, tmp_path: Path, answered: int) -> None:
+    config = config_for(slow_feeds, tmp_path)
+    db = tmp_path / "monitor.db"
+    proc = poll(config)
+    # Kill it in the middle: once the server has answered this many feeds.
+    deadline = time.monotonic() + 60
+    while sum(slow_feeds.count(f"/f{i}.xml") for i in range(FEEDS)) < answered:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = counts(db)[0] if db.exists() else 0
+    assert partial < FEEDS * ENTRIES  # it really was cut short
+    rerun = poll(config)
+    _out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    items, distinct, hits, distinct_hits = counts(db)
+    assert items == distinct == FEEDS * ENTRIES
+    assert hits == distinct_hits == FEEDS * 2  # entries 3 and 13 of each feed are CPC stories
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_locked_store_fails_the_poll_cleanly_and_the_next_succeeds(
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    for i in range(FEEDS):
+        feed_server.routes[f"/f{i}.xml"] = Feed(feed_doc(i, ENTRIES))
+    config = config_for(feed_server, tmp_path, 'timeout = "1s"')
+    first = poll(config)
+    first.communicate(timeout=120)
+    db = tmp_path / "monitor.db"
+    for i in range(FEEDS):
+        feed_server.routes[f"/f{i}.xml"] = Feed(feed_doc(i, ENTRIES + 1))
+    # Another process holds the write lock for the whole poll.
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = poll(config)
+        out, err = locked.communicate(timeout=120)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert locked.returncode == 1
+    assert "database is locked" in err and "Traceback" not in err
+    after = poll(config)
+    out, err = after.communicate(timeout=120)
+    assert after.returncode == 0, err
+    assert f"{FEEDS} new items" in out
+    assert counts(db)[:2] == (FEEDS * (ENTRIES + 1),) * 2
+
+
+def _limit_file_size(limit: int) -> None:
+    # What a full disk looks like to SQLite: writes fail (EFBIG) instead of the
+    # process being killed by SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_full_disk_is_an_error_without_corruption(feed_server: FeedServer,
+                                                    tmp_path: Path) -> None:
+    for i in range(FEEDS):
+        feed_server.routes[f"/f{i}.xml"] = Feed(feed_doc(i, ENTRIES))
+    config = config_for(feed_server, tmp_path)
+    first = poll(config, preexec_fn=lambda: _limit_file_size(300_000))
+    _out, err = first.communicate(timeout=120)
+    assert first.returncode == 1
+    assert ("disk is full" in err or "disk I/O error" in err) and "Traceback" not in err
+    db = tmp_path / "monitor.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    # With room again, the next poll stores everything, once.
+    again = poll(config)
+    _out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    items, distinct, _, _ = counts(db)
+    assert items == distinct == FEEDS * ENTRIES
