@@ -1,0 +1,160 @@
+"""The ``digest`` and ``silence`` commands (registered by :func:`add_commands`).
+
+Wiring only, like :mod:`monitor.cli`: build the settings, rules and store,
+hand them to :class:`monitor.deliver.Deliverer` or the store, print the outcome.
+
+    news-monitor digest [--desk NAME] [--preview [--html FILE]]
+    news-monitor silence add RULE [--desk NAME] --for 2d --reason TEXT
+    news-monitor silence list [--all]
+    news-monitor silence remove ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor import cli
+from monitor.errors import MonitorError
+from monitor.models import isoformat_z
+
+if TYPE_CHECKING:
+    from monitor.deliver import Deliverer
+    from monitor.settings import Settings
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:cli"
+
+
+def _desk_or_fail(settings: Settings, name: str | None) -> None:
+    if name is not None and settings.desk(name) is None:
+        known = ", ".join(d.name for d in settings.desks) or "none configured"
+        raise cli._fail(f"no desk {name!r} (desks: {known})")
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from monitor.deliver import Deliverer
+
+    settings = cli._settings(args)
+    cli._setup_logging(args, settings)
+    rules = cli._rules(settings)
+    _desk_or_fail(settings, args.desk)
+    if args.html and not args.preview:
+        raise cli._fail("--html goes with --preview")
+    if not settings.desks:
+        print("no desks configured: add a [[desks]] table to the configuration")
+        return 0
+    store = cli._store(settings)
+    try:
+        deliverer = Deliverer(settings, store, rules, owner=_owner())
+        if args.preview:
+            return _preview(deliverer, settings, args)
+        # What an earlier run left pending goes first, then the new digest.
+        report = deliverer.retry_due(args.desk).add(deliverer.send_digests(args.desk))
+    except MonitorError as e:
+        raise cli._fail(str(e)) from e
+    finally:
+        store.close()
+    for error in report.errors:
+        print(f"FAIL {cli._safe(error)}", file=sys.stderr)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.notify.email import Renderer
+
+    renderer = Renderer(settings.templates_dir)
+    desks = [d.name for d in settings.desks if args.desk in (None, d.name)]
+    for n, name in enumerate(desks):
+        digest = deliverer.preview(name)
+        if n:
+            print()
+        print(f"Subject: {cli._safe(digest.subject)}\n")
+        # The text part is already free of control characters; _safe is a second lock.
+        print("\n".join(cli._safe(line) for line in renderer.text(digest).splitlines()))
+        if args.html:
+            path = Path(args.html)
+            if len(desks) > 1:  # one file per desk: digest.html -> digest-energy.html
+                path = path.with_name(f"{path.stem}-{name}{path.suffix or '.html'}")
+            try:
+                path.write_text(renderer.html(digest), encoding="utf-8")
+            except OSError as e:
+                raise cli._fail(f"{path}: {e.strerror}") from e
+            print(f"(HTML written to {path})", file=sys.stderr)
+    return 0
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from monitor.settings import parse_duration
+
+    settings = cli._settings(args)
+    now = datetime.now(UTC)
+    if args.silence_command == "add":
+        rules = cli._rules(settings)
+        if rules.get(args.rule) is None:
+            raise cli._fail(f"no rule {args.rule!r} (rules: {', '.join(rules.ids)})")
+        _desk_or_fail(settings, args.desk)
+        try:
+            seconds = parse_duration(args.duration)
+        except ValueError:
+            raise cli._fail(f"--for {args.duration!r} is not a duration such as 2d") from None
+        if not args.reason.strip():
+            raise cli._fail("--reason must say why (it is shown by `silence list`)")
+    store = cli._store(settings)
+    try:
+        if args.silence_command == "add":
+            until = now + timedelta(seconds=seconds)
+            sid = store.add_silence(args.rule, args.desk, until, args.reason.strip(), now=now)
+            print(f"silence {sid}: {args.rule} for {args.desk or 'every desk'} until "
+                  f"{isoformat_z(until)}")
+            return 0
+        if args.silence_command == "remove":
+            if not store.remove_silence(args.id, now=now):
+                raise cli._fail(f"no active silence {args.id} (see `news-monitor silence list`)")
+            print(f"silence {args.id} ended")
+            return 0
+        silences = store.list_silences(active_at=None if args.all else now)
+    except MonitorError as e:
+        raise cli._fail(str(e)) from e
+    finally:
+        store.close()
+    if not silences:
+        print("no active silences" if not args.all else "no silences")
+        return 0
+    rows = [("ID", "RULE", "DESK", "UNTIL", "REASON")]
+    rows += [(str(s.id), s.rule_id, s.desk or "*",
+              (isoformat_z(s.until) or "") + ("" if s.until > now else " (ended)"),
+              cli._safe(s.reason)[:60]) for s in silences]
+    cli._table(rows)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``digest`` and ``silence`` on the main parser's subcommands."""
+    p = sub.add_parser("digest", help="send each desk its digest now (or preview it)")
+    p.add_argument("--desk", metavar="NAME", help="only this desk")
+    p.add_argument("--preview", action="store_true",
+                   help="print the text digest; send and mark nothing")
+    p.add_argument("--html", metavar="FILE", help="with --preview: also write the HTML here")
+    p.set_defaults(func=cmd_digest)
+
+    p = sub.add_parser("silence", help="mute a rule's hits for a while (they are still stored)")
+    ss = p.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
+    a = ss.add_parser("add", help="mute RULE (on one desk, or all) for a duration")
+    a.add_argument("rule", metavar="RULE")
+    a.add_argument("--desk", metavar="NAME", help="only on this desk (default: every desk)")
+    a.add_argument("--for", dest="duration", required=True, metavar="DURATION",
+                   help="how long, e.g. 2d or 12h")
+    a.add_argument("--reason", required=True, help="why (a story everyone already knows)")
+    lst = ss.add_parser("list", help="the active silences")
+    lst.add_argument("--all", action="store_true", help="ended ones too")
+    r = ss.add_parser("remove", help="end a silence now")
+    r.add_argument("id", type=int, metavar="ID")
+    p.set_defaults(func=cmd_silence)

@@ -1,0 +1,413 @@
+"""Delivery: from the store to the desks' channels (store -> digest -> notify).
+
+:class:`Deliverer` owns the delivery protocol; the daemon calls it on each
+desk's schedule (``send_digests``) and every half minute (``send_alerts``,
+``retry_due``), the ``digest`` command once. For each desk and channel::
+
+    pending_hits()  ->  create_delivery()  ->  lease  ->  send  ->  mark_sent()
+     (not yet claimed    (claims the hits,                         or mark_failed(
+      for desk+channel)   committed BEFORE                            permanent, next_attempt)
+                          anything is sent)
+
+* A hit goes to a desk's channel at most once: the claim is a unique
+  (desk, channel, hit) row, whichever process or instance makes it.
+* Never lost: claimed hits stay with their delivery until the channel confirms
+  (SMTP 250, HTTP 2xx). A transient failure is retried by ``retry_due`` with
+  exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a Retry-After is
+  obeyed), the message rebuilt from the delivery's own hits; a permanent one is
+  recorded, shown by ``status``, and not retried.
+* A crash after the channel confirmed but before ``mark_sent`` leaves the
+  delivery leased; when the lease runs out it is sent again: at most one
+  duplicate message per crash, carrying the same Message-ID / delivery id.
+* Channels and desks are independent: one failing holds back no other.
+* An alert claims its hits for that desk and channel, so they are not repeated
+  in the next digest. Alerts are sent only for hits matched in the last hour,
+  and not during the desk's quiet hours (those hits wait for the digest).
+
+See docs/delivery.md for the operator's view.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from monitor.digest import Digest, build_digest
+from monitor.errors import MonitorError, NotifyError, StorageError
+from monitor.models import Delivery, Severity, StoredHit, isoformat_z
+from monitor.notify import Envelope, Notifier, build_notifiers
+
+if TYPE_CHECKING:
+    from monitor.rules import RuleSet
+    from monitor.settings import DeskConfig, Settings
+    from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How long a sender holds a delivery it is sending. Longer than any one send
+#: (an SMTP timeout is 30 s; a split Slack message a few seconds), short enough
+#: that a crashed sender's delivery goes out again soon after a restart.
+LEASE = 300.0
+#: Hits per message: a bigger backlog (after an outage) goes out in several.
+MAX_HITS = 200
+#: Only hits matched this recently are alerted: a restart never floods a channel.
+ALERT_WINDOW = timedelta(hours=1)
+BACKOFF_FIRST = 60.0
+BACKOFF_MAX = 3600.0
+RETRY_AFTER_MAX = 86400.0  # a Retry-After is obeyed up to a day
+
+# One sender at a time in a process: the daemon's digest and alert jobs run in
+# different threads but share one lease owner, so the lease cannot keep them apart.
+_SENDING = threading.RLock()
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: what the server asked, else 1m, 2m, 4m... 1h."""
+    if retry_after is not None:
+        return min(max(retry_after, 1.0), RETRY_AFTER_MAX)
+    return min(BACKOFF_FIRST * 2.0 ** max(attempt - 1, 0), BACKOFF_MAX)
+
+
+def in_quiet_hours(now: datetime, quiet: tuple[time, time] | None, timezone: str) -> bool:
+    """Is ``now`` inside the quiet hours (desk-local, may wrap midnight: 22:00-07:00)?"""
+    if quiet is None or quiet[0] == quiet[1]:
+        return False
+    local = now.astimezone(ZoneInfo(timezone)).time().replace(tzinfo=None)
+    start, end = quiet
+    return start <= local < end if start < end else (local >= start or local < end)
+
+
+def quiet_hours_ended(now: datetime, quiet: tuple[time, time] | None,
+                      timezone: str) -> datetime | None:
+    """When the last quiet period ended (at or before ``now``), in UTC; None without one."""
+    if quiet is None or quiet[0] == quiet[1]:
+        return None
+    local = now.astimezone(ZoneInfo(timezone))
+    end = local.replace(hour=quiet[1].hour, minute=quiet[1].minute, second=0, microsecond=0)
+    if end > local:
+        end -= timedelta(days=1)
+    return end.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What one pass did. ``failed`` counts failed attempts (``permanent`` of them for good)."""
+
+    sent: int = 0
+    failed: int = 0
+    permanent: int = 0
+    hits: int = 0  # hits carried by the deliveries that went out
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def add(self, other: DeliveryReport) -> DeliveryReport:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.permanent += other.permanent
+        self.hits += other.hits
+        self.errors.extend(other.errors)
+        return self
+
+    def summary(self) -> str:
+        if not self.sent and not self.failed:
+            return "nothing to send"
+        text = f"{self.sent} sent ({self.hits} hits)"
+        if self.failed:
+            retried = self.failed - self.permanent
+            text += f", {self.failed} failed"
+            if retried:
+                text += f" ({retried} will be retried)"
+        return text
+
+
+def rule_titles(rules: Mapping[str, str] | RuleSet) -> dict[str, str]:
+    """Rule id -> title, from a mapping or a :class:`monitor.rules.RuleSet`."""
+    if isinstance(rules, Mapping):
+        return dict(rules)
+    return {r.id: r.title for r in rules.rules}
+
+
+def _rule_ids(desk: DeskConfig) -> list[str] | None:
+    return None if "*" in desk.rules else list(desk.rules)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Deliverer:
+    """Sends the desks their digests, alerts and retries. Thread-safe; see module docstring.
+
+    ``options`` go to the notifiers (:func:`monitor.notify.build_notifiers`).
+    """
+
+    def __init__(self, settings: Settings, store: Store, rules: Mapping[str, str] | RuleSet,
+                 owner: str = "news-monitor", clock: Callable[[], datetime] = _utcnow, *,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.titles = rule_titles(rules)
+        self.owner = owner
+        self.clock = clock
+        self.options: dict[str, Any] = dict(options or {})
+
+    # -- the three passes ---------------------------------------------------------
+
+    def send_digests(self, desk: str | None = None) -> DeliveryReport:
+        """Each desk (or only ``desk``) one digest of its undelivered hits per channel."""
+        with _SENDING:
+            now = self.clock()
+            report = DeliveryReport()
+            first_seen = self._first_seen(now)
+            for d in self._desks(desk):
+                for channel, notifier in self._notifiers(d, report).items():
+                    self._send_new(d, channel, notifier, "digest", report, now=now,
+                                   since=first_seen[d.name])
+            return report
+
+    def send_alerts(self) -> DeliveryReport:
+        """Hits at or above each desk's ``alert_min_severity``, matched in the last hour."""
+        with _SENDING:
+            now = self.clock()
+            report = DeliveryReport()
+            first_seen = self._first_seen(now)
+            for d in self.settings.desks:
+                if d.alert_min_severity is None or not d.channels:
+                    continue
+                if in_quiet_hours(now, d.quiet_hours, d.timezone):
+                    continue  # they wait for the digest
+                # Hits matched during the quiet hours just ended wait for the digest too.
+                after = max([now - ALERT_WINDOW, first_seen[d.name],
+                             quiet_hours_ended(now, d.quiet_hours, d.timezone)
+                             or first_seen[d.name]])
+                for channel, notifier in self._notifiers(d, report).items():
+                    self._send_new(d, channel, notifier, "alert", report, now=now,
+                                   since=first_seen[d.name], min_severity=d.alert_min_severity,
+                                   matched_after=after)
+            return report
+
+    def retry_due(self, desk: str | None = None) -> DeliveryReport:
+        """Resend the pending deliveries whose next attempt is due, rebuilt from their hits."""
+        with _SENDING:
+            now = self.clock()
+            report = DeliveryReport()
+            notifiers: dict[str, dict[str, Notifier]] = {}
+            for delivery in self.store.claim_due_deliveries(self.owner, now=now, lease=LEASE,
+                                                            desk=desk):
+                d = self.settings.desk(delivery.desk)
+                if d is None or delivery.channel not in d.channels:
+                    self._give_up(delivery, f"desk {delivery.desk} no longer has the "
+                                            f"{delivery.channel} channel", report)
+                    continue
+                if d.name not in notifiers:
+                    notifiers[d.name] = self._notifiers(d, report)
+                notifier = notifiers[d.name].get(delivery.channel)
+                if notifier is None:  # it could not be built; already reported
+                    self.store.mark_failed(delivery.id, "channel could not be set up",
+                                           permanent=False, now=now,
+                                           next_attempt=now + timedelta(
+                                               seconds=backoff(delivery.attempts + 1)))
+                    continue
+                self._resend(delivery, d, notifier, report)
+            return report
+
+    def preview(self, desk: str) -> Digest:
+        """The digest ``desk`` would get now, without claiming or sending anything."""
+        d = self.settings.desk(desk)
+        if d is None:
+            raise ValueError(f"no desk {desk!r}")
+        now = self.clock()
+        first_seen = self._first_seen(now)
+        channel = d.channels[0] if d.channels else "email"
+        hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d),
+                                       since=first_seen[d.name], limit=MAX_HITS, now=now)
+        return self._digest(d, "digest", hits, now)
+
+    def send_notice(self, text: str) -> DeliveryReport:
+        """An operator notice (a feed failing for days...) to the desks with ``ops_notices``."""
+        with _SENDING:
+            now = self.clock()
+            report = DeliveryReport()
+            for d in self.settings.desks:
+                if not d.ops_notices:
+                    continue
+                for channel, notifier in self._notifiers(d, report).items():
+                    made = self.store.create_delivery(d.name, channel, "notice", [], now,
+                                                      payload={"text": text})
+                    if made is None or not self.store.lease_delivery(made[0], self.owner,
+                                                                     now=now, lease=LEASE):
+                        continue
+                    digest = build_digest(d.name, [], self.titles, now, kind="notice",
+                                          timezone=d.timezone, note=text)
+                    self._attempt(made[0], now, 0, d, channel, notifier, digest, 0, report)
+            return report
+
+    # -- the steps ----------------------------------------------------------------
+
+    def _send_new(self, d: DeskConfig, channel: str, notifier: Notifier, kind: str,
+                  report: DeliveryReport, *, now: datetime, since: datetime,
+                  min_severity: Severity | None = None,
+                  matched_after: datetime | None = None) -> None:
+        """Claim the pending hits of one desk and channel, then send them, MAX_HITS a message."""
+        first = True
+        while True:
+            hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d), since=since,
+                                           min_severity=min_severity,
+                                           matched_after=matched_after, limit=MAX_HITS, now=now)
+            if not hits and not (first and kind == "digest" and d.send_empty):
+                return
+            first = False
+            made = self.store.create_delivery(d.name, channel, kind, [h.id for h in hits], now)
+            if made is None:
+                return  # another sender claimed them between our query and our claim
+            delivery_id, claimed = made
+            if not self.store.lease_delivery(delivery_id, self.owner, now=now, lease=LEASE):
+                return  # another instance's retry pass took it over: it sends it
+            mine = set(claimed)
+            digest = self._digest(d, kind, [h for h in hits if h.id in mine], now)
+            ok = self._attempt(delivery_id, now, 0, d, channel, notifier, digest, 0, report)
+            if not ok or len(hits) < MAX_HITS:
+                return
+
+    def _resend(self, delivery: Delivery, d: DeskConfig, notifier: Notifier,
+                report: DeliveryReport) -> None:
+        hits = self.store.delivery_hits(delivery.id)
+        payload = dict(delivery.payload or {})
+        if delivery.kind == "notice":
+            digest = build_digest(d.name, [], self.titles, delivery.created_at, kind="notice",
+                                  timezone=d.timezone, note=str(payload.get("text", "")))
+        elif not hits and not (delivery.kind == "digest" and d.send_empty):
+            # Its hits were purged (retention) while it waited: nothing left to say.
+            self.store.mark_sent(delivery.id, self.clock())
+            return
+        else:
+            digest = self._digest(d, delivery.kind, hits, delivery.created_at)
+        first_part = int(str(payload.get("parts_sent", 0)) or 0)
+        self._attempt(delivery.id, delivery.created_at, delivery.attempts, d, delivery.channel,
+                      notifier, digest, first_part, report)
+
+    def _attempt(self, delivery_id: int, created_at: datetime, attempts: int, d: DeskConfig,
+                 channel: str, notifier: Notifier, digest: Digest, first_part: int,
+                 report: DeliveryReport) -> bool:
+        """Send once; record the outcome. Only StorageError escapes."""
+
+        def progress(parts: int) -> None:
+            self.store.set_delivery_payload(delivery_id, {"parts_sent": parts})
+
+        envelope = Envelope(delivery_id, created_at, first_part, progress)
+        try:
+            notifier.send(digest, envelope)
+        except StorageError:
+            raise
+        except NotifyError as e:
+            self._failed(delivery_id, attempts, d.name, channel, digest, str(e), e.permanent,
+                         e.retry_after, report)
+            return False
+        except Exception as e:
+            # A bug in one channel must not stop the others; it is retried like an
+            # outage and logged with its traceback.
+            log.exception("delivery %d (%s/%s): unexpected %s", delivery_id, d.name, channel,
+                          type(e).__name__)
+            self._failed(delivery_id, attempts, d.name, channel, digest,
+                         f"{channel}: internal error: {type(e).__name__}", False, None, report)
+            return False
+        self.store.mark_sent(delivery_id, self.clock())
+        report.sent += 1
+        report.hits += len(digest.hit_ids)
+        log.info("delivery %d (%s/%s, %s): sent %d hits", delivery_id, d.name, channel,
+                 digest.kind, len(digest.hit_ids))
+        return True
+
+    def _failed(self, delivery_id: int, attempts: int, desk: str, channel: str, digest: Digest,
+                error: str, permanent: bool, retry_after: float | None,
+                report: DeliveryReport) -> None:
+        now = self.clock()
+        next_attempt = None if permanent else now + timedelta(
+            seconds=backoff(attempts + 1, retry_after))
+        self.store.mark_failed(delivery_id, error, permanent=permanent,
+                               next_attempt=next_attempt, now=now)
+        report.failed += 1
+        report.errors.append(f"{desk}/{channel}: {error}")
+        if permanent:
+            report.permanent += 1
+            log.error("delivery %d (%s/%s, %s, %d hits) failed for good: %s", delivery_id, desk,
+                      channel, digest.kind, len(digest.hit_ids), error)
+        else:
+            log.warning("delivery %d (%s/%s, %s, %d hits) failed, attempt %d, retry at %s: %s",
+                        delivery_id, desk, channel, digest.kind, len(digest.hit_ids),
+                        attempts + 1, isoformat_z(next_attempt), error)
+
+    def _give_up(self, delivery: Delivery, why: str, report: DeliveryReport) -> None:
+        self.store.mark_failed(delivery.id, why, permanent=True, next_attempt=None,
+                               now=self.clock())
+        report.failed += 1
+        report.permanent += 1
+        report.errors.append(f"{delivery.desk}/{delivery.channel}: {why}")
+        log.error("delivery %d (%s/%s): %s; not retried", delivery.id, delivery.desk,
+                  delivery.channel, why)
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _digest(self, d: DeskConfig, kind: str, hits: list[StoredHit], now: datetime
+                ) -> Digest:
+        return build_digest(d.name, hits, self.titles, now, kind=kind, timezone=d.timezone)
+
+    def _first_seen(self, now: datetime) -> dict[str, datetime]:
+        return self.store.register_desks((d.name for d in self.settings.desks), now)
+
+    def _desks(self, name: str | None) -> list[DeskConfig]:
+        if name is None:
+            return list(self.settings.desks)
+        d = self.settings.desk(name)
+        if d is None:
+            raise ValueError(f"no desk {name!r}")
+        return [d]
+
+    def _notifiers(self, d: DeskConfig, report: DeliveryReport) -> dict[str, Notifier]:
+        if "email" in d.channels and "renderer" not in self.options:
+            from monitor.notify.email import Renderer  # Jinja2 only when mail is configured
+
+            self.options["renderer"] = Renderer(self.settings.templates_dir)
+        try:
+            return build_notifiers(d, self.settings, self.options)
+        except MonitorError as e:
+            report.failed += 1
+            report.errors.append(f"{d.name}: {e}")
+            log.error("desk %s: channels not set up: %s", d.name, e)
+            return {}
+
+
+# -- for status ----------------------------------------------------------------------
+
+
+def pending_pairs(settings: Settings, store: Store) -> int:
+    """Hit x channel pairs not yet delivered, over every desk (``status``'s
+    ``pending_deliveries``): unclaimed hits, and hits held by unsent deliveries."""
+    first_seen = store.register_desks(d.name for d in settings.desks)
+    return sum(store.count_pending(d.name, channel, rule_ids=_rule_ids(d),
+                                   since=first_seen[d.name])
+               for d in settings.desks for channel in d.channels)
+
+
+def delivery_status(settings: Settings, store: Store, *, limit: int = 20) -> dict[str, Any]:
+    """What ``status`` shows about deliveries: pending pairs, retries under way, failures."""
+
+    def row(d: Delivery) -> dict[str, Any]:
+        return {"id": d.id, "desk": d.desk, "channel": d.channel, "kind": d.kind,
+                "state": d.state, "attempts": d.attempts,
+                "created_at": isoformat_z(d.created_at),
+                "next_attempt": isoformat_z(d.next_attempt), "last_error": d.last_error}
+
+    retrying = [d for d in store.list_deliveries(states=["pending"], limit=limit)
+                if d.attempts > 0]
+    return {"pending_deliveries": pending_pairs(settings, store),
+            "retrying": [row(d) for d in retrying],
+            "failed": [row(d) for d in store.list_deliveries(states=["failed"], limit=limit)]}

@@ -1,0 +1,148 @@
+"""What every channel has in common: the :class:`Notifier` protocol and a small HTTP POST.
+
+A notifier sends one :class:`~monitor.digest.Digest` and returns only when the
+channel confirmed it (SMTP 250, HTTP 2xx); otherwise it raises
+:class:`~monitor.errors.NotifyError`, ``permanent`` when resending cannot help
+(a 5xx for a recipient, a webhook that no longer exists), with ``retry_after``
+when the other side said when to come back. Messages in those errors name the
+channel and the cause, never a secret: webhook URLs carry tokens, so they show
+their host at most.
+
+HTTP is the standard library's ``urllib.request``: a few synchronous POSTs per
+digest need no client library. Redirects are not followed (a POST that is
+redirected is a misconfigured URL, and following it could hand the body and
+its signature to another host).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar, Protocol
+from urllib.parse import urlsplit
+
+from monitor import __version__
+from monitor.errors import NotifyError
+from monitor.text import strip_control, truncate
+
+if TYPE_CHECKING:
+    from monitor.digest import Digest
+
+USER_AGENT = f"news-monitor/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a notifier needs besides the digest: which delivery this is, and progress.
+
+    ``first_part`` > 0 when an earlier attempt already delivered the first
+    parts of a message split in several (Slack); ``on_part_sent(n)`` is called
+    after each part with the number of parts now delivered, so a retry resumes
+    where the failure happened instead of repeating what went out.
+    """
+
+    delivery_id: int
+    created_at: datetime
+    first_part: int = 0
+    on_part_sent: Callable[[int], None] | None = None
+
+
+class Notifier(Protocol):
+    """One channel of one desk."""
+
+    channel: ClassVar[str]
+
+    def send(self, digest: Digest, envelope: Envelope) -> None:
+        """Deliver ``digest``; return once the channel confirmed. Raises NotifyError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: str
+    headers: Mapping[str, str]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the 3xx surfaces as an HTTPError, classified below
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
+         timeout: float) -> Response:
+    """POST ``body``; return the response, whatever its status. Raises NotifyError
+    (transient) when no response came: refused, timed out, TLS or DNS failure."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # The URL itself may be the secret: say what is wrong, not what it is.
+        raise NotifyError(channel, "the configured URL is not an http(s) URL", permanent=True)
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "User-Agent": USER_AGENT, **headers})
+    try:
+        with _OPENER.open(request, timeout=timeout) as resp:
+            return Response(resp.status, _text(resp.read(4096)), dict(resp.headers.items()))
+    except urllib.error.HTTPError as e:
+        with e:
+            return Response(e.code, _text(e.read(4096)), dict(e.headers.items()))
+    except TimeoutError as e:
+        raise NotifyError(channel, f"{parts.hostname}: timed out after {timeout:g}s") from e
+    except urllib.error.URLError as e:
+        raise NotifyError(channel, f"{parts.hostname}: {_reason(e.reason)}") from e
+    except (OSError, ValueError) as e:
+        # http.client's own errors (RemoteDisconnected, BadStatusLine...) and
+        # URL parsing errors, whose text may quote the URL: only the type is shown.
+        raise NotifyError(channel, f"{parts.hostname}: {type(e).__name__}") from e
+
+
+def _reason(reason: object) -> str:
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, socket.gaierror):
+        return "host not found"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return type(reason).__name__
+
+
+def _text(data: bytes) -> str:
+    return truncate(" ".join(strip_control(data.decode("utf-8", "replace")).split()), 200)
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds, or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify(channel: str, resp: Response, what: str) -> NotifyError:
+    """The error for a non-2xx response: which statuses are worth retrying.
+
+    429, 408, 425 and 5xx are transient (429 with its Retry-After); any other
+    status, 3xx included, is permanent: the request itself, or the URL, is wrong.
+    """
+    detail = f"{what}: HTTP {resp.status}" + (f" {resp.body}" if resp.body else "")
+    transient = resp.status in (408, 425, 429) or resp.status >= 500
+    return NotifyError(channel, detail, permanent=not transient,
+                       retry_after=retry_after(resp.headers.get("Retry-After")
+                                               or resp.headers.get("retry-after")))

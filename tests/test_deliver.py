@@ -1,0 +1,560 @@
+"""Delivery end to end: a real store (SQLite, and PostgreSQL where available), a real SMTP
+server and a real HTTP endpoint on 127.0.0.1, and an injected clock.
+
+Done means: each desk receives each of its hits once per channel, no hit reaches the
+wrong desk, none is lost across failures, and a later hit goes out alone next time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_notify import Hook, Mailbox, Reply, free_port, parts
+
+from monitor.cli import main
+from monitor.deliver import (
+    LEASE,
+    Deliverer,
+    backoff,
+    delivery_status,
+    in_quiet_hours,
+    pending_pairs,
+    quiet_hours_ended,
+)
+from monitor.errors import StorageError
+from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
+from monitor.settings import DeskConfig, Secret, Settings, SmtpConfig, shipped_rules_dir
+from monitor.store import Store
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
+RULES = {"cpc-disruption": ("v1", Severity.HIGH), "btc-diversion": ("v1", Severity.MEDIUM),
+         "eaeu-grain-ban": ("v1", Severity.LOW), "sanctioned-transit": ("v1", Severity.CRITICAL)}
+TITLES = {"cpc-disruption": "CPC disruption", "btc-diversion": "BTC diversion",
+          "eaeu-grain-ban": "EAEU grain ban", "sanctioned-transit": "Sanctioned transit"}
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> datetime:
+        self.now += timedelta(**kw)
+        return self.now
+
+
+_n = iter(range(1, 1_000_000))
+
+
+def add(store: Store, at: datetime, *stories: tuple[str, str], feed: str = "reuters",
+        summary: str = "") -> dict[str, int]:
+    """Store one item per (title, rule) from ``feed``, matched at ``at``; title -> hit id."""
+    url = f"https://{feed}.example/rss"
+    store.sync_feeds([(url, feed.capitalize())], now=at)
+    new = []
+    for title, rule in stories:
+        n = next(_n)
+        item = Item(feed_url=url, guid=f"{feed}-{n}", title=title, summary=summary,
+                    link=f"https://{feed}.example/story/{n}", published=at, lang="en",
+                    fingerprint=f"fp-{feed}-{n}")
+        # Evidence on the summary only, so titles read whole in the messages.
+        new.append(NewItem(item, (Match(rule, 90.0, (Evidence("summary", "x", "x", 0, 0,
+                                                               100.0),)),)))
+    store.commit_poll(FeedState(url), new, RULES, at)
+    ids = {h.title: h.id for h in store.list_hits()}
+    return {title: ids[title] for title, _ in stories}
+
+
+def settings(*desks: DeskConfig, smtp_port: int | None = None) -> Settings:
+    return Settings(source="<test>", storage_url="sqlite://", rules_dir=Path("."),
+                    smtp=SmtpConfig(host="127.0.0.1", port=smtp_port or free_port(),
+                                    sender="News Monitor <monitor@example.org>", timeout=5.0),
+                    desks=desks)
+
+
+def deliverer(store: Store, cfg: Settings, clock: Clock, owner: str = "test") -> Deliverer:
+    store.register_desks((d.name for d in cfg.desks), T0 - timedelta(days=1))
+    return Deliverer(cfg, store, TITLES, owner=owner, clock=clock,
+                     options={"slack_pause": 0, "timeout": 5.0})
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with Mailbox() as box:
+        yield box
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    with Hook() as h:
+        yield h
+
+
+def text_of(box: Mailbox, i: int = -1) -> str:
+    return parts(box.received[i].message)["text/plain"]
+
+
+def delivered(box: Mailbox, titles: dict[str, int]) -> list[str]:
+    """Which of ``titles`` each message carries, message by message."""
+    return [" | ".join(t for t in titles if t in parts(r.message)["text/plain"])
+            for r in box.received]
+
+
+# -- the pure helpers ------------------------------------------------------------------------------
+
+
+def test_backoff_doubles_to_an_hour_and_obeys_retry_after() -> None:
+    assert [backoff(n) for n in range(1, 9)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert backoff(5, retry_after=7) == 7
+    assert backoff(1, retry_after=10 * 86400) == 86400
+
+
+def test_quiet_hours_wrap_midnight_in_the_desk_time_zone() -> None:
+    quiet = (time(22, 0), time(7, 0))
+    almaty = "Asia/Almaty"  # UTC+5
+    assert in_quiet_hours(datetime(2026, 1, 5, 18, 0, tzinfo=UTC), quiet, almaty)  # 23:00
+    assert in_quiet_hours(datetime(2026, 1, 5, 1, 59, tzinfo=UTC), quiet, almaty)  # 06:59
+    assert not in_quiet_hours(datetime(2026, 1, 5, 2, 0, tzinfo=UTC), quiet, almaty)  # 07:00
+    assert not in_quiet_hours(datetime(2026, 1, 5, 12, 0, tzinfo=UTC), quiet, almaty)
+    assert in_quiet_hours(datetime(2026, 1, 5, 12, 30, tzinfo=UTC), (time(12), time(13)), "UTC")
+    assert not in_quiet_hours(T0, None, "UTC")
+    assert quiet_hours_ended(datetime(2026, 1, 5, 3, 0, tzinfo=UTC), quiet, almaty) == \
+        datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    assert quiet_hours_ended(datetime(2026, 1, 5, 1, 0, tzinfo=UTC), quiet, almaty) == \
+        datetime(2026, 1, 4, 2, 0, tzinfo=UTC)
+
+
+# -- digests --------------------------------------------------------------------------------
+
+
+def test_two_desks_with_disjoint_rules_receive_disjoint_hits(store: Store, mailbox: Mailbox,
+                                                             hook: Hook) -> None:
+    energy = DeskConfig(name="energy", rules=("cpc-disruption", "btc-diversion"),
+                        email=("energy@example.org",))
+    grain = DeskConfig(name="grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
+                       webhook_url=hook.url("/grain"))
+    cfg = settings(energy, grain, smtp_port=mailbox.port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
+              ("Kazakh crude diverted to BTC", "btc-diversion"),
+              ("Kazakhstan bans wheat imports", "eaeu-grain-ban"))
+    ids |= add(store, T0, ("Kyrgyzstan caps grain exports", "eaeu-grain-ban"), feed="kursiv")
+    report = d.send_digests()
+    assert (report.sent, report.failed, report.hits) == (3, 0, 6)
+    by_desk = {r.recipients[0]: delivered(mailbox, ids)[i]
+               for i, r in enumerate(mailbox.received)}
+    assert by_desk == {
+        "energy@example.org": "Storm halts CPC loadings | Kazakh crude diverted to BTC",
+        "grain@example.org": "Kazakhstan bans wheat imports | Kyrgyzstan caps grain exports"}
+    [req] = hook.requests
+    doc = req.json()
+    assert doc["desk"] == "grain" and doc["kind"] == "digest"
+    assert sorted(h["id"] for s in doc["sections"] for st in s["stories"] for h in st["hits"]) \
+        == sorted([ids["Kazakhstan bans wheat imports"], ids["Kyrgyzstan caps grain exports"]])
+    # Everything went: a second run sends nothing.
+    assert d.send_digests().summary() == "nothing to send"
+    assert len(mailbox.received) == 2 and len(hook.requests) == 1
+    assert pending_pairs(cfg, store) == 0
+
+
+def test_done_each_hit_once_per_desk_and_channel_across_failures(store: Store,
+                                                                  hook: Hook) -> None:
+    """The issue's acceptance: mail down then up, a webhook failing then recovering."""
+    port = free_port()
+    energy = DeskConfig(name="energy", rules=("cpc-disruption", "btc-diversion"),
+                        email=("energy@example.org",), webhook_url=hook.url("/energy"))
+    grain = DeskConfig(name="grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
+                       webhook_url=hook.url("/grain"))
+    clock = Clock(T0)
+    d = deliverer(store, settings(energy, grain, smtp_port=port), clock)
+    ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
+              ("Kazakh crude diverted to BTC", "btc-diversion"),
+              ("Kazakhstan bans wheat imports", "eaeu-grain-ban"),
+              ("Sanctioned goods seized in transit", "sanctioned-transit"))  # no desk's
+    hook.replies.extend([Reply(500, "down"), Reply(502, "down"), Reply(503, "down")])
+    assert d.send_digests().failed == 4
+    with Mailbox(port=port) as box:
+        for _ in range(3):
+            clock.advance(minutes=5)
+            d.retry_due()
+        later = add(store, clock.advance(minutes=5), ("Drone strike on CPC pump station",
+                                                      "cpc-disruption"))
+        d.send_digests()
+        assert d.retry_due().summary() == d.send_digests().summary() == "nothing to send"
+    got: dict[tuple[str, str], list[str]] = {}
+    for r in box.received:
+        text = parts(r.message)["text/plain"]
+        got.setdefault((r.recipients[0].split("@")[0], "email"), []).append(
+            " | ".join(t for t in ids | later if t in text))
+    titles = {v: k for k, v in (ids | later).items()}
+    for req in hook.requests[3:]:  # the three refused posts carried nothing
+        doc = req.json()
+        got.setdefault((doc["desk"], "webhook"), []).append(" | ".join(
+            titles[h["id"]] for s in doc["sections"] for st in s["stories"] for h in st["hits"]))
+    first_energy = "Storm halts CPC loadings | Kazakh crude diverted to BTC"
+    assert {k: sorted(v) for k, v in got.items()} == {
+        ("energy", "email"): sorted([first_energy, "Drone strike on CPC pump station"]),
+        ("energy", "webhook"): sorted([first_energy, "Drone strike on CPC pump station"]),
+        ("grain", "email"): ["Kazakhstan bans wheat imports"],
+        ("grain", "webhook"): ["Kazakhstan bans wheat imports"]}
+
+
+def test_mail_down_then_up_loses_nothing_and_sends_nothing_twice(store: Store) -> None:
+    port = free_port()  # nothing listens yet
+    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)), smtp_port=port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    first = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
+                ("Kazakh crude diverted to BTC", "btc-diversion"))
+    report = d.send_digests()
+    assert (report.sent, report.failed, report.permanent) == (0, 1, 0)
+    assert report.errors == [f"energy/email: email: 127.0.0.1:{port}: connection refused"]
+    assert pending_pairs(cfg, store) == 2
+    status = delivery_status(cfg, store)
+    assert [(r["attempts"], r["next_attempt"]) for r in status["retrying"]] == [
+        (1, "2026-01-05T09:01:00Z")]
+    # A digest run while the claim waits for its retry must not take the same hits again.
+    assert d.send_digests().summary() == "nothing to send"
+    clock.advance(seconds=30)
+    assert d.retry_due().summary() == "nothing to send"  # not due yet
+    clock.advance(seconds=31)
+    assert d.retry_due().failed == 1  # still down: next in 2 minutes
+    with Mailbox(port=port) as box:
+        clock.advance(minutes=1)
+        assert d.retry_due().summary() == "nothing to send"
+        clock.advance(minutes=1, seconds=1)
+        report = d.retry_due()
+        assert (report.sent, report.hits) == (1, 2)
+        assert delivered(box, first) == ["Storm halts CPC loadings | Kazakh crude diverted to BTC"]
+        # A hit that arrives later goes out alone in the next digest.
+        later = add(store, clock.advance(minutes=5), ("Drone strike on CPC pump station",
+                                                      "cpc-disruption"))
+        assert d.send_digests().hits == 1
+        assert delivered(box, first | later)[1:] == ["Drone strike on CPC pump station"]
+        assert d.retry_due().summary() == d.send_digests().summary() == "nothing to send"
+        assert len(box.received) == 2
+    assert pending_pairs(cfg, store) == 0
+    assert [x.attempts for x in store.list_deliveries(states=["sent"])] == [1, 3]
+
+
+def test_a_failing_webhook_recovers_and_holds_back_no_other_channel(
+        store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SLACK", hook.url("/slack"))
+    desk = DeskConfig(name="energy", email=("energy@example.org",),
+                      slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url=hook.url("/hook"))
+    cfg = settings(desk, smtp_port=mailbox.port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
+              ("Kazakh crude diverted to BTC", "btc-diversion"))
+    hook.replies.extend([Reply(500, "rollup_error"), Reply(503, "busy"),  # slack, webhook
+                         Reply(429, "rate_limited", {"Retry-After": "120"}), Reply()])
+    report = d.send_digests()
+    assert (report.sent, report.failed) == (1, 2)  # mail went out regardless
+    assert len(mailbox.received) == 1
+    clock.advance(seconds=61)
+    report = d.retry_due()
+    assert (report.sent, report.failed) == (1, 1)  # webhook ok; slack told to wait 2 min
+    clock.advance(seconds=61)
+    assert d.retry_due().summary() == "nothing to send"
+    clock.advance(seconds=60)
+    assert d.retry_due().sent == 1
+    ok = [r for r, status in zip(hook.requests, (500, 503, 429, 200, 200), strict=True)
+          if status == 200]
+    assert [r.path for r in ok] == ["/hook", "/slack"]
+    doc = ok[0].json()
+    assert sorted(h["id"] for s in doc["sections"] for st in s["stories"] for h in st["hits"]) \
+        == sorted(ids.values())
+    slack_text = json.dumps(ok[1].json(), ensure_ascii=False)
+    assert all(title in slack_text for title in ids)
+    assert d.send_digests().summary() == d.retry_due().summary() == "nothing to send"
+    assert {(x.channel, x.attempts) for x in store.list_deliveries(states=["sent"])} == {
+        ("email", 1), ("webhook", 2), ("slack", 3)}
+
+
+def test_a_permanent_failure_is_recorded_and_not_retried(
+        store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SLACK", hook.url("/services/T1/B2/S3CR3TTOKEN"))
+    desk = DeskConfig(name="energy", email=("energy@example.org",),
+                      slack_webhook=Secret("env:NM_TEST_SLACK"))
+    cfg = settings(desk, smtp_port=mailbox.port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    hook.replies.append(Reply(404, "no_service"))
+    report = d.send_digests()
+    assert (report.sent, report.failed, report.permanent) == (1, 1, 1)
+    status = delivery_status(cfg, store)
+    assert [(r["channel"], r["last_error"]) for r in status["failed"]] == [
+        ("slack", "slack: message: HTTP 404 no_service")]
+    assert "S3CR3TTOKEN" not in json.dumps(status)
+    clock.advance(days=2)
+    assert d.retry_due().summary() == "nothing to send"
+    assert len(hook.requests) == 1
+    assert status["pending_deliveries"] == 0  # failed for good is not pending
+
+
+def test_the_same_story_from_three_feeds_arrives_as_one_entry(store: Store,
+                                                              mailbox: Mailbox) -> None:
+    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+                   smtp_port=mailbox.port)
+    d = deliverer(store, cfg, Clock(T0))
+    title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
+    add(store, T0, (title, "cpc-disruption"), feed="reuters")
+    add(store, T0, (title + " - Interfax", "cpc-disruption"), feed="interfax")
+    add(store, T0, (title + " | Kursiv", "cpc-disruption"), feed="kursiv")
+    assert d.send_digests().hits == 3
+    text = text_of(mailbox)
+    assert text.count("* ") == 1 and "+2 more:" in text
+    for feed in ("reuters", "interfax", "kursiv"):
+        assert f"https://{feed}.example/story/" in text
+    assert mailbox.received[0].message["Subject"] == \
+        "[news-monitor] energy: 3 new (CPC disruption 3)"
+
+
+def test_a_crash_between_sent_and_marked_resends_once(store: Store, mailbox: Mailbox,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+                   smtp_port=mailbox.port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    real = store.mark_sent
+
+    def crash(*args: Any, **kw: Any) -> None:
+        raise StorageError("database error: the process died here")
+
+    monkeypatch.setattr(store, "mark_sent", crash)
+    with pytest.raises(StorageError):
+        d.send_digests()
+    monkeypatch.setattr(store, "mark_sent", real)
+    # The restarted process is another lease owner: it waits for the lease to run out.
+    again = deliverer(store, cfg, clock, owner="restarted")
+    assert again.retry_due().summary() == "nothing to send"
+    clock.advance(seconds=LEASE + 1)
+    assert again.retry_due().sent == 1
+    assert again.retry_due().summary() == again.send_digests().summary() == "nothing to send"
+    ids = [r.message["Message-ID"] for r in mailbox.received]
+    assert len(ids) == 2 and ids[0] == ids[1]  # one duplicate, recognisable as such
+
+
+def test_two_instances_never_send_a_hit_twice(store: Store, mailbox: Mailbox) -> None:
+    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+                   smtp_port=mailbox.port)
+    clock = Clock(T0)
+    a, b = deliverer(store, cfg, clock, owner="a"), deliverer(store, cfg, clock, owner="b")
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    assert a.send_digests().sent + b.send_digests().sent + b.retry_due().sent == 1
+    assert len(mailbox.received) == 1
+
+
+def test_silenced_rules_are_stored_but_not_sent(store: Store, mailbox: Mailbox) -> None:
+    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+                   DeskConfig(name="all", email=("all@example.org",)), smtp_port=mailbox.port)
+    d = deliverer(store, cfg, Clock(T0))
+    store.add_silence("cpc-disruption", "energy", T0 + timedelta(days=2), "known story",
+                      now=T0 - timedelta(minutes=1))
+    ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
+              ("Kazakh crude diverted to BTC", "btc-diversion"))
+    d.send_digests()
+    by_desk = {r.recipients[0]: delivered(mailbox, ids)[i]
+               for i, r in enumerate(mailbox.received)}
+    assert by_desk == {"energy@example.org": "Kazakh crude diverted to BTC",
+                       "all@example.org": "Storm halts CPC loadings | Kazakh crude diverted to BTC"}
+    assert store.totals()["hits"] == 2
+
+
+def test_send_empty_digests_only_when_asked(store: Store, mailbox: Mailbox) -> None:
+    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+                   DeskConfig(name="chatty", email=("chatty@example.org",), send_empty=True),
+                   smtp_port=mailbox.port)
+    d = deliverer(store, cfg, Clock(T0))
+    assert d.send_digests().sent == 1
+    [got] = mailbox.received
+    assert got.recipients == ["chatty@example.org"]
+    assert got.message["Subject"] == "[news-monitor] chatty: nothing new"
+
+
+def test_a_removed_channel_fails_its_pending_delivery_for_good(store: Store) -> None:
+    desk = DeskConfig(name="energy", email=("energy@example.org",))
+    clock = Clock(T0)
+    d = deliverer(store, settings(desk), clock)  # nothing listens: the digest waits
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    assert d.send_digests().failed == 1
+    clock.advance(minutes=2)
+    report = deliverer(store, settings(DeskConfig(name="energy")), clock).retry_due()
+    assert (report.failed, report.permanent) == (1, 1)
+    assert [x.last_error for x in store.list_deliveries(states=["failed"])] == [
+        "desk energy no longer has the email channel"]
+
+
+def test_operator_notices_go_to_desks_that_want_them_and_are_retried(store: Store) -> None:
+    port = free_port()
+    cfg = settings(DeskConfig(name="ops", email=("ops@example.org",), ops_notices=True),
+                   DeskConfig(name="energy", email=("energy@example.org",)), smtp_port=port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    assert d.send_notice("feed Kursiv failing for 3 days").failed == 1
+    with Mailbox(port=port) as box:
+        clock.advance(minutes=2)
+        assert d.retry_due().sent == 1
+        [got] = box.received
+    assert got.recipients == ["ops@example.org"]
+    assert got.message["Subject"] == "[news-monitor] ops: feed Kursiv failing for 3 days"
+    assert "feed Kursiv failing for 3 days" in parts(got.message)["text/plain"]
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def test_alerts_group_a_minute_of_hits_and_are_not_repeated_in_the_digest(
+        store: Store, mailbox: Mailbox) -> None:
+    desk = DeskConfig(name="energy", email=("energy@example.org",),
+                      alert_min_severity=Severity.HIGH)
+    cfg = settings(desk, smtp_port=mailbox.port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    old = add(store, T0 - timedelta(hours=2), ("Old CPC story from before", "cpc-disruption"))
+    ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
+              ("Grain story of low severity", "eaeu-grain-ban"))
+    ids |= add(store, T0 + timedelta(seconds=20), ("Sanctioned goods seized in transit",
+                                                   "sanctioned-transit"), feed="kursiv")
+    clock.advance(seconds=30)
+    report = d.send_alerts()
+    assert (report.sent, report.hits) == (1, 2)
+    [alert] = mailbox.received
+    assert alert.message["Subject"].strip() == \
+        "[news-monitor] ALERT energy: 2 new (Sanctioned transit 1, CPC disruption 1)"
+    assert delivered(mailbox, ids | old) == [
+        "Storm halts CPC loadings | Sanctioned goods seized in transit"]
+    assert d.send_alerts().summary() == "nothing to send"
+    clock.advance(hours=1)
+    d.send_digests()
+    assert delivered(mailbox, ids | old)[1] == \
+        "Grain story of low severity | Old CPC story from before"
+
+
+def test_quiet_hours_hold_alerts_for_the_digest(store: Store, mailbox: Mailbox) -> None:
+    desk = DeskConfig(name="energy", email=("energy@example.org",), timezone="Asia/Almaty",
+                      alert_min_severity=Severity.HIGH, quiet_hours=(time(22), time(7)))
+    cfg = settings(desk, smtp_port=mailbox.port)
+    night = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)  # 23:00 in Almaty
+    clock = Clock(night)
+    d = deliverer(store, cfg, clock)
+    quiet = add(store, night, ("Storm halts CPC loadings at night", "cpc-disruption"))
+    assert d.send_alerts().summary() == "nothing to send"
+    clock.now = datetime(2026, 1, 6, 1, 50, tzinfo=UTC)  # 06:50: still quiet
+    assert d.send_alerts().summary() == "nothing to send"
+    clock.now = datetime(2026, 1, 6, 2, 10, tzinfo=UTC)  # 07:10: the night's hit still waits
+    morning = add(store, datetime(2026, 1, 6, 2, 5, tzinfo=UTC),
+                  ("Drone strike on CPC pump station", "cpc-disruption"))
+    assert d.send_alerts().hits == 1
+    assert delivered(mailbox, quiet | morning) == ["Drone strike on CPC pump station"]
+    d.send_digests()
+    assert delivered(mailbox, quiet | morning)[1] == "Storm halts CPC loadings at night"
+
+
+def test_alerts_only_for_hits_of_the_last_hour(store: Store, mailbox: Mailbox) -> None:
+    desk = DeskConfig(name="energy", email=("energy@example.org",),
+                      alert_min_severity=Severity.MEDIUM)
+    cfg = settings(desk, smtp_port=mailbox.port)
+    clock = Clock(T0 + timedelta(hours=3))  # back after an outage
+    d = deliverer(store, cfg, clock)
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    assert d.send_alerts().summary() == "nothing to send"
+    assert d.send_digests().hits == 1
+
+
+# -- status and the command line ------------------------------------------------------------
+
+
+def _config(tmp_path: Path, smtp_port: int) -> tuple[Path, str]:
+    db = f"sqlite:///{tmp_path / 'monitor.db'}"
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(f'[storage]\nurl = "{db}"\n\n[rules]\ndir = "{shipped_rules_dir()}"\n\n'
+                   f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\ntimeout = "5s"\n'
+                   'sender = "News Monitor <monitor@example.org>"\n\n'
+                   '[[desks]]\nname = "energy"\nrules = ["cpc-disruption"]\n'
+                   'email = ["energy@example.org"]\n', encoding="utf-8")
+    return cfg, db
+
+
+def test_cli_digest_preview_send_and_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             mailbox: Mailbox) -> None:
+    cfg, db = _config(tmp_path, mailbox.port)
+    store = Store.open(db)
+    store.register_desks(["energy"], datetime.now(UTC) - timedelta(days=1))
+    ids = add(store, datetime.now(UTC), ("Storm halts CPC <b>loadings</b>", "cpc-disruption"),
+              ("Grain story for no desk", "eaeu-grain-ban"))
+    html = tmp_path / "preview.html"
+    assert main(["--config", str(cfg), "digest", "--preview", "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    assert "Subject: [news-monitor] energy: 1 new (cpc-disruption 1)" in out
+    assert "Storm halts CPC <b>loadings</b>" in out and "Grain story" not in out
+    assert "Storm halts CPC &lt;b&gt;loadings&lt;/b&gt;" in html.read_text(encoding="utf-8")
+    assert mailbox.received == [] and store.list_deliveries() == []  # nothing sent or marked
+    assert main(["--config", str(cfg), "digest", "--desk", "energy"]) == 0
+    assert "1 sent (1 hits)" in capsys.readouterr().out
+    assert delivered(mailbox, ids) == ["Storm halts CPC <b>loadings</b>"]
+    assert main(["--config", str(cfg), "digest"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing to send"
+    assert main(["--config", str(cfg), "digest", "--desk", "nope"]) == 1
+    assert "no desk 'nope' (desks: energy)" in capsys.readouterr().err
+    # The mail server goes away: exit status 1, and the hit stays pending.
+    mailbox.stop()
+    add(store, datetime.now(UTC), ("Drone strike on CPC pump station", "cpc-disruption"))
+    assert main(["--config", str(cfg), "digest"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL energy/email: email: 127.0.0.1:" in captured.err
+    assert "1 failed (1 will be retried)" in captured.out
+    cfg_settings = _settings(cfg)
+    assert pending_pairs(cfg_settings, store) == 1
+    store.close()
+
+
+def _settings(path: Path) -> Settings:
+    from monitor.settings import load_settings
+
+    return load_settings(path)
+
+
+def test_cli_silence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, db = _config(tmp_path, free_port())
+    base = ["--config", str(cfg), "silence"]
+    assert main([*base, "add", "cpc-disruption", "--desk", "energy", "--for", "2d",
+                 "--reason", "everyone knows"]) == 0
+    assert capsys.readouterr().out.startswith("silence 1: cpc-disruption for energy until ")
+    assert main([*base, "add", "cpc-disruption", "--for", "12h", "--reason", "all desks"]) == 0
+    capsys.readouterr()
+    assert main([*base, "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split() == ["ID", "RULE", "DESK", "UNTIL", "REASON"]
+    assert [line.split()[:3] for line in listed[1:]] == [["1", "cpc-disruption", "energy"],
+                                                         ["2", "cpc-disruption", "*"]]
+    assert main([*base, "remove", "1"]) == 0
+    assert main([*base, "remove", "1"]) == 1
+    assert "no active silence 1" in capsys.readouterr().err
+    assert main([*base, "list"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["2"]
+    assert main([*base, "add", "no-such-rule", "--for", "2d", "--reason", "x"]) == 1
+    assert "no rule 'no-such-rule'" in capsys.readouterr().err
+    assert main([*base, "add", "cpc-disruption", "--for", "soon", "--reason", "x"]) == 1
+    store = Store.open(db)
+    assert [(s.rule_id, s.desk) for s in store.list_silences()] == [
+        ("cpc-disruption", "energy"), ("cpc-disruption", None)]
+    store.close()
