@@ -194,13 +194,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from monitor.deliver import delivery_status
+
     settings = _settings(args)
     store = _store(settings)
     try:
         states = store.feed_states()
         counts = store.item_counts()
         totals = store.totals()
-        daemon = store.get_state("daemon")
+        daemons = [d for d in store.states("daemon:").values() if d]
+        deliveries = delivery_status(settings, store)
     except MonitorError as e:
         raise _fail(str(e)) from e
     finally:
@@ -224,7 +227,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "flag": st.flag if st else None,
         })
     doc: dict[str, Any] = {"feeds": feeds, "items": totals["items"], "hits": totals["hits"],
-                           "pending_deliveries": 0, "daemon": daemon}
+                           **deliveries, "daemons": daemons}
     if args.format == "json":
         print(json.dumps(doc, ensure_ascii=False, indent=2))
         return 0
@@ -236,7 +239,22 @@ def cmd_status(args: argparse.Namespace) -> int:
                      _safe(f["error"] or f["flag"] or "")[:60]))
     _table(rows)
     print(f"\n{doc['items']} items, {doc['hits']} hits, "
-          f"{doc['pending_deliveries']} pending deliveries")
+          f"{doc['pending_deliveries']} pending deliveries (hit x channel)")
+    for d in doc["retrying"]:
+        print(f"retrying: {d['desk']}/{d['channel']} {d['kind']} #{d['id']}, "
+              f"{d['attempts']} attempts, next {d['next_attempt']}: {_safe(d['last_error'])}")
+    for d in doc["failed"]:
+        print(f"FAILED:   {d['desk']}/{d['channel']} {d['kind']} #{d['id']} "
+              f"(not retried): {_safe(d['last_error'])}")
+    for d in daemons:
+        reload = d.get("last_reload") or {}
+        rules = ", ".join(d.get("rules", {}))
+        line = f"daemon {d.get('owner')}: up since {d.get('started')}, rules {rules}"
+        if reload:
+            verdict = "ok" if reload.get("ok") else \
+                "REJECTED: " + "; ".join(reload.get("errors", []))
+            line += f"; last reload {reload.get('at')} {verdict}"
+        print(_safe(line))
     return 0
 
 
