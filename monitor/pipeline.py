@@ -152,7 +152,7 @@ class Poller:
         self.settings = settings
         self.owner = owner  # who leases due feeds (one name per daemon instance)
         # A lease outlives any fetch (total deadline) plus parse and store time.
-        self.lease = settings.poll.timeout * 3 + 60
+        self.lease = settings.poll.timeout * 3 + 10
         self.store = store
         self.matcher = matcher
         self.clock = clock or (lambda: datetime.now(UTC))
