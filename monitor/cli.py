@@ -91,9 +91,12 @@ def _store(settings: Settings) -> Store:
     from monitor.store import Store
 
     try:
-        return Store.open(settings.storage_url, timeout=settings.storage_timeout)
+        store = Store.open(settings.storage_url, timeout=settings.storage_timeout)
+        # SPEC: a desk starts with the hits matched after any command first loaded it.
+        store.register_desks(d.name for d in settings.desks)
     except MonitorError as e:
         raise _fail(str(e)) from e
+    return store
 
 
 def _setup_logging(args: argparse.Namespace, settings: Settings | None = None) -> None:

@@ -133,3 +133,78 @@ def test_a_full_disk_is_an_error_without_corruption(feed_server: FeedServer,
     assert again.returncode == 0, err
     items, distinct, _, _ = counts(db)
     assert items == distinct == FEEDS * ENTRIES
+
+
+def test_digest_killed_mid_send_goes_out_once_more_and_loses_nothing(tmp_path: Path) -> None:
+    """The crash between "sent" and "marked": the message is resent once (same
+    delivery id, so a receiver can drop it), and no hit is lost or sent in two."""
+    import json
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import sqlalchemy as sa
+
+    posts: list[tuple[str, list[int]]] = []
+    hold = threading.Event()  # while set, the receiver reads the post and never answers
+    hold.set()
+    got_post = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            hits = [h["id"] for s in body["sections"] for st in s["stories"]
+                    for h in st["hits"]]
+            posts.append((self.headers["X-News-Monitor-Delivery"], hits))
+            got_post.set()
+            while hold.is_set():
+                time.sleep(0.05)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    examples = Path(__file__).resolve().parents[1] / "examples" / "feeds"
+    shutil.copytree(examples, tmp_path / "feeds")
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///monitor.db"\n[rules]\ndir = "{shipped_rules_dir()}"\n'
+        '[[desks]]\nname = "desk"\nrules = ["*"]\n'
+        f'webhook_url = "http://127.0.0.1:{server.server_address[1]}/hook"\n'
+        + "".join(f'[[feeds]]\nurl = "feeds/{p.name}"\n' for p in sorted(examples.iterdir())))
+    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+
+    def cli(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config),
+                                 *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+
+    try:
+        assert cli("poll").wait(timeout=60) == 0
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'monitor.db'}")
+        with engine.connect() as conn:
+            all_hits = set(conn.execute(sa.text("SELECT id FROM hits")).scalars())
+        assert len(all_hits) >= 5
+        sender = cli("digest")
+        assert got_post.wait(30)
+        sender.send_signal(signal.SIGKILL)  # sent, not yet marked
+        sender.wait(timeout=10)
+        hold.clear()
+        # Five minutes later the crashed sender's lease has expired.
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE deliveries SET lease_until = NULL"))
+        again = cli("digest")
+        _out, err = again.communicate(timeout=60)
+        assert again.returncode == 0, err
+        engine.dispose()
+    finally:
+        server.shutdown()
+    first_id, first_hits = posts[0]
+    assert set(first_hits) == all_hits
+    assert [p for p in posts if p[0] != first_id] == []  # no hit in a second delivery
+    assert len(posts) == 2 and posts[1] == posts[0]  # the one resend, identical
