@@ -504,7 +504,7 @@ def test_cli_digest_preview_send_and_failure(tmp_path: Path, capsys: pytest.Capt
     html = tmp_path / "preview.html"
     assert main(["--config", str(cfg), "digest", "--preview", "--html", str(html)]) == 0
     out = capsys.readouterr().out
-    assert "Subject: [news-monitor] energy: 1 new (cpc-disruption 1)" in out
+    assert "Subject: [news-monitor] energy: 1 new (CPC disruption 1)" in out
     assert "Storm halts CPC <b>loadings</b>" in out and "Grain story" not in out
     assert "Storm halts CPC &lt;b&gt;loadings&lt;/b&gt;" in html.read_text(encoding="utf-8")
     assert mailbox.received == [] and store.list_deliveries() == []  # nothing sent or marked
