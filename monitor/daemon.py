@@ -251,15 +251,25 @@ class Daemon:
     def _job_alerts(self) -> None:
         with self._lock:
             deliverer = self.deliverer
-        self._guard("alerts", deliverer.send_alerts)
-        self._guard("retries", deliverer.retry_due)
+        self._count(self._guard("alerts", deliverer.send_alerts))
+        self._count(self._guard("retries", deliverer.retry_due))
 
     def _job_digest(self, desk: str) -> None:
         with self._lock:
             deliverer = self.deliverer
-        self._guard(f"digest:{desk}", lambda: deliverer.send_digests(desk))
+        self._count(self._guard(f"digest:{desk}", lambda: deliverer.send_digests(desk)))
         self._guard(f"digest:{desk}", lambda: self.store.put_state(
             f"digest:{desk}", datetime.now(UTC).isoformat()))
+
+    def _count(self, report: Any) -> None:
+        if report is not None and self.metrics is not None:
+            self.metrics.observe_deliveries(report.sent, report.failed)
+
+    def _notice(self, text: str) -> None:
+        """An ops notice to the desks that opted in (``ops_notices = true``)."""
+        with self._lock:
+            deliverer = self.deliverer
+        self._count(self._guard("notice", lambda: deliverer.send_notice(text)))
 
     def _job_rules_watch(self) -> None:
         with self._lock:
@@ -275,8 +285,10 @@ class Daemon:
 
         with self._lock:
             settings = self.settings
-        self._guard("housekeeping", lambda: check_rhythms(self.store, settings,
-                                                          datetime.now(UTC)))
+        flagged = self._guard("housekeeping", lambda: check_rhythms(self.store, settings,
+                                                                    datetime.now(UTC)))
+        for label, flag in flagged or ():
+            self._notice(f"{label}: {flag}")
         if settings.retention_items is not None:
             before = datetime.now(UTC) - timedelta(seconds=settings.retention_items)
             removed = self._guard("housekeeping", lambda: self.store.purge_items(before))
