@@ -1,0 +1,123 @@
+"""`match`, `rules test|eval|backtest` and `hits`, through the real command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.settings import shipped_rules_dir
+
+ITEMS = [
+    {"id": "a", "title": "CPC halts loadings at Novorossiysk after a storm damages a mooring",
+     "summary": "", "labels": ["cpc-disruption"]},
+    {"id": "b", "title": "Bitcoin (BTC) tops $100,000", "summary": "Crypto markets rallied.",
+     "labels": []},
+    {"id": "c", "title": "КТК приостановил отгрузку нефти после атаки беспилотников",
+     "summary": "Каспийский трубопроводный консорциум сообщил о повреждении ВПУ.",
+     "labels": ["cpc-disruption"]},
+    {"id": "d", "title": "Communist Party of China (CPC) opens its plenum", "summary": "",
+     "labels": ["cpc-disruption"]},  # a wrong label: shows up as a false negative
+]
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEWS_MONITOR_CONFIG", raising=False)
+    shutil.copytree(shipped_rules_dir(), tmp_path / "rules")
+    path = tmp_path / "monitor.toml"
+    path.write_text('[storage]\nurl = "sqlite:///monitor.db"\n[rules]\ndir = "rules"\n')
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in ITEMS))
+    return path
+
+
+def test_match_prints_one_json_hit_per_item_and_rule(config: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "match", str(config.parent / "items.jsonl")]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(h["id"], h["rule"]) for h in hits] == [("a", "cpc-disruption"),
+                                                    ("c", "cpc-disruption")]
+    first = hits[0]
+    assert 0 < first["score"] <= 100
+    ev = first["evidence"][0]
+    assert set(ev) == {"field", "term", "text", "start", "end", "score"}
+    assert ITEMS[0][ev["field"]][ev["start"]:ev["end"]] == ev["text"]
+
+
+def test_match_reads_stdin_and_reports_bad_lines(config: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(ITEMS[2]) + "\nnot json\n"))
+    assert main(["--config", str(config), "match"]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out.splitlines()[0])["id"] == "c"
+    assert "<stdin>:2: not JSON" in out.err
+
+
+def test_rules_test_shows_the_verdict_and_its_evidence(config: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    test = ["--config", str(config), "rules", "test", "cpc-disruption"]
+    assert main([*test, ITEMS[0]["title"]]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("MATCH cpc-disruption") and "title[" in out
+    assert main([*test, ITEMS[3]["title"]]) == 0
+    assert capsys.readouterr().out.startswith("no match")
+    assert main(["--config", str(config), "rules", "test", "no-such-rule", "x"]) == 1
+
+
+def test_rules_eval_reports_precision_recall_and_errors(config: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "rules", "eval",
+                 str(config.parent / "items.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "d" in out and "False negatives (1)" in out
+    row = next(line for line in out.splitlines() if line.startswith("cpc-disruption"))
+    assert "1.000 0.667" in row  # precision 2/2, recall 2/3
+    assert out.rstrip().splitlines()[-1].startswith("macro average")
+
+
+def test_backtest_shows_what_an_edited_rule_would_catch(config: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    feed = config.parent / "feed.xml"
+    entries = "".join(f"<item><title>{i['title']}</title><guid>{i['id']}</guid>"
+                      f"<description>{i['summary']}</description></item>" for i in ITEMS)
+    feed.write_text(f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+                    f"<title>T</title>{entries}</channel></rss>")
+    config.write_text(config.read_text() + f'[[feeds]]\nurl = "{feed}"\n')
+    assert main(["--config", str(config), "poll"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "rules", "backtest", "cpc-disruption"]) == 0
+    out = capsys.readouterr().out
+    assert "cpc-disruption: 2 of 4 stored items would match" in out and "0 not caught" in out
+    # An edit that drops the Russian names: the backtest shows what it would lose.
+    edited = config.parent / "edited.yaml"
+    text = (config.parent / "rules" / "cpc-disruption.yaml").read_text()
+    edited.write_text("\n".join(line for line in text.splitlines()
+                                if "КТК" not in line and "Каспийск" not in line) + "\n")
+    assert main(["--config", str(config), "rules", "backtest", str(edited),
+                 "--since", "2d"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 4 stored items would match" in out
+    assert "1 caught by it that this version would drop" in out
+
+
+def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = config.parent / "feed.xml"
+    feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                    f"<item><title>{ITEMS[0]['title']}</title><guid>g</guid>"
+                    "<link>https://x.example/1</link></item></channel></rss>")
+    config.write_text(config.read_text() + f'[[feeds]]\nurl = "{feed}"\n')
+    assert main(["--config", str(config), "poll"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "hits", "--format", "jsonl", "--since", "1d",
+                 "--rule", "cpc-disruption"]) == 0
+    (hit,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"rule", "score", "guid", "title", "link", "feed", "published",
+            "matched_at"} <= set(hit)
+    assert hit["guid"] == "g" and hit["feed"] == str(feed)
+    assert hit["matched_at"].endswith("Z") and hit["published"].endswith("Z")
+    assert main(["--config", str(config), "hits", "--since", "2099-01-01"]) == 0
