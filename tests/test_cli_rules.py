@@ -121,3 +121,23 @@ def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFix
     assert hit["guid"] == "g" and hit["feed"] == str(feed)
     assert hit["matched_at"].endswith("Z") and hit["published"].endswith("Z")
     assert main(["--config", str(config), "hits", "--since", "2099-01-01"]) == 0
+
+
+def test_an_entry_republished_under_a_new_id_is_not_a_new_hit(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = config.parent / "feed.xml"
+
+    def write(guid: str) -> None:
+        feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                        f"<item><title>{ITEMS[0]['title']}</title><guid>{guid}</guid>"
+                        "<description>Loadings stopped.</description></item>"
+                        "</channel></rss>")
+
+    write("first-id")
+    config.write_text(config.read_text() + f'[[feeds]]\nurl = "{feed}"\n')
+    assert main(["--config", str(config), "poll"]) == 0
+    write("second-id")  # the outlet republished the same story under a new id
+    assert main(["--config", str(config), "poll"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("1 new items, 1 new hits")
+    assert out[1].endswith("1 new items, 0 new hits")
