@@ -69,6 +69,17 @@ MAX_TYPO_STEM_GAP = 1
 MAX_SUFFIX = 7
 #: ... when that stem has this many letters: "газ" must not reach "газета".
 MIN_SUFFIX_STEM = 5
+#: Kazakh case and plural endings, folded as the text is (қ -> к, ң -> н, і -> и...).
+#: A short Cyrillic name keeps its whole dictionary form before them, so
+#: "Ақтаудан" (from Aktau) and "Бакуге" (to Baku) match "Актау" and "Баку",
+#: whose Russian stems are too short for :data:`MAX_SUFFIX`.
+KAZAKH_ENDINGS = frozenset(
+    "га ге ка ке на не да де та те нда нде дан ден тан тен нан нен "
+    "нын нин дын дин тын тин ды ди ты ти ны ни мен бен пен "
+    "лар лер дар дер тар тер ы и сы си ына ине ында инде ынан инен ыны ини ынын инин "
+    "дагы деги тагы теги ндагы ндеги".split())
+#: ... for a dictionary form of at least this many letters.
+MIN_KAZAKH_BASE = 4
 #: Index keys: the first letters a matching word starts with, and, for a word
 #: that may be misspelt, the last letters of its stem (a typo rarely spoils both).
 KEY_LENGTH = 4
@@ -84,15 +95,16 @@ _CYRILLIC_CAPITAL_RE = re.compile(r"[А-ЯЁӘҒҚҢӨҰҮҺІ]")
 class _Word:
     """One compiled term word and how text words are compared with it."""
 
-    __slots__ = ("fuzzy", "prefix", "stem", "suffix", "text")
+    __slots__ = ("fuzzy", "kazakh", "prefix", "stem", "suffix", "text")
 
     def __init__(self, text: str, stem_: str, *, prefix: bool, suffix: int,
-                 fuzzy: float) -> None:
+                 fuzzy: float, kazakh: bool = False) -> None:
         self.text = text
         self.stem = stem_
         self.prefix = prefix
         self.suffix = suffix      # letters allowed after the stem (0: the stems must be equal)
         self.fuzzy = fuzzy        # ratio threshold, or _EXACT
+        self.kazakh = kazakh      # may take a Kazakh ending after its whole dictionary form
 
     @property
     def key(self) -> str:
@@ -127,6 +139,8 @@ class _Word:
         if word == self.text:
             return 100.0
         if self.suffix and word.startswith(self.stem) and len(word) - len(self.stem) <= self.suffix:
+            return 100.0
+        if self.kazakh and word.startswith(self.text) and word[len(self.text):] in KAZAKH_ENDINGS:
             return 100.0
         word_stem = stems.get(word)
         if word_stem is None:
@@ -168,7 +182,8 @@ def _make_word(word: str, prefix: bool, fuzzy: float, *, latin: bool = False) ->
         return _Word(to_latin(word), to_latin(word_stem), prefix=False,
                      suffix=MAX_SUFFIX if len(word_stem) >= MIN_SUFFIX_STEM else 0,
                      fuzzy=threshold)
-    return _Word(word, word_stem, prefix=False, suffix=suffix, fuzzy=threshold)
+    return _Word(word, word_stem, prefix=False, suffix=suffix, fuzzy=threshold,
+                 kazakh=cyrillic and len(word) >= MIN_KAZAKH_BASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,16 @@ def test_kazakh_suffixes_by_stem_prefix_and_star(tmp_path: Path) -> None:
     assert hit.evidence[0].text == "бидайды"
 
 
+def test_short_names_take_kazakh_case_endings(tmp_path: Path) -> None:
+    # Russian stems of "Актау" and "Баку" are too short for the stem rule; the
+    # whole name followed by a Kazakh ending still matches, other words do not.
+    m = _matcher(tmp_path, "terms: [Актау]\n", "terms: [Баку]\n", "terms: [рис]\n")
+    assert _ids(m, "Ақтаудан мұнай жөнелтілді") == ["r0"]
+    assert _ids(m, "Бакуге дейін танкерлер") == ["r1"]
+    assert _ids(m, "Актауский порт") == []  # a Russian ending is not a Kazakh one
+    assert _ids(m, "риск вырос") == []  # three letters are too short to take endings
+
+
 def test_kazakh_and_russian_spellings_meet(tmp_path: Path) -> None:
     m = _matcher(tmp_path, "terms: [КазМунайГаз]\n")
     assert _ids(m, "ҚазМұнайГаз ұсынысы") == ["r0"]
