@@ -73,11 +73,17 @@ MIN_SUFFIX_STEM = 5
 #: A short Cyrillic name keeps its whole dictionary form before them, so
 #: "Ақтаудан" (from Aktau) and "Бакуге" (to Baku) match "Актау" and "Баку",
 #: whose Russian stems are too short for :data:`MAX_SUFFIX`.
-KAZAKH_ENDINGS = frozenset(
-    "га ге ка ке на не да де та те нда нде дан ден тан тен нан нен "
-    "нын нин дын дин тын тин ды ди ты ти ны ни мен бен пен "
-    "лар лер дар дер тар тер ы и сы си ына ине ында инде ынан инен ыны ини ынын инин "
-    "дагы деги тагы теги ндагы ндеги".split())
+KAZAKH_ENDINGS = frozenset((
+    "га", "ге", "ка", "ке", "на", "не", "да", "де", "та", "те",  # to, in
+    "нда", "нде", "дан", "ден", "тан", "тен", "нан", "нен",  # in, from
+    "нын", "нин", "дын", "дин", "тын", "тин",  # of
+    "ды", "ди", "ты", "ти", "ны", "ни",  # (object)
+    "мен", "бен", "пен",  # with
+    "лар", "лер", "дар", "дер", "тар", "тер",  # plural
+    "ы", "и", "сы", "си", "ына", "ине", "ында", "инде", "ынан", "инен", "ыны", "ини",
+    "ынын", "инин",  # possessive, and its cases
+    "дагы", "деги", "тагы", "теги", "ндагы", "ндеги",  # located in
+))
 #: ... for a dictionary form of at least this many letters.
 MIN_KAZAKH_BASE = 4
 #: Index keys: the first letters a matching word starts with, and, for a word
