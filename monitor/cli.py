@@ -9,10 +9,11 @@ rules, store unreachable, or a failed delivery; 2 bad usage (argparse).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -66,19 +67,34 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _rules(settings: Settings) -> RuleSet:
+    rules = _load_rules(settings)
+    if isinstance(rules, list):
+        raise _fail(rules)
+    return rules
+
+
+def _load_rules(settings: Settings) -> RuleSet | list[Problem]:
+    """The configured rules, or every problem with them."""
     from monitor.rules import load_rules
 
     try:
         rules = load_rules(settings.rules_dir)
     except RuleFileError as e:
-        raise _fail(e.problems) from e
+        return list(e.problems)
     problems: list[Problem] = []
     from monitor.settings import validate_desk_rules
 
     validate_desk_rules(settings, set(rules.ids), problems.append)
-    if problems:
-        raise _fail(problems)
-    return rules
+    return problems or rules
+
+
+def _pickled_rules(settings: Settings) -> bytes | list[Problem]:
+    """:func:`_load_rules` for another process: the RuleSet comes pickled, so that
+    a process that never needs it (a poll of 304s) never imports its modules."""
+    import pickle
+
+    rules = _load_rules(settings)
+    return rules if isinstance(rules, list) else pickle.dumps(rules, pickle.HIGHEST_PROTOCOL)
 
 
 def _matcher(rules: RuleSet) -> Matcher:
@@ -159,12 +175,35 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from monitor.pipeline import FeedOutcome, Poller
+    from monitor.pipeline import FeedOutcome, ForkedFetcher, Poller
 
     settings = _settings(args)
     _setup_logging(args, settings)
-    rules = _rules(settings)
-    store = _store(settings)
+    # Forked now, while this process is small and has no thread, socket or
+    # database open: the child checks the rules and imports the HTTP client
+    # while this process opens the store, then fetches and parses while this
+    # one matches and stores.
+    fetcher = (ForkedFetcher.start(functools.partial(_pickled_rules, settings))
+               if settings.feeds else None)
+    try:
+        rules: RuleSet | Callable[[], RuleSet]
+        if fetcher is None:
+            rules = _rules(settings)
+            store = _store(settings)
+        else:
+            store = _store(settings)
+            loaded = fetcher.prepared()
+            if isinstance(loaded, list):  # the rules are invalid: exit 1, polling nothing
+                store.close()
+                raise _fail(loaded)
+            import pickle
+
+            # Unpickled (importing the rules' modules) only if some feed has new items.
+            rules = functools.partial(pickle.loads, loaded)
+    except BaseException:
+        if fetcher is not None:
+            fetcher.close()
+        raise
     bar = _Progress(sys.stderr) if sys.stderr.isatty() and not args.quiet else None
 
     def progress(outcome: FeedOutcome, done: int, total: int) -> None:
@@ -179,12 +218,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
     try:
-        report = Poller(settings, store, _matcher(rules)).poll(on_outcome=progress)
+        # The rules, not a Matcher: it is compiled only if some feed has new items.
+        report = Poller(settings, store, rules).poll(on_outcome=progress, fetcher=fetcher)
     except MonitorError as e:
         raise _fail(str(e)) from e
     finally:
         if bar:
             bar.clear()
+        if fetcher is not None:
+            fetcher.close()
         store.close()
     print(report.summary())
     return 0

@@ -116,6 +116,10 @@ class Store:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # Feed rows are never deleted, so a URL's id never changes: remembering
+        # it saves a query per feed in a poll (filled by sync_feeds and feed_states).
+        self._feed_ids: dict[str, int] = {}
+        self._statements: dict[str, Any] = {}
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True, timeout: float = 30.0) -> Store:
@@ -142,14 +146,18 @@ class Store:
         now = now or _now()
         wanted = dict(configured)
         with self.engine.begin() as conn:
-            existing = dict(conn.execute(sa.select(feeds.c.url, feeds.c.name)).all())
+            rows = conn.execute(sa.select(feeds.c.url, feeds.c.name, feeds.c.id)).all()
+            existing = {url: name for url, name, _ in rows}
+            self._feed_ids.update((url, feed_id) for url, _, feed_id in rows)
             new = [{"url": u, "name": n, "added_at": now}
                    for u, n in wanted.items() if u not in existing]
             if new:
                 conn.execute(_insert(self.dialect, feeds).on_conflict_do_nothing(), new)
-            for url, name in wanted.items():
-                if url in existing and existing[url] != name:
-                    conn.execute(feeds.update().where(feeds.c.url == url).values(name=name))
+            renamed = [{"b_url": url, "name": name} for url, name in wanted.items()
+                       if url in existing and existing[url] != name]
+            if renamed:
+                conn.execute(feeds.update().where(feeds.c.url == sa.bindparam("b_url")),
+                             renamed)
 
     @_wrap
     def feed_states(self, urls: Iterable[str] | None = None) -> dict[str, FeedState]:
@@ -157,7 +165,9 @@ class Store:
         if urls is not None:
             query = query.where(feeds.c.url.in_(list(urls)))
         with self.engine.connect() as conn:
-            return {row.url: _feed_state(row) for row in conn.execute(query)}
+            rows = conn.execute(query).all()
+        self._feed_ids.update((row.url, row.id) for row in rows)
+        return {row.url: _feed_state(row) for row in rows}
 
     @_wrap
     def claim_due_feeds(self, owner: str, urls: Sequence[str], *, now: datetime | None = None,
@@ -189,9 +199,20 @@ class Store:
     @_wrap
     def save_feed_state(self, state: FeedState) -> None:
         """Record the outcome of a poll that stored nothing (304, or a failure)."""
+        self.save_feed_states([state])
+
+    @_wrap
+    def save_feed_states(self, states: Sequence[FeedState]) -> None:
+        """:meth:`save_feed_state` for many feeds in one transaction (one statement).
+
+        A poll where most feeds answer 304 saves their states in batches: one
+        transaction per feed was most of the cost of such a poll.
+        """
+        if not states:
+            return
         with self.engine.begin() as conn:
-            conn.execute(feeds.update().where(feeds.c.url == state.url)
-                         .values(**_state_values(state)))
+            conn.execute(self._statement("state_by_url"),
+                         [{"b_url": s.url, **_state_values(s)} for s in states])
 
     @_wrap
     def unseen(self, feed_url: str, entries: Sequence[tuple[str, str]]
@@ -203,7 +224,7 @@ class Store:
         known: set[str] = set()
         seen_prints: set[str] = set()
         with self.engine.connect() as conn:
-            feed_id = conn.execute(sa.select(feeds.c.id).where(feeds.c.url == feed_url)).scalar()
+            feed_id = self._feed_id(conn, feed_url)
             if feed_id is None:
                 return set(guids), set()
             for i in range(0, len(guids), _GUID_BATCH):
@@ -234,7 +255,7 @@ class Store:
         now = now or _now()
         stored_items = stored_hits = 0
         with self.engine.begin() as conn:
-            feed_id = conn.execute(sa.select(feeds.c.id).where(feeds.c.url == state.url)).scalar()
+            feed_id = self._feed_id(conn, state.url)
             if feed_id is None:
                 raise StorageError(f"{state.url}: feed is not in the store")
             rows = [{
@@ -244,11 +265,9 @@ class Store:
             } for n in new]
             ids: dict[str, int] = {}
             if rows:
-                stmt = (_insert(self.dialect, items).on_conflict_do_nothing()
-                        .returning(items.c.id, items.c.guid))
                 # SQLAlchemy's "insertmanyvalues" batches this, RETURNING included;
                 # rows skipped on conflict return nothing.
-                ids = {r.guid: r.id for r in conn.execute(stmt, rows)}
+                ids = {r.guid: r.id for r in conn.execute(self._statement("items"), rows)}
                 stored_items = len(ids)
             hit_rows = []
             for n in new:
@@ -263,11 +282,36 @@ class Store:
                         "evidence": [e.to_dict() for e in m.evidence], "matched_at": now,
                     })
             if hit_rows:
-                conn.execute(_insert(self.dialect, hits).on_conflict_do_nothing(), hit_rows)
+                conn.execute(self._statement("hits"), hit_rows)
                 stored_hits = len(hit_rows)
-            conn.execute(feeds.update().where(feeds.c.id == feed_id)
-                         .values(**_state_values(state)))
+            conn.execute(self._statement("state_by_id"), {"b_id": feed_id,
+                                                          **_state_values(state)})
         return stored_items, stored_hits
+
+    def _feed_id(self, conn: sa.Connection, url: str) -> int | None:
+        feed_id = self._feed_ids.get(url)
+        if feed_id is None:
+            feed_id = conn.execute(sa.select(feeds.c.id).where(feeds.c.url == url)).scalar()
+            if feed_id is not None:
+                self._feed_ids[url] = feed_id
+        return feed_id
+
+    def _statement(self, name: str) -> Any:
+        """The poll's statements, built once: building one (and its cache key) cost
+        more than running it. Values come as bound parameters."""
+        stmt = self._statements.get(name)
+        if stmt is None:
+            if name == "items":
+                stmt = (_insert(self.dialect, items).on_conflict_do_nothing()
+                        .returning(items.c.id, items.c.guid))
+            elif name == "hits":
+                stmt = _insert(self.dialect, hits).on_conflict_do_nothing()
+            elif name == "state_by_url":
+                stmt = feeds.update().where(feeds.c.url == sa.bindparam("b_url"))
+            else:  # state_by_id
+                stmt = feeds.update().where(feeds.c.id == sa.bindparam("b_id"))
+            self._statements[name] = stmt
+        return stmt
 
     # -- hits and items -------------------------------------------------------
 
