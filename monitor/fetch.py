@@ -38,13 +38,13 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from monitor import __version__
 from monitor.models import FetchRequest, FetchResult
+from monitor.text import parse_retry_after
 
 if TYPE_CHECKING:
     import aiohttp
@@ -314,7 +314,7 @@ class _Fetcher:
                         etag=etag or req.etag, last_modified=modified or req.last_modified,
                         elapsed=time.monotonic() - started)
                 if status >= 300:
-                    retry = (_retry_after(resp.headers.get("Retry-After"))
+                    retry = (parse_retry_after(resp.headers.get("Retry-After"))
                              if status in _RETRY_AFTER_STATUSES else None)
                     return FetchResult(
                         url=req.url, status=status, headers=headers, final_url=final,
@@ -564,22 +564,6 @@ def _os_reason(e: OSError) -> str:
     if isinstance(e, ConnectionResetError):
         return "connection reset"
     return e.strerror or str(e) or type(e).__name__
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), >= 0."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _headers(resp: aiohttp.ClientResponse) -> Mapping[str, str]:

@@ -14,8 +14,10 @@ of the input, or where a later attempt will not start again.
 
 from __future__ import annotations
 
+import email.utils
 import html
 import re
+from datetime import UTC, datetime
 
 __all__ = ["fold_whitespace", "html_to_text", "strip_control", "truncate"]
 
@@ -124,3 +126,22 @@ def truncate(s: str, limit: int, *, ellipsis: str = "…") -> str:
     if space >= len(cut) * 4 // 5:
         cut = cut[:space]
     return cut.rstrip() + ellipsis
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), >= 0.
+
+    One parser for both ends: the fetcher (429/503 from feeds) and the notifiers.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -16,19 +16,18 @@ its signature to another host).
 
 from __future__ import annotations
 
-import email.utils
 import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.errors import NotifyError
-from monitor.text import strip_control, truncate
+from monitor.text import parse_retry_after, strip_control, truncate
 
 if TYPE_CHECKING:
     from monitor.digest import Digest
@@ -119,20 +118,7 @@ def _text(data: bytes) -> str:
     return truncate(" ".join(strip_control(data.decode("utf-8", "replace")).split()), 200)
 
 
-def retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds, or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+retry_after = parse_retry_after  # the one Retry-After parser lives in monitor.text
 
 
 def classify(channel: str, resp: Response, what: str) -> NotifyError:
