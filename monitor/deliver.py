@@ -228,7 +228,7 @@ class Deliverer:
         first_seen = self._first_seen(now)
         channel = d.channels[0] if d.channels else "email"
         hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d),
-                                       since=first_seen[d.name], limit=MAX_HITS, now=now)
+                                       since=first_seen[d.name], limit=MAX_HITS)
         return self._digest(d, "digest", hits, now)
 
     def send_notice(self, text: str) -> DeliveryReport:
@@ -261,7 +261,7 @@ class Deliverer:
         while True:
             hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d), since=since,
                                            min_severity=min_severity,
-                                           matched_after=matched_after, limit=MAX_HITS, now=now)
+                                           matched_after=matched_after, limit=MAX_HITS)
             if not hits and not (first and kind == "digest" and d.send_empty):
                 return
             first = False

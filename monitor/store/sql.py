@@ -324,6 +324,10 @@ class Store:
             query = query.where(hits.c.matched_at >= since)
         if rule_id is not None:
             query = query.where(hits.c.rule_id == rule_id)
+        return self._newest_hits(query, limit)
+
+    def _newest_hits(self, query: sa.Select[Any], limit: int | None) -> list[StoredHit]:
+        """Run a hit query newest match first (id breaks ties), at most ``limit`` rows."""
         query = query.order_by(hits.c.matched_at.desc(), hits.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
@@ -417,7 +421,7 @@ class Store:
             return dict(conn.execute(sa.select(desks.c.name, desks.c.first_seen)).all())
 
     def _pending_query(self, desk: str, channel: str, rule_ids: Sequence[str] | None,
-                       since: datetime, now: datetime) -> sa.Select[Any]:
+                       since: datetime) -> sa.Select[Any]:
         claimed = (sa.select(delivery_hits.c.hit_id)
                    .where(delivery_hits.c.desk == desk, delivery_hits.c.channel == channel,
                           delivery_hits.c.hit_id == hits.c.id))
@@ -435,33 +439,27 @@ class Store:
     @_wrap
     def pending_hits(self, desk: str, channel: str, *, rule_ids: Sequence[str] | None,
                      since: datetime, min_severity: Severity | None = None,
-                     matched_after: datetime | None = None, limit: int | None = None,
-                     now: datetime | None = None) -> list[StoredHit]:
+                     matched_after: datetime | None = None,
+                     limit: int | None = None) -> list[StoredHit]:
         """Hits for a desk and channel not yet claimed by any delivery, newest first.
 
         ``rule_ids`` None means every rule. Hits of a silenced rule, matched
         while the silence lasted, are never pending.
         """
-        now = now or _now()
-        query = self._pending_query(desk, channel, rule_ids, since, now)
+        query = self._pending_query(desk, channel, rule_ids, since)
         if min_severity is not None:
             query = query.where(hits.c.severity.in_(
                 [str(s) for s in Severity if s >= min_severity]))
         if matched_after is not None:
             query = query.where(hits.c.matched_at >= matched_after)
-        query = query.order_by(hits.c.matched_at.desc(), hits.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [_stored_hit(row) for row in conn.execute(query)]
+        return self._newest_hits(query, limit)
 
     @_wrap
     def count_pending(self, desk: str, channel: str, *, rule_ids: Sequence[str] | None,
                       since: datetime) -> int:
         """Hit x channel pairs not yet delivered: unclaimed, or claimed by an unsent delivery."""
-        now = _now()
         unclaimed = sa.select(sa.func.count()).select_from(
-            self._pending_query(desk, channel, rule_ids, since, now).subquery())
+            self._pending_query(desk, channel, rule_ids, since).subquery())
         waiting = (sa.select(sa.func.count()).select_from(delivery_hits)
                    .join(deliveries, deliveries.c.id == delivery_hits.c.delivery_id)
                    .where(delivery_hits.c.desk == desk, delivery_hits.c.channel == channel,
