@@ -304,15 +304,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_hits(args: argparse.Namespace) -> int:
+    from monitor.store import hitquery
+
     settings = _settings(args)
-    store = _store(settings)
+    query = {"since": _parse_since(args.since), "rule_id": args.rule, "limit": args.limit}
     try:
-        hits = store.list_hits(since=_parse_since(args.since), rule_id=args.rule,
-                               limit=args.limit)
+        # Straight to the database: without SQLAlchemy's import the command
+        # answers in a fraction of the time (issue 7).
+        hits = hitquery.list_direct(settings.storage_url, timeout=settings.storage_timeout,
+                                    desks=(d.name for d in settings.desks), **query)
     except MonitorError as e:
         raise _fail(str(e)) from e
-    finally:
-        store.close()
+    if hits is None:  # a new database, a migration or a new desk: the Store does those
+        store = _store(settings)
+        try:
+            hits = store.list_hits(**query)
+        except MonitorError as e:
+            raise _fail(str(e)) from e
+        finally:
+            store.close()
     if args.format == "jsonl":
         for h in hits:
             print(json.dumps({

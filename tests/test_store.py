@@ -9,8 +9,7 @@ import sqlalchemy as sa
 
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
-from monitor.store import Store, migrate
-from monitor.store.schema import SCHEMA_REVISION
+from monitor.store import SCHEMA_REVISION, Store, migrate
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 RULES = {"cpc-disruption": ("v1", Severity.CRITICAL), "btc-diversion": ("v2", Severity.HIGH)}

@@ -1,7 +1,7 @@
 """Schema migrations: Alembic, shipped inside the package, applied at start.
 
 Alembic is imported only when the database is not already at
-:data:`~monitor.store.schema.SCHEMA_REVISION`, so a routine start costs one
+:data:`~monitor.store.SCHEMA_REVISION`, so a routine start costs one
 small query.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from monitor.errors import StorageError
-from monitor.store.schema import SCHEMA_REVISION
+from monitor.store import SCHEMA_REVISION
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -1,8 +1,7 @@
 """The tables, as SQLAlchemy Core metadata (the single description of the schema).
 
 Alembic migrations under ``migrations/`` create and evolve these tables;
-:data:`SCHEMA_REVISION` is the revision this code expects (a test checks that
-it is Alembic's head).
+:data:`monitor.store.SCHEMA_REVISION` is the revision this code expects.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-SCHEMA_REVISION = "0001"
 
 # Constraint names are spelt out so that migrations (and SQLite batch mode) can
 # refer to them on every backend.

@@ -26,7 +26,7 @@ from monitor.models import (
     Silence,
     StoredHit,
 )
-from monitor.store import migrate
+from monitor.store import hitquery, migrate
 from monitor.store.schema import (
     daemon_state,
     deliveries,
@@ -315,24 +315,19 @@ class Store:
 
     # -- hits and items -------------------------------------------------------
 
-    @_wrap
     def list_hits(self, *, since: datetime | None = None, rule_id: str | None = None,
                   limit: int | None = None) -> list[StoredHit]:
-        """Stored hits, newest match first."""
-        query = _hit_query()
-        if since is not None:
-            query = query.where(hits.c.matched_at >= since)
-        if rule_id is not None:
-            query = query.where(hits.c.rule_id == rule_id)
-        return self._newest_hits(query, limit)
-
-    def _newest_hits(self, query: sa.Select[Any], limit: int | None) -> list[StoredHit]:
-        """Run a hit query newest match first (id breaks ties), at most ``limit`` rows."""
-        query = query.order_by(hits.c.matched_at.desc(), hits.c.id.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [_stored_hit(row) for row in conn.execute(query)]
+        """Stored hits, newest match first (the ``hits`` command's query, which it
+        also runs without a Store: :mod:`monitor.store.hitquery`)."""
+        try:
+            with self.engine.connect() as conn:
+                return hitquery.fetch_hits(conn.connection.dbapi_connection, self.dialect,
+                                           since=since, rule_id=rule_id, limit=limit)
+        except Exception as e:  # the driver's own errors: this query bypasses SQLAlchemy
+            dbapi = self.engine.dialect.loaded_dbapi
+            if isinstance(e, dbapi.Error) and not isinstance(e, dbapi.ProgrammingError):
+                raise StorageError(f"database error: {hitquery.first_line(e)}") from e
+            raise
 
     @_wrap
     def iter_items(self, *, since: datetime | None = None,
@@ -452,7 +447,11 @@ class Store:
                 [str(s) for s in Severity if s >= min_severity]))
         if matched_after is not None:
             query = query.where(hits.c.matched_at >= matched_after)
-        return self._newest_hits(query, limit)
+        query = query.order_by(hits.c.matched_at.desc(), hits.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_stored_hit(row) for row in conn.execute(query)]
 
     @_wrap
     def count_pending(self, desk: str, channel: str, *, rule_ids: Sequence[str] | None,

@@ -1,0 +1,169 @@
+"""Listing stored hits: one plain-SQL query on a bare DB-API connection.
+
+It serves :meth:`Store.list_hits` (on the engine's own connection) and the
+``hits`` command, which opens the database itself with sqlite3 or psycopg:
+SQLAlchemy's import alone (~0.12 s) would spend most of the command's
+200 ms budget at a million items (issue 7). Nothing here writes or migrates:
+:func:`list_direct` answers None whenever the database needs :class:`Store`
+first (no file yet, a schema to migrate, a desk to register), and the caller
+opens a Store instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from monitor.errors import StorageError
+from monitor.models import Evidence, Severity, StoredHit
+from monitor.store import SCHEMA_REVISION
+
+_SELECT = """
+SELECT h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence, h.matched_at,
+       h.item_id, i.guid, i.title, i.summary, i.link, i.published, i.lang, f.url,
+       COALESCE(f.name, f.title, f.url)
+FROM hits h JOIN items i ON i.id = h.item_id JOIN feeds f ON f.id = i.feed_id"""
+
+
+def fetch_hits(conn: Any, dialect: str, *, since: datetime | None = None,
+               rule_id: str | None = None, limit: int | None = None) -> list[StoredHit]:
+    """Stored hits, newest match first (id breaks ties). ``conn`` is a DB-API
+    connection of ``dialect`` ("sqlite" or "postgresql"); its errors propagate."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"h.matched_at >= {mark}")
+        params.append(_sqlite_time(since) if dialect == "sqlite" else since)
+    if rule_id is not None:
+        where.append(f"h.rule_id = {mark}")
+        params.append(rule_id)
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY h.matched_at DESC, h.id DESC"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(max(0, limit))
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params)
+        return [_stored_hit(row) for row in cur.fetchall()]
+    finally:
+        cur.close()
+
+
+def list_direct(url: str, *, timeout: float, desks: Iterable[str],
+                since: datetime | None = None, rule_id: str | None = None,
+                limit: int | None = None) -> list[StoredHit] | None:
+    """:func:`fetch_hits` on a connection of its own, without SQLAlchemy; None
+    when the database needs a :class:`Store` first. Raises StorageError."""
+    opened = _open(url, timeout, set(desks))
+    if opened is None:
+        return None
+    conn, dialect, error = opened
+    try:
+        return fetch_hits(conn, dialect, since=since, rule_id=rule_id, limit=limit)
+    except error as e:
+        raise StorageError(f"database error: {first_line(e)}") from e
+    finally:
+        conn.close()
+
+
+def _open(url: str, timeout: float, desks: set[str]) -> tuple[Any, str, type[Exception]] | None:
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        conn, dialect, error = _sqlite(url, timeout), "sqlite", _sqlite_error()
+    elif scheme in ("postgresql", "postgresql+psycopg"):
+        conn, dialect, error = _postgresql(url, timeout), "postgresql", _psycopg_error()
+    else:
+        return None  # another driver: SQLAlchemy knows how to reach it
+    if conn is None:
+        return None
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT version_num FROM alembic_version")
+        revision = cur.fetchone()
+        cur.execute("SELECT name FROM desks")
+        known = {row[0] for row in cur.fetchall()}
+        cur.close()
+    except error:
+        revision, known = None, set()  # no schema yet
+    if revision is None or revision[0] != SCHEMA_REVISION or not desks <= known:
+        conn.close()
+        return None
+    return conn, dialect, error
+
+
+def _sqlite(url: str, timeout: float) -> Any:
+    import sqlite3
+
+    path = url[len("sqlite:///"):]
+    if not path or path.startswith(":memory:") or any(c in path for c in "?#%"):
+        return None  # not a plain file path: leave it to SQLAlchemy
+    try:
+        # mode=rw: a missing file is not created here (Store creates and migrates it)
+        return sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=timeout)
+    except sqlite3.OperationalError:
+        return None
+
+
+def _postgresql(url: str, timeout: float) -> Any:
+    import psycopg
+
+    conninfo = "postgresql://" + url.split("://", 1)[1]
+    try:
+        return psycopg.connect(conninfo, autocommit=True,
+                               connect_timeout=max(1, int(timeout)))
+    except psycopg.Error as e:
+        # Store.open says the same about the same failure
+        raise StorageError(f"cannot open the store: {first_line(e)}") from e
+
+
+def first_line(e: BaseException) -> str:
+    """A driver error's message without its detail lines."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _sqlite_error() -> type[Exception]:
+    import sqlite3
+
+    return sqlite3.Error
+
+
+def _psycopg_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.Error
+
+
+def _sqlite_time(when: datetime) -> str:
+    """How SQLAlchemy stores a DateTime in SQLite: naive UTC, microseconds always."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
+    (hit_id, rule_id, rule_version, severity, score, evidence, matched_at, item_id, guid,
+     title, summary, link, published, lang, feed_url, feed_name) = row
+    if isinstance(evidence, str):  # SQLite keeps JSON as text; psycopg decodes it
+        evidence = json.loads(evidence)
+    return StoredHit(
+        id=hit_id, rule_id=rule_id, rule_version=rule_version,
+        severity=Severity.parse(severity), score=score,
+        evidence=tuple(Evidence(**e) for e in evidence), matched_at=_utc(matched_at),
+        item_id=item_id, guid=guid, title=title, summary=summary, link=link,
+        published=_utc(published), lang=lang, feed_url=feed_url, feed_name=feed_name,
+    )
+
