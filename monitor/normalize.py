@@ -254,6 +254,7 @@ def _is_word_char(ch: str) -> bool:
     return WORD_RE.fullmatch(ch) is not None
 
 
+@lru_cache(maxsize=4096)  # a rule load asks again for every duplicate check
 def term_words(term: str) -> tuple[tuple[str, bool], ...]:
     """A rule term -> its normalised words, each with ``True`` when it ends in ``*``.
 

@@ -191,3 +191,43 @@ def test_the_readme_example_is_a_valid_rule(tmp_path: Path) -> None:
     rule = load_rule_file(path)
     assert rule.id == "cpc-disruption"
     assert [t.text for t in rule.exclude] == ["Bitcoin", "Communist Party"]
+
+
+def _node_tree(node: object) -> list[object]:
+    """A composed YAML node as comparable data: kind, tag, value and both marks."""
+    import yaml
+
+    assert isinstance(node, yaml.Node)
+    out: list[object] = [type(node).__name__, node.tag, node.start_mark.line,
+                         node.start_mark.column, node.end_mark.line, node.end_mark.column]
+    if isinstance(node, yaml.ScalarNode):
+        out.append(node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            out += _node_tree(child)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out += _node_tree(key) + _node_tree(value)
+    return out
+
+
+def test_libyaml_and_the_pure_loader_compose_the_same_tree() -> None:
+    # Rule files are composed by libyaml for speed; problem positions come from its
+    # marks, so they must be the pure loader's (multi-byte text included).
+    yaml = pytest.importorskip("yaml")
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("PyYAML without libyaml: the pure loader is the only one")
+    files = sorted(shipped_rules_dir().glob("*.yaml")) + sorted(BAD.glob("*.yaml"))
+    compared = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+            pure = yaml.compose(text, Loader=yaml.SafeLoader)
+        except (UnicodeDecodeError, yaml.YAMLError):
+            continue  # refused before or by the pure loader, which gives the message
+        fast = yaml.compose(text, Loader=yaml.CSafeLoader)
+        assert (pure is None) == (fast is None), path
+        if pure is not None:
+            assert _node_tree(fast) == _node_tree(pure), path
+            compared += 1
+    assert compared >= 20  # the shipped rules and the fixtures that are YAML at all
