@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
 from monitor.store import SCHEMA_REVISION, Store, migrate
+from monitor.store.sql import create_engine
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 RULES = {"cpc-disruption": ("v1", Severity.CRITICAL), "btc-diversion": ("v2", Severity.HIGH)}
@@ -42,6 +43,67 @@ def test_schema_is_at_alembic_head(store: Store) -> None:
     assert script.get_current_head() == SCHEMA_REVISION
     with store.engine.connect() as conn:
         assert migrate.current_revision(conn) == SCHEMA_REVISION
+
+
+def _schema(engine: sa.Engine) -> dict[str, object]:
+    """Everything the database says about its tables, comparable across databases."""
+    insp = sa.inspect(engine)
+    out: dict[str, object] = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                        for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table),
+            "fks": sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"],
+                           tuple(f["referred_columns"]), str(f.get("options")))
+                          for f in insp.get_foreign_keys(table)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), i["unique"])
+                              for i in insp.get_indexes(table)),
+            "unique": sorted((u["name"], tuple(u["column_names"]))
+                             for u in insp.get_unique_constraints(table)),
+        }
+    return out
+
+
+def test_a_new_database_gets_the_schema_the_migrations_build(
+        store_url: str, request: pytest.FixtureRequest, tmp_path: object) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from monitor.store.schema import metadata
+
+    created = Store.open(store_url)  # a new database: created directly, then stamped
+    if store_url.startswith("sqlite"):
+        other = f"sqlite:///{tmp_path}/migrated.db"
+    else:
+        from pg import fresh_database
+
+        other = fresh_database(request.getfixturevalue("postgres_url"), "nm_test_migrated")
+    migrated = create_engine(other)
+    with migrated.begin() as conn:  # every migration, as an old database went through them
+        config = migrate.alembic_config(conn)
+        command.upgrade(config, "head")
+    assert _schema(created.engine) == _schema(migrated)
+    with migrated.connect() as conn:
+        assert migrate.current_revision(conn) == SCHEMA_REVISION
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    with created.engine.connect() as conn:  # Alembic reads the stamp as its own
+        assert MigrationContext.configure(conn).get_current_revision() == SCHEMA_REVISION
+    created.close()
+    migrated.dispose()
+
+
+def test_a_database_with_foreign_tables_is_left_to_alembic(store_url: str) -> None:
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+    assert migrate._create(engine) is False
+    migrate.upgrade(engine)  # Alembic adds ours beside it
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == SCHEMA_REVISION
+        assert {"notes", "hits", "items"} <= set(sa.inspect(conn).get_table_names())
+    engine.dispose()
 
 
 def test_reopening_does_not_migrate_again(store_url: str) -> None:
