@@ -290,7 +290,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{d['attempts']} attempts, next {d['next_attempt']}: {_safe(d['last_error'])}")
     for d in doc["failed"]:
         print(f"FAILED:   {d['desk']}/{d['channel']} {d['kind']} #{d['id']} "
-              f"(not retried): {_safe(d['last_error'])}")
+              f"(not retried until `deliveries retry {d['id']}`): {_safe(d['last_error'])}")
     for d in daemons:
         reload = d.get("last_reload") or {}
         rules = ", ".join(d.get("rules", {}))

@@ -1,4 +1,4 @@
-"""The ``digest`` and ``silence`` commands (registered by :func:`add_commands`).
+"""The ``digest``, ``silence`` and ``deliveries`` commands (registered by :func:`add_commands`).
 
 Wiring only, like :mod:`monitor.cli`: build the settings, rules and store,
 hand them to :class:`monitor.deliver.Deliverer` or the store, print the outcome.
@@ -7,11 +7,14 @@ hand them to :class:`monitor.deliver.Deliverer` or the store, print the outcome.
     news-monitor silence add RULE [--desk NAME] --for 2d --reason TEXT
     news-monitor silence list [--all]
     news-monitor silence remove ID
+    news-monitor deliveries list [--state STATE] [--desk NAME] [--limit N] [--format json]
+    news-monitor deliveries retry (ID ... | --failed) [--desk NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -136,8 +139,75 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    settings = cli._settings(args)
+    _desk_or_fail(settings, args.desk)
+    if args.deliveries_command == "retry":
+        return _retry(args, settings)
+    store = cli._store(settings)
+    try:
+        found = store.list_deliveries(states=[args.state] if args.state else None,
+                                      desk=args.desk, limit=args.limit)
+    except MonitorError as e:
+        raise cli._fail(str(e)) from e
+    finally:
+        store.close()
+    if args.format == "json":
+        from monitor.deliver import delivery_row
+
+        print(json.dumps([delivery_row(d) for d in found], ensure_ascii=False, indent=2))
+        return 0
+    if not found:
+        print("no deliveries")
+        return 0
+    rows = [("ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR")]
+    rows += [(str(d.id), cli._safe(d.desk), d.channel, d.kind, d.state, str(d.attempts),
+              isoformat_z(d.created_at) or "", cli._safe(d.last_error or "")[:60])
+             for d in found]
+    cli._table(rows)
+    return 0
+
+
+def _retry(args: argparse.Namespace, settings: Settings) -> int:
+    from monitor.deliver import Deliverer
+
+    if bool(args.ids) == args.failed:
+        raise cli._fail("give the ids of failed deliveries, or --failed for all of them "
+                        "(see `news-monitor deliveries list --state failed`)")
+    cli._setup_logging(args, settings)
+    rules = cli._rules(settings)
+    store = cli._store(settings)
+    status = 0
+    try:
+        requeued = store.requeue_failed(args.ids or None, desk=args.desk)
+        if args.ids:  # say why the others were not
+            found = {d.id: d for d in store.list_deliveries(ids=args.ids, limit=len(args.ids))}
+            for i in sorted(set(args.ids) - set(requeued)):
+                d = found.get(i)
+                why = ("no such delivery" if d is None else f"it is {d.state}"
+                       if d.state != "failed" else f"it is desk {d.desk}'s")
+                print(f"news-monitor: delivery {i} not retried: {cli._safe(why)}",
+                      file=sys.stderr)
+                status = 1
+        if not requeued:
+            print("nothing to retry")
+            return status
+        print(f"retrying {len(requeued)} failed "
+              f"{'delivery' if len(requeued) == 1 else 'deliveries'}: "
+              + ", ".join(f"#{i}" for i in requeued))
+        report = Deliverer(settings, store, rules, owner=_owner()).retry_due(args.desk)
+    except MonitorError as e:
+        raise cli._fail(str(e)) from e
+    finally:
+        store.close()
+    for error in report.errors:
+        print(f"FAIL {cli._safe(error)}", file=sys.stderr)
+    print(report.summary())
+    return status if report.ok else 1
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``digest`` and ``silence`` on the main parser's subcommands."""
+    """Register ``digest``, ``silence`` and ``deliveries`` on the main parser's subcommands."""
     p = sub.add_parser("digest", help="send each desk its digest now (or preview it)")
     p.add_argument("--desk", metavar="NAME", help="only this desk")
     p.add_argument("--preview", action="store_true",
@@ -158,3 +228,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     r = ss.add_parser("remove", help="end a silence now")
     r.add_argument("id", type=int, metavar="ID")
     p.set_defaults(func=cmd_silence)
+
+    p = sub.add_parser("deliveries", help="list deliveries; retry the ones that failed for good")
+    ds = p.add_subparsers(dest="deliveries_command", required=True, metavar="ACTION")
+    lst = ds.add_parser("list", help="deliveries, newest first")
+    lst.add_argument("--state", choices=("pending", "sent", "failed"))
+    lst.add_argument("--desk", metavar="NAME", help="only this desk")
+    lst.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
+    lst.add_argument("--format", choices=("table", "json"), default="table")
+    r = ds.add_parser("retry", help="send failed deliveries again now, once their cause "
+                                    "is fixed (a recipient, a webhook URL)")
+    r.add_argument("ids", type=int, nargs="*", metavar="ID")
+    r.add_argument("--failed", action="store_true", help="every delivery that failed for good")
+    r.add_argument("--desk", metavar="NAME", help="only this desk's")
+    p.set_defaults(func=cmd_deliveries)

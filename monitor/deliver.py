@@ -15,7 +15,8 @@ desk's schedule (``send_digests``) and every half minute (``send_alerts``,
   (SMTP 250, HTTP 2xx). A transient failure is retried by ``retry_due`` with
   exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a Retry-After is
   obeyed), the message rebuilt from the delivery's own hits; a permanent one is
-  recorded, shown by ``status``, and not retried.
+  recorded, shown by ``status``, and not retried until the operator asks
+  (``deliveries retry``: :meth:`Store.requeue_failed`).
 * A crash after the channel confirmed but before ``mark_sent`` leaves the
   delivery leased; when the lease runs out it is sent again: at most one
   duplicate message per crash, carrying the same Message-ID / delivery id.
@@ -122,9 +123,11 @@ class DeliveryReport:
         text = f"{self.sent} sent ({self.hits} hits)"
         if self.failed:
             retried = self.failed - self.permanent
-            text += f", {self.failed} failed"
-            if retried:
-                text += f" ({retried} will be retried)"
+            notes = [f"{retried} will be retried"] if retried else []
+            if self.permanent:
+                notes.append(f"{self.permanent} for good: `news-monitor deliveries retry "
+                             "--failed` once the cause is fixed")
+            text += f", {self.failed} failed ({'; '.join(notes)})"
         return text
 
 
@@ -399,15 +402,17 @@ def pending_pairs(settings: Settings, store: Store) -> int:
 
 def delivery_status(settings: Settings, store: Store, *, limit: int = 20) -> dict[str, Any]:
     """What ``status`` shows about deliveries: pending pairs, retries under way, failures."""
-
-    def row(d: Delivery) -> dict[str, Any]:
-        return {"id": d.id, "desk": d.desk, "channel": d.channel, "kind": d.kind,
-                "state": d.state, "attempts": d.attempts,
-                "created_at": isoformat_z(d.created_at),
-                "next_attempt": isoformat_z(d.next_attempt), "last_error": d.last_error}
-
     retrying = [d for d in store.list_deliveries(states=["pending"], limit=limit)
                 if d.attempts > 0]
     return {"pending_deliveries": pending_pairs(settings, store),
-            "retrying": [row(d) for d in retrying],
-            "failed": [row(d) for d in store.list_deliveries(states=["failed"], limit=limit)]}
+            "retrying": [delivery_row(d) for d in retrying],
+            "failed": [delivery_row(d)
+                       for d in store.list_deliveries(states=["failed"], limit=limit)]}
+
+
+def delivery_row(d: Delivery) -> dict[str, Any]:
+    """One delivery as JSON (``status``, ``deliveries list``)."""
+    return {"id": d.id, "desk": d.desk, "channel": d.channel, "kind": d.kind,
+            "state": d.state, "attempts": d.attempts, "created_at": isoformat_z(d.created_at),
+            "next_attempt": isoformat_z(d.next_attempt), "sent_at": isoformat_z(d.sent_at),
+            "last_error": d.last_error}

@@ -558,3 +558,67 @@ def test_cli_silence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert [(s.rule_id, s.desk) for s in store.list_silences()] == [
         ("cpc-disruption", "energy"), ("cpc-disruption", None)]
     store.close()
+
+
+def test_cli_deliveries_list_and_retry_after_the_cause_is_fixed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], mailbox: Mailbox) -> None:
+    cfg, db = _config(tmp_path, mailbox.port)
+    base = ["--config", str(cfg)]
+    store = Store.open(db)
+    store.register_desks(["energy"], datetime.now(UTC) - timedelta(days=1))
+    ids = add(store, datetime.now(UTC), ("Storm halts CPC loadings", "cpc-disruption"))
+    # The mail server refuses the message for good (a wrong relay setting, say).
+    mailbox.data_reply = "554 5.7.1 relay not permitted"
+    assert main([*base, "digest"]) == 1
+    assert capsys.readouterr().out.strip() == (
+        "0 sent (0 hits), 1 failed (1 for good: `news-monitor deliveries retry --failed` "
+        "once the cause is fixed)")
+    assert main([*base, "deliveries", "list", "--state", "failed"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:6] == ["ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS"]
+    assert table[1].split()[:6] == ["1", "energy", "email", "digest", "failed", "1"]
+    assert "554" in table[1]
+    # Neither the next digest nor the retry pass sends it again by itself.
+    assert main([*base, "digest"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing to send"
+    assert mailbox.received == []
+    # Asked the wrong way round: explained, nothing touched.
+    assert main([*base, "deliveries", "retry"]) == 1
+    assert "give the ids of failed deliveries, or --failed" in capsys.readouterr().err
+    assert main([*base, "deliveries", "retry", "7"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "news-monitor: delivery 7 not retried: no such delivery")
+    # Fixed: the delivery goes out once, with its own hits, and is never retried again.
+    mailbox.data_reply = None
+    assert main([*base, "deliveries", "retry", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "retrying 1 failed delivery: #1" in out and "1 sent (1 hits)" in out
+    assert delivered(mailbox, ids) == ["Storm halts CPC loadings"]
+    assert main([*base, "deliveries", "retry", "1"]) == 1
+    assert "delivery 1 not retried: it is sent" in capsys.readouterr().err
+    assert main([*base, "deliveries", "retry", "--failed"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing to retry"
+    assert main([*base, "digest"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing to send"
+    assert len(mailbox.received) == 1
+    assert main([*base, "deliveries", "list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["state"], r["attempts"], r["last_error"]) for r in rows] == [
+        (1, "sent", 2, None)]
+    assert rows[0]["sent_at"].endswith("Z")
+    store.close()
+
+
+def test_requeue_failed_touches_only_failed_deliveries(store: Store) -> None:
+    made = [store.create_delivery(desk, "email", "digest", [], now=T0)
+            for desk in ("energy", "energy", "grain", "grain")]
+    a, b, c, e = (m[0] for m in made if m)
+    for failed in (a, c, e):
+        store.mark_failed(failed, "550 no such user", permanent=True, next_attempt=None, now=T0)
+    store.mark_sent(b, now=T0)
+    assert store.requeue_failed([a, b], now=T0) == [a]
+    assert store.requeue_failed(desk="grain", now=T0) == [c, e]
+    assert store.requeue_failed(now=T0) == []
+    assert {d.id: d.state for d in store.list_deliveries()} == {
+        a: "pending", b: "sent", c: "pending", e: "pending"}
+    assert [d.id for d in store.claim_due_deliveries("me", now=T0)] == [a, c, e]

@@ -558,11 +558,33 @@ class Store:
                 lease_owner=None, lease_until=None))
 
     @_wrap
-    def list_deliveries(self, *, states: Sequence[str] | None = None,
-                        limit: int = 100) -> list[Delivery]:
+    def requeue_failed(self, ids: Sequence[int] | None = None, *, desk: str | None = None,
+                       now: datetime | None = None) -> list[int]:
+        """Give deliveries that failed for good another attempt, due now (the
+        operator fixed the cause): the ``ids`` given, or every failed one (of
+        ``desk``). Only failed deliveries change. Returns the ids requeued."""
+        now = now or _now()
+        stmt = (deliveries.update().where(deliveries.c.state == "failed")
+                .values(state="pending", next_attempt=now, lease_owner=None, lease_until=None)
+                .returning(deliveries.c.id))
+        if ids is not None:
+            stmt = stmt.where(deliveries.c.id.in_(list(ids)))
+        if desk is not None:
+            stmt = stmt.where(deliveries.c.desk == desk)
+        with self.engine.begin() as conn:
+            return sorted(conn.execute(stmt).scalars().all())
+
+    @_wrap
+    def list_deliveries(self, *, states: Sequence[str] | None = None, desk: str | None = None,
+                        ids: Sequence[int] | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries, newest first."""
         query = sa.select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if ids is not None:
+            query = query.where(deliveries.c.id.in_(list(ids)))
         if states is not None:
             query = query.where(deliveries.c.state.in_(list(states)))
+        if desk is not None:
+            query = query.where(deliveries.c.desk == desk)
         with self.engine.connect() as conn:
             return [_delivery(row) for row in conn.execute(query)]
 
