@@ -183,7 +183,7 @@ class Deliverer:
             report = DeliveryReport()
             first_seen = self._first_seen(now)
             for d in self.settings.desks:
-                if d.alert_min_severity is None or not d.channels:
+                if d.alert_min_severity is None or not d.alerting_channels:
                     continue
                 if in_quiet_hours(now, d.quiet_hours, d.timezone):
                     continue  # they wait for the digest
@@ -192,6 +192,8 @@ class Deliverer:
                              quiet_hours_ended(now, d.quiet_hours, d.timezone)
                              or first_seen[d.name]])
                 for channel, notifier in self._notifiers(d, report).items():
+                    if channel not in d.alerting_channels:
+                        continue  # that channel gets these hits in the digest
                     self._send_new(d, channel, notifier, "alert", report, now=now,
                                    since=first_seen[d.name], min_severity=d.alert_min_severity,
                                    matched_after=after)

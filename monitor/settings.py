@@ -16,8 +16,8 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,7 @@ class DeskConfig:
     webhook_url: str | None = None
     webhook_secret: Secret | None = None
     alert_min_severity: Severity | None = None
+    alert_channels: tuple[str, ...] | None = None  # None: every channel of the desk
     quiet_hours: tuple[time, time] | None = None
     send_empty: bool = False
     ops_notices: bool = False
@@ -246,6 +247,13 @@ class DeskConfig:
         if self.webhook_url:
             out.append("webhook")
         return tuple(out)
+
+    @property
+    def alerting_channels(self) -> tuple[str, ...]:
+        """The channels immediate alerts go to (the digest goes to every channel)."""
+        if self.alert_channels is None:
+            return self.channels
+        return tuple(c for c in self.channels if c in self.alert_channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +341,8 @@ class _Reader:
     def known(self, table: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> None:
         for name in table:
             if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 where = f"{key}.{name}" if key else name
-                self.problem(where, f"unknown key{hint}")
+                self.problem(where, f"unknown key{_did_you_mean(name, allowed)}")
 
     def get(self, table: Mapping[str, Any], key: str, name: str, kind: type | tuple[type, ...],
             default: Any, what: str) -> Any:
@@ -593,7 +599,8 @@ def _read_desks(r: _Reader, data: Mapping[str, Any], base: Path) -> list[DeskCon
     desks: list[DeskConfig] = []
     names: set[str] = set()
     keys = ("name", "rules", "schedule", "timezone", "email", "slack_webhook", "webhook_url",
-            "webhook_secret", "alert_min_severity", "quiet_hours", "send_empty", "ops_notices")
+            "webhook_secret", "alert_min_severity", "alert_channels", "quiet_hours",
+            "send_empty", "ops_notices")
     for i, t in enumerate(raw):
         key = f"desks[{i}]"
         if not isinstance(t, dict):
@@ -642,15 +649,39 @@ def _read_desks(r: _Reader, data: Mapping[str, Any], base: Path) -> list[DeskCon
         webhook_url = r.get(t, key, "webhook_url", str, None, "a URL")
         if webhook_url and not re.match(r"^https?://", webhook_url):
             r.problem(f"{key}.webhook_url", f"{webhook_url!r} is not an http(s) URL")
-        desks.append(DeskConfig(
+        desk = DeskConfig(
             name=name, rules=tuple(rules), schedule=schedule, timezone=tz, email=tuple(emails),
             slack_webhook=r.secret(t, key, "slack_webhook", base), webhook_url=webhook_url,
             webhook_secret=r.secret(t, key, "webhook_secret", base),
             alert_min_severity=severity, quiet_hours=quiet,
             send_empty=r.get(t, key, "send_empty", bool, False, "true or false"),
             ops_notices=r.get(t, key, "ops_notices", bool, False, "true or false"),
-        ))
+        )
+        if "alert_channels" in t:
+            desk = replace(desk, alert_channels=_alert_channels(r, t, key, desk))
+        desks.append(desk)
     return desks
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _alert_channels(r: _Reader, t: Mapping[str, Any], key: str,
+                    desk: DeskConfig) -> tuple[str, ...]:
+    """``alert_channels``: some of the desk's own channels (say Slack for alerts,
+    email for the digest)."""
+    where = f"{key}.alert_channels"
+    chosen = _str_list(r, t, key, "alert_channels", [])
+    if desk.alert_min_severity is None:
+        r.problem(where, "has no effect without alert_min_severity (which hits to alert)")
+    for channel in chosen:
+        if channel not in desk.channels:
+            hint = _did_you_mean(channel, desk.channels) or \
+                f" (its channels: {', '.join(desk.channels) or 'none'})"
+            r.problem(where, f"{channel!r} is not a channel of this desk{hint}")
+    return tuple(chosen)
 
 
 def _str_list(r: _Reader, t: Mapping[str, Any], key: str, name: str,
@@ -703,8 +734,7 @@ def validate_desk_rules(settings: Settings, rule_ids: set[str],
     for i, desk in enumerate(settings.desks):
         for rule in desk.rules:
             if rule != "*" and rule not in rule_ids:
-                close = difflib.get_close_matches(rule, sorted(rule_ids), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 key = f"desks[{i}].rules"
                 on_problem(Problem(settings.source, lines.get(key, lines.get(f"desks[{i}]")),
-                                   None, f"{key}: unknown rule {rule!r}{hint}"))
+                                   None, f"{key}: unknown rule {rule!r}"
+                                         f"{_did_you_mean(rule, sorted(rule_ids))}"))

@@ -622,3 +622,25 @@ def test_requeue_failed_touches_only_failed_deliveries(store: Store) -> None:
     assert {d.id: d.state for d in store.list_deliveries()} == {
         a: "pending", b: "sent", c: "pending", e: "pending"}
     assert [d.id for d in store.claim_due_deliveries("me", now=T0)] == [a, c, e]
+
+
+def test_alert_channels_send_alerts_to_slack_and_the_digest_everywhere(
+        store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SLACK", hook.url("/services/T1/B2/X"))
+    desk = DeskConfig(name="energy", email=("energy@example.org",),
+                      slack_webhook=Secret("env:NM_TEST_SLACK"),
+                      alert_min_severity=Severity.HIGH, alert_channels=("slack",))
+    assert desk.channels == ("email", "slack") and desk.alerting_channels == ("slack",)
+    cfg = settings(desk, smtp_port=mailbox.port)
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    clock.advance(seconds=30)
+    assert (d.send_alerts().sent, len(hook.requests), mailbox.received) == (1, 1, [])
+    assert "Storm halts CPC loadings" in hook.requests[0].body.decode()
+    clock.advance(hours=1)
+    report = d.send_digests()
+    # Email never had it; Slack already did (once per channel, as ever).
+    assert (report.sent, report.hits) == (1, 1)
+    assert delivered(mailbox, ids) == ["Storm halts CPC loadings"]
+    assert len(hook.requests) == 1

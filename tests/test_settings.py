@@ -189,6 +189,21 @@ MISTAKES = {
                       "given twice)"),
     "unclosed_quote": ('[poll]\ninterval = "5m\n',
                        "bad.toml:2:15: invalid TOML: Illegal character '\\n'"),
+    "alert_channel_not_configured": (
+        '[[desks]]\nname = "energy"\nwebhook_url = "https://hooks.example/x"\n'
+        'alert_min_severity = "high"\nalert_channels = ["slak"]\n',
+        "bad.toml:5: desks[0].alert_channels: 'slak' is not a channel of this desk (its "
+        "channels: webhook)"),
+    "alert_channel_typo": (
+        '[[desks]]\nname = "energy"\nwebhook_url = "https://hooks.example/x"\n'
+        'alert_min_severity = "high"\nalert_channels = ["webhok"]\n',
+        "bad.toml:5: desks[0].alert_channels: 'webhok' is not a channel of this desk (did you "
+        "mean 'webhook'?)"),
+    "alert_channels_without_severity": (
+        '[[desks]]\nname = "energy"\nwebhook_url = "https://hooks.example/x"\n'
+        'alert_channels = ["webhook"]\n',
+        "bad.toml:4: desks[0].alert_channels: has no effect without alert_min_severity (which "
+        "hits to alert)"),
     "bad_quiet_hours": ('[[desks]]\nname = "energy"\nquiet_hours = "22-7"\n',
                         "bad.toml:3: desks[0].quiet_hours: '22-7' is not a range such as "
                         "22:00-07:00"),
