@@ -84,8 +84,11 @@ KAZAKH_ENDINGS = frozenset((
     "ынын", "инин",  # possessive, and its cases
     "дагы", "деги", "тагы", "теги", "ндагы", "ндеги",  # located in
 ))
-#: ... for a dictionary form of at least this many letters.
+#: ... for a dictionary form of at least this many letters, and only in a text
+#: that is Kazakh, which shows in its letters: in Russian, "Бакунин" is a name,
+#: not "Баку" + "нің" (of Baku).
 MIN_KAZAKH_BASE = 4
+KAZAKH_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
 #: Index keys: the first letters a matching word starts with, and, for a word
 #: that may be misspelt, the last letters of its stem (a typo rarely spoils both).
 KEY_LENGTH = 4
@@ -138,15 +141,19 @@ class _Word:
             return None
         return self.stem[-TAIL_LENGTH:]
 
+    def takes_kazakh_ending(self, word: str) -> bool:
+        """Whether ``word`` is this word with a Kazakh ending (a match in Kazakh text)."""
+        return (self.kazakh and word.startswith(self.text)
+                and word[len(self.text):] in KAZAKH_ENDINGS)
+
     def score(self, word: str, stems: dict[str, str]) -> float:
-        """0 when ``word`` does not match, else its similarity (100 for a sure match)."""
+        """0 when ``word`` does not match, else its similarity (100 for a sure match).
+        Kazakh endings aside: see :meth:`takes_kazakh_ending`."""
         if self.prefix:
             return 100.0 if word.startswith(self.text) else 0.0
         if word == self.text:
             return 100.0
         if self.suffix and word.startswith(self.stem) and len(word) - len(self.stem) <= self.suffix:
-            return 100.0
-        if self.kazakh and word.startswith(self.text) and word[len(self.text):] in KAZAKH_ENDINGS:
             return 100.0
         word_stem = stems.get(word)
         if word_stem is None:
@@ -306,6 +313,7 @@ class Matcher:
         self._tails = dict(tails)
         self._stems: dict[str, str] = {}
         self._memo: dict[str, tuple[tuple[int, int, float], ...]] = {}
+        self._kazakh_memo: dict[str, tuple[tuple[int, int, float], ...]] = {}  # Kazakh text only
         self._topic_words: set[str] = set()  # memoised words that match a topic term's word
         self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
 
@@ -328,6 +336,7 @@ class Matcher:
         memo = self._memo
         if len(memo) > self.MEMO_SIZE:
             memo.clear()
+            self._kazakh_memo.clear()
             self._stems.clear()
             self._topic_words.clear()
             self._topic_hits.clear()
@@ -340,8 +349,10 @@ class Matcher:
         if not present or not self._may_occur(present):
             return []
         occs: dict[int, list[_Occ]] = defaultdict(list)
+        kazakh = not KAZAKH_LETTERS.isdisjoint(texts["title"]) or \
+            not KAZAKH_LETTERS.isdisjoint(texts["summary"])
         for f in self._fields:
-            self._scan(f, norms[f].text, occs)
+            self._scan(f, norms[f].text, occs, kazakh)
         candidates: set[int] = set()
         for pid in occs:
             candidates.update(self._rules_of_phrase.get(pid, ()))
@@ -380,21 +391,31 @@ class Matcher:
             if more:
                 found = list(dict.fromkeys(found + more))  # a word may be under both keys
         out = []
+        kazakh = []
         topic = []
         for pid, j in found:
-            score = phrases[pid][j].score(word, stems)
+            w = phrases[pid][j]
+            score = w.score(word, stems)
             if score:
                 out.append((pid, j, score))
-                if pid in self._rules_of_phrase:
-                    topic.append((pid, j))
+            elif w.takes_kazakh_ending(word):
+                kazakh.append((pid, j, 100.0))
+            else:
+                continue
+            if pid in self._rules_of_phrase:
+                topic.append((pid, j))  # the prefilter may let a few more items through
         self._memo[word] = tuple(out)
+        if kazakh:
+            self._kazakh_memo[word] = tuple(kazakh)
         if topic:
             self._topic_words.add(word)
             self._topic_hits[word] = tuple(topic)
 
-    def _scan(self, field: str, text: str, occs: dict[int, list[_Occ]]) -> None:
-        """Find every occurrence of every phrase in one normalised field."""
+    def _scan(self, field: str, text: str, occs: dict[int, list[_Occ]], kazakh: bool) -> None:
+        """Find every occurrence of every phrase in one normalised field
+        (``kazakh``: the item is Kazakh text)."""
         memo = self._memo
+        kazakh_memo = self._kazakh_memo if kazakh else {}
         spans: list[tuple[int, int]] = []
         words: list[str] = []
         anchors: dict[tuple[int, int], dict[int, float]] = {}
@@ -402,7 +423,10 @@ class Matcher:
             word = m.group()
             spans.append(m.span())
             words.append(word)
-            for pid, j, score in memo[word]:
+            found = memo[word]
+            if kazakh_memo and word in kazakh_memo:
+                found = found + kazakh_memo[word]
+            for pid, j, score in found:
                 known = anchors.get((pid, i - j))
                 if known is None:
                     anchors[(pid, i - j)] = {j: score}
@@ -426,6 +450,8 @@ class Matcher:
                 score = known.get(j)
                 if score is None:  # misspelt in both its keys: the index missed it
                     score = w.score(words[first + j], stems)
+                    if not score and kazakh and w.takes_kazakh_ending(words[first + j]):
+                        score = 100.0
                     if not score:
                         break
                 size = len(w.text)

@@ -114,6 +114,12 @@ def test_short_names_take_kazakh_case_endings(tmp_path: Path) -> None:
     assert _ids(m, "Бакуге дейін танкерлер") == ["r1"]
     assert _ids(m, "Актауский порт") == []  # a Russian ending is not a Kazakh one
     assert _ids(m, "риск вырос") == []  # three letters are too short to take endings
+    # Only in Kazakh text (it shows in its letters): in Russian "Бакунин" is a name.
+    # Both orders, as a word's verdict is remembered between items.
+    assert _ids(m, "Бакунің мұнай терминалы") == ["r1"]
+    assert _ids(m, "Михаил Бакунин и анархизм") == []
+    assert _ids(m, "Собрание сочинений", "Бакунин, том 3") == []
+    assert _ids(m, "Нефть Бакунин", "Бакунің терминалы (Kazakh in the summary)") == ["r1"]
 
 
 def test_kazakh_and_russian_spellings_meet(tmp_path: Path) -> None:
