@@ -365,6 +365,21 @@ def test_operators_may_override_templates(tmp_path: Path, caplog: pytest.LogCapt
     assert caplog.text.count("template alert.txt") == 1
 
 
+def test_one_page_override_restyles_digests_and_alerts(tmp_path: Path) -> None:
+    (tmp_path / "_page.html").write_text(
+        '<main title="{{ digest.desk }}">{% block content %}{% endblock %}</main>\n')
+    renderer = Renderer(tmp_path)
+    for kind in ("digest", "alert"):
+        digest = D.build_digest("energy", [hit("<b>Storm</b> halts CPC", feed="Reuters"),
+                                           hit("<b>Storm</b> halts CPC - Interfax",
+                                               feed="Interfax")], TITLES, T0, kind=kind)
+        html = renderer.html(digest)
+        assert html.startswith('<main title="energy">') and html.endswith("</main>\n")
+        assert "&lt;b&gt;Storm&lt;/b&gt;" in html and "<b>Storm" not in html
+        assert ">Interfax</a>" in html  # the shared "+1 more" piece
+        assert "<!DOCTYPE html>" in Renderer().html(digest)  # the shipped page otherwise
+
+
 # -- Slack ------------------------------------------------------------------------------------
 
 
