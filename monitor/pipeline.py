@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from monitor.errors import StorageError
 from monitor.models import FeedState, FetchRequest, FetchResult, NewItem, ParsedFeed
 
 if TYPE_CHECKING:
@@ -380,7 +381,9 @@ class Poller:
                  clock: Callable[[], datetime] | None = None, owner: str = "poll") -> None:
         self.settings = settings
         self.owner = owner  # who leases due feeds (one name per daemon instance)
-        # A lease outlives any fetch (total deadline) plus parse and store time.
+        # A lease outlives any fetch (total deadline) plus parse and store time;
+        # it is renewed while the cycle lasts (feeds wait behind the concurrency
+        # bound), and runs out this long after a dead instance's last renewal.
         self.lease = settings.poll.timeout * 3 + 10
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -483,14 +486,24 @@ class Poller:
                 await asyncio.sleep(0.1)
             task.cancel()
 
+        async def renew_leases() -> None:
+            while True:
+                await asyncio.sleep(self.lease / 3)
+                try:
+                    self.store.renew_feed_leases(self.owner, now=self.clock(), lease=self.lease)
+                except StorageError as e:  # the cycle's own commits will say more
+                    log.warning("cannot renew feed leases: %s", e)
+
         task = asyncio.ensure_future(consume())
-        watcher = asyncio.ensure_future(watch_stop(task, stop)) if stop is not None else None
+        helpers = [asyncio.ensure_future(watch_stop(task, stop))] if stop is not None else []
+        if due_only:
+            helpers.append(asyncio.ensure_future(renew_leases()))
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for helper in helpers:
+                helper.cancel()
         # Outside the finally: when the store failed, do not try it once more.
         self.store.save_feed_states(unsaved)
         return PollReport(tuple(outcomes), skipped=len(feeds) - len(todo),

@@ -149,3 +149,40 @@ def test_three_daemons_one_killed(feed_server: FeedServer, tmp_path: Path,
         assert set(per_hit) == all_hits
         assert max(per_hit.values()) == 1
     engine.dispose()
+
+
+def test_a_long_cycle_keeps_its_queued_feeds(store_url: str, tmp_path: Path,
+                                             feed_server: FeedServer) -> None:
+    """Feeds waiting behind the concurrency bound for longer than a lease stay
+    leased to the cycle that claimed them: another instance never takes them."""
+    from monitor.pipeline import Poller
+    from monitor.rules import load_rules
+    from monitor.settings import load_settings
+    from monitor.store import Store
+
+    for i in range(4):
+        feed_server.routes[f"/slow{i}.xml"] = Feed(feed_doc(i, 2), delay=0.5)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "{store_url}"\n[poll]\nconcurrency = 1\n'
+                      + "".join(f'[[feeds]]\nurl = "{feed_server.url(f"/slow{i}.xml")}"\n'
+                                for i in range(4)), encoding="utf-8")
+    settings = load_settings(config)
+    mine, theirs = Store.open(store_url), Store.open(store_url)
+    poller = Poller(settings, mine, lambda: load_rules(settings.rules_dir), owner="first")
+    poller.lease = 0.6  # the cycle (4 x 0.5 s, one at a time) outlasts it three times
+    done = threading.Event()
+    report: list[object] = []
+    worker = threading.Thread(target=lambda: (report.append(poller.poll(due_only=True)),
+                                              done.set()))
+    worker.start()
+    urls = [f.url for f in settings.feeds]
+    stolen: list[str] = []
+    while not done.wait(0.05):
+        stolen += theirs.claim_due_feeds("second", urls, lease=60)
+    worker.join()
+    assert stolen == []
+    assert len(report[0].outcomes) == 4  # type: ignore[attr-defined]
+    assert all(s.next_poll is not None for s in mine.feed_states(urls).values())
+    assert mine.renew_feed_leases("first", lease=60) == 0  # every lease released
+    mine.close()
+    theirs.close()

@@ -197,6 +197,17 @@ class Store:
         return got
 
     @_wrap
+    def renew_feed_leases(self, owner: str, *, now: datetime | None = None,
+                          lease: float = 120.0) -> int:
+        """Extend ``owner``'s unexpired feed leases to ``lease`` seconds from now: a
+        long cycle's queued feeds stay its own. Returns how many it holds."""
+        now = now or _now()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                feeds.update().where(feeds.c.lease_owner == owner, feeds.c.lease_until >= now)
+                .values(lease_until=now + timedelta(seconds=lease))).rowcount
+
+    @_wrap
     def save_feed_state(self, state: FeedState) -> None:
         """Record the outcome of a poll that stored nothing (304, or a failure)."""
         self.save_feed_states([state])
