@@ -24,6 +24,7 @@ from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
     from monitor.match import Matcher
+    from monitor.pipeline import ForkedFetcher
     from monitor.rules import RuleSet
     from monitor.settings import Settings
     from monitor.store import Store
@@ -186,6 +187,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
     fetcher = (ForkedFetcher.start(functools.partial(_pickled_rules, settings))
                if settings.feeds else None)
     try:
+        if fetcher is not None:
+            _send_early(fetcher, settings)
         rules: RuleSet | Callable[[], RuleSet]
         if fetcher is None:
             rules = _rules(settings)
@@ -230,6 +233,23 @@ def cmd_poll(args: argparse.Namespace) -> int:
         store.close()
     print(report.summary())
     return 0
+
+
+def _send_early(fetcher: ForkedFetcher, settings: Settings) -> None:
+    """Start the fetch child on the feeds' stored validators, read without
+    SQLAlchemy, so that it fetches while this process imports SQLAlchemy and
+    opens the store (on an all-304 poll that was the critical path). A store
+    that is new or needs a migration is left to the usual way."""
+    from monitor.pipeline import fetch_options, fetch_requests
+    from monitor.store import direct
+
+    try:
+        validators = direct.feed_validators(settings.storage_url,
+                                            timeout=settings.storage_timeout)
+    except MonitorError:
+        return  # opening the Store reports it properly
+    if validators is not None:
+        fetcher.send(fetch_requests(settings.feeds, validators), fetch_options(settings.poll))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -304,14 +324,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_hits(args: argparse.Namespace) -> int:
-    from monitor.store import hitquery
+    from monitor.store import direct
 
     settings = _settings(args)
     query = {"since": _parse_since(args.since), "rule_id": args.rule, "limit": args.limit}
     try:
         # Straight to the database: without SQLAlchemy's import the command
         # answers in a fraction of the time (issue 7).
-        hits = hitquery.list_direct(settings.storage_url, timeout=settings.storage_timeout,
+        hits = direct.list_direct(settings.storage_url, timeout=settings.storage_timeout,
                                     desks=(d.name for d in settings.desks), **query)
     except MonitorError as e:
         raise _fail(str(e)) from e

@@ -34,7 +34,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -185,6 +185,7 @@ class ForkedFetcher:
 
     def __init__(self, pid: int, requests_fd: int, results_fd: int) -> None:
         self.pid = pid
+        self.sent: list[FetchRequest] | None = None  # what it was asked to fetch
         self._requests_fd: int | None = requests_fd
         self._results_fd: int | None = results_fd
 
@@ -247,16 +248,21 @@ class ForkedFetcher:
             raise MonitorError("the fetch process ended unexpectedly")
         return pickle.loads(data)
 
-    def fetch(self, requests: Sequence[FetchRequest], options: FetchOptions
-              ) -> AsyncIterator[tuple[FetchResult, ParsedFeed | None]]:
-        """Send the requests now; the results as :func:`monitor.fetch.fetch_many`
-        yields them (bodies dropped), each with its parse (None without a body)."""
+    def send(self, requests: Sequence[FetchRequest], options: FetchOptions) -> None:
+        """Start fetching now (the caller may still be starting up): :attr:`sent`
+        remembers the requests, and :meth:`results` streams their outcome."""
         import pickle
 
-        assert self._requests_fd is not None and self._results_fd is not None, "one fetch each"
+        assert self._requests_fd is not None, "one fetch each"
         with os.fdopen(self._requests_fd, "wb") as out:
             self._requests_fd = None
             pickle.dump((list(requests), options), out, pickle.HIGHEST_PROTOCOL)
+        self.sent = list(requests)
+
+    def results(self) -> AsyncIterator[tuple[FetchResult, ParsedFeed | None]]:
+        """The results as :func:`monitor.fetch.fetch_many` yields them (bodies
+        dropped), each with its parse (None without a body)."""
+        assert self.sent is not None and self._results_fd is not None, "send first"
         return self._results(self._results_fd)
 
     async def _results(self, fd: int
@@ -306,6 +312,12 @@ def _read_frame(fd: int) -> bytes | None:
     return None if head is None else _read_exactly(fd, int.from_bytes(head, "little"))
 
 
+def _read_all(fd: int) -> bytes:
+    """Everything until the writer closes ``fd`` (which is then closed)."""
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
 def _read_exactly(fd: int, size: int) -> bytes | None:
     chunks = []
     while size:
@@ -323,6 +335,12 @@ def _fetch_child(requests_fd: int, results_fd: int,
     fetch and parse, report."""
     import pickle
 
+    # The requests are read as soon as they come, on a thread of their own: the
+    # parent may send them before it reads what ``prepare`` returns, and
+    # either may outgrow a pipe's buffer.
+    sent: list[bytes] = []
+    reader = threading.Thread(target=lambda: sent.append(_read_all(requests_fd)))
+    reader.start()
     out = os.fdopen(results_fd, "wb")
     if prepare is not None:
         data = pickle.dumps(prepare(), pickle.HIGHEST_PROTOCOL)
@@ -333,13 +351,13 @@ def _fetch_child(requests_fd: int, results_fd: int,
     from monitor.fetch import fetch_many, preload
 
     # The HTTP client, while the parent is busy with its own start-up (this
-    # process has no other thread: the CA bundle can be left for later).
+    # process's only other thread reads a pipe, never TLS: the CA bundle can be
+    # left for later).
     preload(skip_ca_bundle=True)
-    with os.fdopen(requests_fd, "rb") as f:
-        try:
-            requests, options = pickle.load(f)
-        except EOFError:
-            return  # the parent gave up before asking for anything
+    reader.join()
+    if not sent[0]:
+        return  # the parent gave up before asking for anything
+    requests, options = pickle.loads(sent[0])
 
     async def run() -> None:
         async with contextlib.aclosing(fetch_many(requests, options)) as results:
@@ -366,6 +384,27 @@ def _parse(result: FetchResult) -> ParsedFeed:
 # transaction per this many feeds; a crash loses at most these, and losing a
 # 304's state only means asking again.
 _STATE_BATCH = 100
+
+
+def fetch_options(poll: PollConfig) -> FetchOptions:
+    from monitor.fetch import FetchOptions
+
+    return FetchOptions(concurrency=poll.concurrency, per_host=poll.per_host,
+                        timeout=poll.timeout, max_bytes=poll.max_bytes,
+                        max_redirects=poll.max_redirects)
+
+
+def fetch_requests(feeds: Iterable[FeedConfig],
+                   validators: Mapping[str, tuple[str | None, str | None, bool]]
+                   ) -> list[FetchRequest]:
+    """A conditional request for each feed not disabled. ``validators``: a
+    stored feed's (ETag, Last-Modified, disabled) by URL."""
+    out = []
+    for f in feeds:
+        etag, modified, disabled = validators.get(f.url, (None, None, False))
+        if not disabled:
+            out.append(FetchRequest(f.url, etag, modified))
+    return out
 
 
 class Poller:
@@ -435,7 +474,7 @@ class Poller:
                          on_outcome: Callable[[FeedOutcome, int, int], None] | None = None,
                          stop: threading.Event | None = None,
                          fetcher: ForkedFetcher | None = None) -> PollReport:
-        from monitor.fetch import FetchOptions, fetch_many
+        from monitor.fetch import fetch_many
 
         started = time.monotonic()
         feeds = list(self.settings.feeds if feeds is None else feeds)
@@ -443,25 +482,28 @@ class Poller:
         states = self.store.feed_states(f.url for f in feeds)
         now = self.clock()
         by_url = {f.url: f for f in feeds}
-        if due_only:
-            # Through the store, so that daemons sharing it poll each feed once.
-            claimed = set(self.store.claim_due_feeds(self.owner, [f.url for f in feeds],
-                                                     now=now, lease=self.lease))
-            todo = [f for f in feeds if f.url in claimed]
+        if fetcher is not None and fetcher.sent is not None:
+            requests = fetcher.sent  # sent while the caller started, from what it read then
         else:
-            todo = [f for f in feeds
-                    if not (states.get(f.url) or FeedState(url=f.url)).disabled]
-        p = self.settings.poll
-        options = FetchOptions(concurrency=p.concurrency, per_host=p.per_host, timeout=p.timeout,
-                               max_bytes=p.max_bytes, max_redirects=p.max_redirects)
-        requests = [FetchRequest(f.url, states[f.url].etag, states[f.url].last_modified)
-                    if f.url in states else FetchRequest(f.url) for f in todo]
+            chosen = feeds
+            if due_only:
+                # Through the store, so that daemons sharing it poll each feed once.
+                claimed = set(self.store.claim_due_feeds(self.owner, [f.url for f in feeds],
+                                                         now=now, lease=self.lease))
+                chosen = [f for f in feeds if f.url in claimed]
+            requests = fetch_requests(chosen, {
+                url: (s.etag, s.last_modified, s.disabled is not None)
+                for url, s in states.items()})
+            if fetcher is not None:
+                fetcher.send(requests, fetch_options(self.settings.poll))
+        todo = [by_url[r.url] for r in requests]
         outcomes: list[FeedOutcome] = []
         unsaved: list[FeedState] = []
 
         async def consume() -> None:
-            fetch = fetcher.fetch if fetcher is not None else fetch_many
-            async with contextlib.aclosing(fetch(requests, options)) as results:
+            stream = fetcher.results() if fetcher is not None else \
+                fetch_many(requests, fetch_options(self.settings.poll))
+            async with contextlib.aclosing(stream) as results:
                 async for got in results:
                     if isinstance(got, tuple):  # fetched and parsed by the child
                         result, parsed = got

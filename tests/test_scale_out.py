@@ -186,3 +186,44 @@ def test_a_long_cycle_keeps_its_queued_feeds(store_url: str, tmp_path: Path,
     assert mine.renew_feed_leases("first", lease=60) == 0  # every lease released
     mine.close()
     theirs.close()
+
+
+_BIG_PIPES = """
+import asyncio, sys, threading
+from monitor.models import FetchRequest
+from monitor.pipeline import ForkedFetcher, fetch_options
+from monitor.settings import PollConfig
+
+fetcher = ForkedFetcher.start(lambda: b"r" * 300_000)  # bigger than any pipe buffer
+assert fetcher is not None, "no fork"
+# 5,000 requests (~300 KB pickled): one feed file, the rest refused at once
+requests = [FetchRequest(sys.argv[1])] + [
+    FetchRequest(f"http://127.0.0.1:1/feed-{i:05d}-{'x' * 20}.xml") for i in range(4999)]
+sender = threading.Thread(
+    target=lambda: fetcher.send(requests, fetch_options(PollConfig(concurrency=64, timeout=5))),
+    daemon=True)
+sender.start()
+sender.join(timeout=20)
+assert not sender.is_alive(), "sending the requests blocked"
+assert fetcher.prepared() == b"r" * 300_000
+
+async def collect():
+    return [got async for got in fetcher.results()]
+
+results = asyncio.run(collect())
+fetcher.close()
+print(len(results), [(r.url, len(p.items)) for r, p in results if r.ok])
+"""
+
+
+def test_the_fetch_child_takes_requests_before_its_prepared_answer_is_read(
+        tmp_path: Path) -> None:
+    """``poll`` sends the requests before reading what the child prepared; both
+    outgrow a pipe's buffer (64 KiB) on a big instance, and neither side blocks.
+    (A fresh interpreter: the fork is refused in a process with threads.)"""
+    feed = tmp_path / "one.xml"
+    feed.write_bytes(feed_doc(1, 3))
+    r = subprocess.run([sys.executable, "-c", _BIG_PIPES, str(feed)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"5000 [({str(feed)!r}, 3)]"

@@ -1,7 +1,7 @@
 """Persistence: the schema, its migrations and the :class:`Store` (all the SQL).
 
 SQLAlchemy and Alembic are imported only inside this package, and only when
-:class:`Store` is first used: ``monitor.store.hitquery`` lists hits without
+:class:`Store` is first used: ``monitor.store.direct`` lists hits without
 them.
 """
 

@@ -26,7 +26,7 @@ from monitor.models import (
     Silence,
     StoredHit,
 )
-from monitor.store import hitquery, migrate
+from monitor.store import direct, migrate
 from monitor.store.schema import (
     daemon_state,
     deliveries,
@@ -329,15 +329,15 @@ class Store:
     def list_hits(self, *, since: datetime | None = None, rule_id: str | None = None,
                   limit: int | None = None) -> list[StoredHit]:
         """Stored hits, newest match first (the ``hits`` command's query, which it
-        also runs without a Store: :mod:`monitor.store.hitquery`)."""
+        also runs without a Store: :mod:`monitor.store.direct`)."""
         try:
             with self.engine.connect() as conn:
-                return hitquery.fetch_hits(conn.connection.dbapi_connection, self.dialect,
+                return direct.fetch_hits(conn.connection.dbapi_connection, self.dialect,
                                            since=since, rule_id=rule_id, limit=limit)
         except Exception as e:  # the driver's own errors: this query bypasses SQLAlchemy
             dbapi = self.engine.dialect.loaded_dbapi
             if isinstance(e, dbapi.Error) and not isinstance(e, dbapi.ProgrammingError):
-                raise StorageError(f"database error: {hitquery.first_line(e)}") from e
+                raise StorageError(f"database error: {direct.first_line(e)}") from e
             raise
 
     @_wrap

@@ -1,12 +1,16 @@
-"""Listing stored hits: one plain-SQL query on a bare DB-API connection.
+"""Reads without SQLAlchemy, in plain SQL on a bare DB-API connection, for
+commands whose start-up is most of their cost (issue 7): SQLAlchemy's import
+alone takes ~0.12 s.
 
-It serves :meth:`Store.list_hits` (on the engine's own connection) and the
-``hits`` command, which opens the database itself with sqlite3 or psycopg:
-SQLAlchemy's import alone (~0.12 s) would spend most of the command's
-200 ms budget at a million items (issue 7). Nothing here writes or migrates:
-:func:`list_direct` answers None whenever the database needs :class:`Store`
-first (no file yet, a schema to migrate, a desk to register), and the caller
-opens a Store instead.
+* The stored-hits listing: :meth:`Store.list_hits` runs :func:`fetch_hits` on
+  the engine's own connection, and the ``hits`` command, through
+  :func:`list_direct`, on a connection of its own (sqlite3 or psycopg).
+* The feeds' conditional-GET validators (:func:`feed_validators`), with which
+  ``poll`` sends its requests to the fetch child while it imports SQLAlchemy.
+
+Nothing here writes or migrates: both answer None whenever the database needs
+:class:`Store` first (no file yet, a schema to migrate, a desk to register),
+and the caller takes the Store's way.
 """
 
 from __future__ import annotations
@@ -65,6 +69,26 @@ def list_direct(url: str, *, timeout: float, desks: Iterable[str],
     conn, dialect, error = opened
     try:
         return fetch_hits(conn, dialect, since=since, rule_id=rule_id, limit=limit)
+    except error as e:
+        raise StorageError(f"database error: {first_line(e)}") from e
+    finally:
+        conn.close()
+
+
+def feed_validators(url: str, *, timeout: float
+                    ) -> dict[str, tuple[str | None, str | None, bool]] | None:
+    """Each stored feed's ETag and Last-Modified, and whether it is disabled,
+    by URL; None when the database needs a :class:`Store` first. Raises
+    StorageError."""
+    opened = _open(url, timeout, set())
+    if opened is None:
+        return None
+    conn, _, error = opened
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT url, etag, last_modified, disabled FROM feeds")
+        return {u: (etag, modified, disabled is not None)
+                for u, etag, modified, disabled in cur.fetchall()}
     except error as e:
         raise StorageError(f"database error: {first_line(e)}") from e
     finally:

@@ -1,4 +1,4 @@
-"""The ``hits`` listing without SQLAlchemy (monitor.store.hitquery), on SQLite and
+"""The ``hits`` listing without SQLAlchemy (monitor.store.direct), on SQLite and
 PostgreSQL: the same answers as the Store, and the Store whenever the database
 needs it first."""
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
 from monitor.store import Store
-from monitor.store.hitquery import list_direct
+from monitor.store.direct import list_direct
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 RULES = {"cpc-disruption": ("v1", Severity.CRITICAL), "btc-diversion": ("v2", Severity.HIGH)}
