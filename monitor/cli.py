@@ -246,8 +246,8 @@ def _send_early(fetcher: ForkedFetcher, settings: Settings) -> None:
     try:
         validators = direct.feed_validators(settings.storage_url,
                                             timeout=settings.storage_timeout)
-    except MonitorError:
-        return  # opening the Store reports it properly
+    except MonitorError as e:  # unreachable: say so now, not after another timeout
+        raise _fail(str(e)) from e
     if validators is not None:
         fetcher.send(fetch_requests(settings.feeds, validators), fetch_options(settings.poll))
 

@@ -169,10 +169,11 @@ class ForkedFetcher:
     ``poll`` starts.
 
     Such a process spends its first ~0.3 s importing (SQLAlchemy, the rules)
-    and reading the store before it knows what to ask for. A child forked
-    before all that imports the HTTP client and the parser meanwhile, on
-    another core, then fetches and parses while this process matches and
-    stores. Results come back over a pipe, one pickled (FetchResult without
+    and reading the store. A child forked before all that imports the HTTP
+    client and the parser meanwhile, on another core, then fetches and parses
+    while this process matches and stores; the requests may be sent (:meth:`send`)
+    as soon as the feeds' validators are read, before SQLAlchemy is imported.
+    Results come back over a pipe, one pickled (FetchResult without
     its body, ParsedFeed or None) at a time; the child blocks while the pipe
     is full, so fetched documents cannot pile up (as in-process, where
     handling a result holds the event loop).

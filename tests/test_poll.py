@@ -140,6 +140,25 @@ def test_bad_config_exits_1_with_a_located_message(tmp_path: Path) -> None:
                                      "duration such as 5m")
 
 
+@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none",
+                                 "sqlite:////proc/no-such-dir/monitor.db",
+                                 "sqlite:///not-a-database.txt"])
+def test_an_unreachable_store_exits_1_and_polls_nothing(tmp_path: Path, url: str,
+                                                        feed_server: FeedServer) -> None:
+    (tmp_path / "not-a-database.txt").write_text("notes, not SQLite\n" * 100)
+    feed_server.routes["/feed.xml"] = Feed(feed_doc(0, 3))
+    config = write_config(tmp_path, [feed_server.url("/feed.xml")])
+    config.write_text(config.read_text().replace("sqlite:///state/monitor.db", url))
+    result = run(config, "poll")
+    assert result.returncode == 1
+    assert result.stderr.startswith("news-monitor: cannot open the store: "), result.stderr
+    assert result.stdout == ""
+    assert feed_server.requests() == []  # nothing fetched that could not be stored
+    for command in ("hits", "status"):  # the same one line, whichever way they read
+        other = run(config, command)
+        assert (other.returncode, other.stderr) == (1, result.stderr)
+
+
 def test_the_offline_example_runs(tmp_path: Path) -> None:
     example = tmp_path / "examples"
     subprocess.run(["cp", "-r", str(ROOT / "examples"), str(example)], check=True)

@@ -74,7 +74,11 @@ def create_engine(url: str, timeout: float = 30.0) -> sa.Engine:
     if url.startswith("sqlite"):
         db = sa.engine.make_url(url).database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot open the store: cannot create folder "
+                                   f"{Path(db).parent}: {e.strerror}") from e
         engine = sa.create_engine(url, connect_args={"timeout": timeout})
 
         @sa.event.listens_for(engine, "connect")
@@ -128,7 +132,7 @@ class Store:
             engine = create_engine(url, timeout)
             if migrate_schema:
                 migrate.upgrade(engine)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+        except sa.exc.DBAPIError as e:  # unreachable, locked, not a database at all...
             raise StorageError(f"cannot open the store: {_short(e)}") from e
         except sa.exc.ArgumentError as e:
             raise StorageError(f"bad storage URL: {e}") from e
