@@ -25,11 +25,13 @@ from monitor.errors import StorageError
 from monitor.models import Evidence, Severity, StoredHit
 from monitor.store import SCHEMA_REVISION
 
-_SELECT = """
-SELECT h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence, h.matched_at,
-       h.item_id, i.guid, i.title, i.summary, i.link, i.published, i.lang, f.url,
-       COALESCE(f.name, f.title, f.url)
-FROM hits h JOIN items i ON i.id = h.item_id JOIN feeds f ON f.id = i.feed_id"""
+#: A hit joined with its item and feed, the order :func:`stored_hit` reads (the
+#: Store's own hit queries select the same).
+HIT_COLUMNS = ("h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence, "
+               "h.matched_at, h.item_id, i.guid, i.title, i.summary, i.link, i.published, "
+               "i.lang, f.url, COALESCE(f.name, f.title, f.url)")
+_SELECT = (f"SELECT {HIT_COLUMNS} FROM hits h JOIN items i ON i.id = h.item_id "
+           "JOIN feeds f ON f.id = i.feed_id")
 
 
 def fetch_hits(conn: Any, dialect: str, *, since: datetime | None = None,
@@ -53,7 +55,7 @@ def fetch_hits(conn: Any, dialect: str, *, since: datetime | None = None,
     cur = conn.cursor()
     try:
         cur.execute(sql, params)
-        return [_stored_hit(row) for row in cur.fetchall()]
+        return [stored_hit(row) for row in cur.fetchall()]
     finally:
         cur.close()
 
@@ -178,7 +180,8 @@ def _utc(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _stored_hit(row: tuple[Any, ...]) -> StoredHit:
+def stored_hit(row: tuple[Any, ...]) -> StoredHit:
+    """A row of :data:`HIT_COLUMNS`, as the driver or SQLAlchemy decoded it."""
     (hit_id, rule_id, rule_version, severity, score, evidence, matched_at, item_id, guid,
      title, summary, link, published, lang, feed_url, feed_name) = row
     if isinstance(evidence, str):  # SQLite keeps JSON as text; psycopg decodes it

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from monitor.errors import StorageError
 from monitor.models import (
     Delivery,
-    Evidence,
     FeedState,
     NewItem,
     Severity,
@@ -685,23 +684,18 @@ class Store:
 
 
 def _hit_query() -> sa.Select[Any]:
-    return (sa.select(hits, items.c.guid, items.c.title, items.c.summary, items.c.link,
-                      items.c.published, items.c.lang, feeds.c.url.label("feed_url"),
-                      sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url)
-                      .label("feed_name"))
+    """The columns of :data:`monitor.store.direct.HIT_COLUMNS`, in its order."""
+    h = hits.c
+    return (sa.select(h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence,
+                      h.matched_at, h.item_id, items.c.guid, items.c.title, items.c.summary,
+                      items.c.link, items.c.published, items.c.lang, feeds.c.url,
+                      sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url))
             .join(items, items.c.id == hits.c.item_id)
             .join(feeds, feeds.c.id == items.c.feed_id))
 
 
 def _stored_hit(row: Any) -> StoredHit:
-    return StoredHit(
-        id=row.id, rule_id=row.rule_id, rule_version=row.rule_version,
-        severity=Severity.parse(row.severity), score=row.score,
-        evidence=tuple(Evidence(**e) for e in row.evidence), matched_at=row.matched_at,
-        item_id=row.item_id, guid=row.guid, title=row.title, summary=row.summary,
-        link=row.link, published=row.published, lang=row.lang, feed_url=row.feed_url,
-        feed_name=row.feed_name,
-    )
+    return direct.stored_hit(tuple(row))
 
 
 def _delivery(row: Any) -> Delivery:
