@@ -105,7 +105,7 @@ def fill(url: str, items: int) -> dict[str, float]:
         got_items, got_hits = store.commit_poll(state, new, info, now)
         spent += time.perf_counter() - started
         stored += got_items
-        hits += got_hits
+        hits += sum(got_hits.values())
     store.close()
     if stored != items - items % PER_POLL:
         raise AssertionError(f"stored {stored} of {items}")

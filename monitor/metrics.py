@@ -22,7 +22,8 @@ class Metrics:
         self.fetch_errors = Counter("news_monitor_fetch_errors", "Failed feed fetches by kind",
                                     ["kind"], registry=r)
         self.items = Counter("news_monitor_items", "New items stored", registry=r)
-        self.hits = Counter("news_monitor_hits", "New hits stored", registry=r)
+        self.hits = Counter("news_monitor_hits", "New hits stored, by rule", ["rule"],
+                            registry=r)
         self.deliveries = Counter("news_monitor_deliveries", "Delivery attempts by outcome",
                                   ["state"], registry=r)
         self.poll_seconds = Histogram("news_monitor_poll_duration_seconds",
@@ -45,7 +46,8 @@ class Metrics:
                     "http" if o.status and o.status >= 400 else "not_a_feed")
                 self.fetch_errors.labels(kind=kind).inc()
         self.items.inc(report.new_items)
-        self.hits.inc(report.new_hits)
+        for rule, n in report.hits_by_rule.items():
+            self.hits.labels(rule=rule).inc(n)
         self.poll_seconds.observe(report.seconds)
 
     def observe_deliveries(self, sent: int, failed: int) -> None:

@@ -61,12 +61,16 @@ class FeedOutcome:
     name: str
     status: int | str | None
     new_items: int = 0
-    new_hits: int = 0
+    hits: tuple[tuple[str, int], ...] = ()  # new hits stored, by rule id
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def new_hits(self) -> int:
+        return sum(n for _, n in self.hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,14 @@ class PollReport:
     @property
     def new_hits(self) -> int:
         return sum(o.new_hits for o in self.outcomes)
+
+    @property
+    def hits_by_rule(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            for rule, n in o.hits:
+                out[rule] = out.get(rule, 0) + n
+        return out
 
     def summary(self) -> str:
         line = (f"polled {len(self.outcomes)} feeds in {self.seconds:.1f}s: {self.ok} ok, "
@@ -572,13 +584,14 @@ class Poller:
         elif new and state.flag and state.flag.startswith("gap") and not gap:
             state = replace(state, flag=None)
         self._log_change(feed, prev, state, parsed)
+        stored, hits = 0, dict[str, int]()
         if new:
             stored, hits = self.store.commit_poll(state, new, self._rule_info, now)
         else:
             unsaved.append(state)
-            stored = hits = 0
         return FeedOutcome(url=feed.url, name=feed.label, status=result.last_status,
-                           new_items=stored, new_hits=hits, error=state.error)
+                           new_items=stored, hits=tuple(sorted(hits.items())),
+                           error=state.error)
 
     def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed,
                    now: datetime) -> tuple[list[NewItem], datetime | None, str | None]:

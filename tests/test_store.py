@@ -131,9 +131,10 @@ def test_items_are_stored_once_with_their_hits(store: Store) -> None:
         NewItem(item(3), (hit(), hit("btc-diversion"))),
     ]
     state = FeedState(FEED, etag='"e1"', last_status="200")
-    assert store.commit_poll(state, new, RULES, T0) == (3, 3)
+    assert store.commit_poll(state, new, RULES, T0) == (
+        3, {"cpc-disruption": 2, "btc-diversion": 1})
     # The same entries again (a re-poll, another instance): nothing new.
-    assert store.commit_poll(state, new, RULES, T0) == (0, 0)
+    assert store.commit_poll(state, new, RULES, T0) == (0, {})
     assert store.totals() == {"items": 3, "hits": 3}
     assert store.item_counts() == {FEED: 3}
     assert store.feed_states()[FEED].etag == '"e1"'

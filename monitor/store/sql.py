@@ -257,17 +257,18 @@ class Store:
     @_wrap
     def commit_poll(self, state: FeedState, new: Sequence[NewItem],
                     rules: Mapping[str, tuple[str, Severity]],
-                    now: datetime | None = None) -> tuple[int, int]:
+                    now: datetime | None = None) -> tuple[int, dict[str, int]]:
         """Store a poll's new items, their hits and the feed's new state, atomically.
 
         A feed's poll is all or nothing: killed half-way, the validators are not
         advanced either, so the next poll fetches the same entries again.
         ``rules`` maps a rule id to (version, severity). An item already stored
         (another instance was faster) is skipped with its hits.
-        Returns (items stored, hits stored).
+        Returns (items stored, hits stored by rule id).
         """
         now = now or _now()
-        stored_items = stored_hits = 0
+        stored_items = 0
+        stored_hits: dict[str, int] = {}
         with self.engine.begin() as conn:
             feed_id = self._feed_id(conn, state.url)
             if feed_id is None:
@@ -297,7 +298,8 @@ class Store:
                     })
             if hit_rows:
                 conn.execute(self._statement("hits"), hit_rows)
-                stored_hits = len(hit_rows)
+                for row in hit_rows:
+                    stored_hits[row["rule_id"]] = stored_hits.get(row["rule_id"], 0) + 1
             conn.execute(self._statement("state_by_id"), {"b_id": feed_id,
                                                           **_state_values(state)})
         return stored_items, stored_hits
