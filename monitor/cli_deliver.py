@@ -27,7 +27,7 @@ from monitor.errors import MonitorError
 from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
-    from monitor.deliver import Deliverer
+    from monitor.deliver import Deliverer, DeliveryReport
     from monitor.settings import Settings
 
 
@@ -64,10 +64,15 @@ def cmd_digest(args: argparse.Namespace) -> int:
         raise cli._fail(str(e)) from e
     finally:
         store.close()
+    return 0 if _print_report(report) else 1
+
+
+def _print_report(report: DeliveryReport) -> bool:
+    """Each failure on stderr, the summary line on stdout; whether all went out."""
     for error in report.errors:
         print(f"FAIL {cli._safe(error)}", file=sys.stderr)
     print(report.summary())
-    return 0 if report.ok else 1
+    return report.ok
 
 
 def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace) -> int:
@@ -200,10 +205,7 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
         raise cli._fail(str(e)) from e
     finally:
         store.close()
-    for error in report.errors:
-        print(f"FAIL {cli._safe(error)}", file=sys.stderr)
-    print(report.summary())
-    return status if report.ok else 1
+    return status if _print_report(report) else 1
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
