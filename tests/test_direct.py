@@ -150,3 +150,22 @@ def test_hits_command_skips_sqlalchemy_once_the_database_is_ready(tmp_path: Path
     assert _hits_command(config, "--limit", "1")[1] is True
     lines, imported = _hits_command(config, "--limit", "1")
     assert not imported and len(lines) == 2 and "Заголовок f" in lines[1]
+
+
+def test_feed_validators(store: Store, store_url: str, tmp_path: Path) -> None:
+    from monitor.store.direct import feed_validators
+
+    store.sync_feeds([(NAMED, "Named"), (UNNAMED, None)])
+    store.save_feed_state(FeedState(NAMED, etag='"v1"', last_modified="Mon, 02 Mar 2026"))
+    store.save_feed_state(FeedState(UNNAMED, disabled="410 Gone"))
+    assert feed_validators(store_url, timeout=5) == {
+        NAMED: ('"v1"', "Mon, 02 Mar 2026", False), UNNAMED: (None, None, True)}
+    # A first poll in a folder that exists: no validators, and nothing created.
+    first = tmp_path / "first.db"
+    assert feed_validators(f"sqlite:///{first}", timeout=5) == {}
+    assert not first.exists()
+    # A folder still to make, or a schema to migrate: the Store's business.
+    assert feed_validators(f"sqlite:///{tmp_path}/state/new.db", timeout=5) is None
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
+    assert feed_validators(store_url, timeout=5) is None

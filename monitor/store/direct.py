@@ -16,8 +16,10 @@ and the caller takes the Store's way.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -80,8 +82,14 @@ def list_direct(url: str, *, timeout: float, desks: Iterable[str],
 def feed_validators(url: str, *, timeout: float
                     ) -> dict[str, tuple[str | None, str | None, bool]] | None:
     """Each stored feed's ETag and Last-Modified, and whether it is disabled,
-    by URL; None when the database needs a :class:`Store` first. Raises
+    by URL (none at all for a SQLite file not created yet, in a folder where
+    it can be); None when the database needs a :class:`Store` first. Raises
     StorageError."""
+    path = _sqlite_path(url)
+    if path is not None and not Path(path).exists():
+        folder = Path(path).parent
+        # A first poll: no feed has validators yet (elsewhere the Store says why not).
+        return {} if folder.is_dir() and os.access(folder, os.W_OK) else None
     opened = _open(url, timeout, set())
     if opened is None:
         return None
@@ -122,12 +130,22 @@ def _open(url: str, timeout: float, desks: set[str]) -> tuple[Any, str, type[Exc
     return conn, dialect, error
 
 
+def _sqlite_path(url: str) -> str | None:
+    """The file of a plain ``sqlite:///PATH`` URL, else None (leave it to SQLAlchemy)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):]
+    if not path or path.startswith(":memory:") or any(c in path for c in "?#%"):
+        return None
+    return path
+
+
 def _sqlite(url: str, timeout: float) -> Any:
     import sqlite3
 
-    path = url[len("sqlite:///"):]
-    if not path or path.startswith(":memory:") or any(c in path for c in "?#%"):
-        return None  # not a plain file path: leave it to SQLAlchemy
+    path = _sqlite_path(url)
+    if path is None:
+        return None
     try:
         # mode=rw: a missing file is not created here (Store creates and migrates it)
         return sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=timeout)
