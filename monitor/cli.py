@@ -184,16 +184,17 @@ def cmd_poll(args: argparse.Namespace) -> int:
     # database open: the child checks the rules and imports the HTTP client
     # while this process opens the store, then fetches and parses while this
     # one matches and stores.
-    fetcher = (ForkedFetcher.start(functools.partial(_pickled_rules, settings))
+    # Invalid rules (a list of problems) stop the child before it fetches anything.
+    fetcher = (ForkedFetcher.start(functools.partial(_pickled_rules, settings),
+                                   fetch_if=lambda rules: not isinstance(rules, list))
                if settings.feeds else None)
     try:
-        if fetcher is not None:
-            _send_early(fetcher, settings)
         rules: RuleSet | Callable[[], RuleSet]
         if fetcher is None:
             rules = _rules(settings)
             store = _store(settings)
         else:
+            _send_early(fetcher, settings)
             store = _store(settings)
             loaded = fetcher.prepared()
             if isinstance(loaded, list):  # the rules are invalid: exit 1, polling nothing

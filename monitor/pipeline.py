@@ -203,12 +203,14 @@ class ForkedFetcher:
         self._results_fd: int | None = results_fd
 
     @classmethod
-    def start(cls, prepare: Callable[[], object] | None = None) -> ForkedFetcher | None:
+    def start(cls, prepare: Callable[[], object] | None = None, *,
+              fetch_if: Callable[[object], bool] | None = None) -> ForkedFetcher | None:
         """Fork the fetcher now, or None where that is not safe (threads, no fork).
 
         ``prepare``, if given, is called in the child first (more of the
         parent's start-up work, such as loading the rules); :meth:`prepared`
-        returns what it returned, which must pickle.
+        returns what it returned, which must pickle. When ``fetch_if`` says
+        no to it, the child ends there, having fetched nothing.
         """
         # A fork copies no thread but the calling one: a lock another thread
         # held would stay held in the child. Elsewhere than Linux, system
@@ -235,7 +237,7 @@ class ForkedFetcher:
             try:
                 os.close(req_w)
                 os.close(res_r)
-                _fetch_child(req_r, res_w, prepare)
+                _fetch_child(req_r, res_w, prepare, fetch_if)
                 code = 0
             except BrokenPipeError:
                 code = 0  # the parent stopped reading: it has all it wants
@@ -267,8 +269,10 @@ class ForkedFetcher:
         import pickle
 
         assert self._requests_fd is not None, "one fetch each"
-        with os.fdopen(self._requests_fd, "wb") as out:
-            self._requests_fd = None
+        fd, self._requests_fd = self._requests_fd, None
+        # The child may have ended already (see ``fetch_if``): it says why
+        # through prepared().
+        with contextlib.suppress(BrokenPipeError), os.fdopen(fd, "wb") as out:
             pickle.dump((list(requests), options), out, pickle.HIGHEST_PROTOCOL)
         self.sent = list(requests)
 
@@ -342,8 +346,8 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _fetch_child(requests_fd: int, results_fd: int,
-                 prepare: Callable[[], object] | None) -> None:
+def _fetch_child(requests_fd: int, results_fd: int, prepare: Callable[[], object] | None,
+                 fetch_if: Callable[[object], bool] | None) -> None:
     """The fetcher child's whole life: prepare, import, wait for the requests,
     fetch and parse, report."""
     import pickle
@@ -356,10 +360,13 @@ def _fetch_child(requests_fd: int, results_fd: int,
     reader.start()
     out = os.fdopen(results_fd, "wb")
     if prepare is not None:
-        data = pickle.dumps(prepare(), pickle.HIGHEST_PROTOCOL)
+        prepared = prepare()
+        data = pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL)
         out.write(len(data).to_bytes(_FRAME, "little"))
         out.write(data)
         out.flush()
+        if fetch_if is not None and not fetch_if(prepared):
+            return
 
     from monitor.fetch import fetch_many, preload
 

@@ -159,6 +159,25 @@ def test_an_unreachable_store_exits_1_and_polls_nothing(tmp_path: Path, url: str
         assert (other.returncode, other.stderr) == (1, result.stderr)
 
 
+def test_broken_rules_exit_1_before_anything_is_fetched(tmp_path: Path,
+                                                        feed_server: FeedServer) -> None:
+    feed_server.routes["/feed.xml"] = Feed(feed_doc(0, 3))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "broken.yaml").write_text("id: broken\ntitle: Broken\ndescription: x\n"
+                                       "severity: high\nterms: []\n")
+    config = write_config(tmp_path, [feed_server.url("/feed.xml")])
+    config.write_text(config.read_text().replace(str(shipped_rules_dir()), str(rules)))
+    # With the database ready, poll sends the fetch child its requests at once;
+    # the child still checks the rules first and is stopped then.
+    assert run(config, "status").returncode == 0
+    for _ in range(3):
+        result = run(config, "poll")
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"{rules / 'broken.yaml'}:5:8: terms: must not be empty"
+    assert feed_server.requests() == []
+
+
 def test_the_offline_example_runs(tmp_path: Path) -> None:
     example = tmp_path / "examples"
     subprocess.run(["cp", "-r", str(ROOT / "examples"), str(example)], check=True)

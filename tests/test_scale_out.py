@@ -227,3 +227,24 @@ def test_the_fetch_child_takes_requests_before_its_prepared_answer_is_read(
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"5000 [({str(feed)!r}, 3)]"
+
+
+_REFUSED = """
+import time
+from monitor.models import FetchRequest
+from monitor.pipeline import ForkedFetcher, fetch_options
+from monitor.settings import PollConfig
+
+fetcher = ForkedFetcher.start(lambda: ["rules are broken"], fetch_if=lambda r: not r)
+time.sleep(0.5)  # the child has answered and ended by now
+requests = [FetchRequest(f"http://127.0.0.1:1/{i:06d}") for i in range(20000)]  # > a pipe
+fetcher.send(requests, fetch_options(PollConfig()))
+print(fetcher.prepared())
+fetcher.close()
+"""
+
+
+def test_a_fetch_child_refused_by_fetch_if_ends_without_fetching() -> None:
+    r = subprocess.run([sys.executable, "-c", _REFUSED], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (0, "['rules are broken']", "")
