@@ -47,22 +47,25 @@ def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env=env)
 
 
-def write_config(tmp_path: Path, urls: list[str]) -> Path:
+def write_config(tmp_path: Path, urls: list[str], db: str = "sqlite:///state/monitor.db"
+                 ) -> Path:
     feeds = "".join(f'[[feeds]]\nurl = "{u}"\nname = "Outlet {i}"\n\n'
                     for i, u in enumerate(urls))
     config = tmp_path / "monitor.toml"
-    config.write_text(f'[storage]\nurl = "sqlite:///state/monitor.db"\n\n'
+    config.write_text(f'[storage]\nurl = "{db}"\n\n'
                       f'[rules]\ndir = "{shipped_rules_dir()}"\n\n[poll]\ntimeout = "5s"\n\n'
                       + feeds)
     return config
 
 
 @pytest.fixture
-def eight_feeds(feed_server: FeedServer, tmp_path: Path) -> tuple[FeedServer, Path]:
+def eight_feeds(feed_server: FeedServer, tmp_path: Path, store_url: str
+                ) -> tuple[FeedServer, Path]:
+    """Eight feeds of 30 entries, and a config storing them on SQLite, then PostgreSQL."""
     for i in range(8):
         feed_server.routes[f"/feed{i}.xml"] = Feed(feed_doc(i, 30))
     return feed_server, write_config(tmp_path, [feed_server.url(f"/feed{i}.xml")
-                                                for i in range(8)])
+                                                for i in range(8)], db=store_url)
 
 
 def status(config: Path) -> dict:
