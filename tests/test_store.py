@@ -98,7 +98,8 @@ def test_a_database_with_foreign_tables_is_left_to_alembic(store_url: str) -> No
     engine = create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-    assert migrate._create(engine) is False
+    with engine.begin() as conn:
+        assert migrate._create(conn) is False
     migrate.upgrade(engine)  # Alembic adds ours beside it
     with engine.connect() as conn:
         assert migrate.current_revision(conn) == SCHEMA_REVISION

@@ -47,28 +47,19 @@ def upgrade(engine: sa.Engine) -> None:
         revision = current_revision(conn)
     if revision == SCHEMA_REVISION:
         return
-    if revision is None and _create(engine):
-        return
-    from alembic import command
-    from alembic.script import ScriptDirectory
-
-    config = alembic_config()
-    known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
-    if revision is not None and revision not in known:
-        raise StorageError(
-            f"the database schema is at revision {revision}, newer than this news-monitor "
-            f"knows ({SCHEMA_REVISION}): upgrade news-monitor, or point storage.url elsewhere")
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Several daemons may start at once: one migrates, the others wait.
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
-            if current_revision(conn) == SCHEMA_REVISION:
+            revision = current_revision(conn)
+            if revision == SCHEMA_REVISION:
                 return
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        if revision is None and _create(conn):
+            return
+        _migrate(conn, revision)
 
 
-def _create(engine: sa.Engine) -> bool:
+def _create(conn: sa.Connection) -> bool:
     """Give an empty database the current schema directly, and record its
     revision: Alembic's "create_all, then stamp" recipe for new databases,
     without importing Alembic (~0.1 s of a first poll). False when the
@@ -76,15 +67,23 @@ def _create(engine: sa.Engine) -> bool:
     this schema is the one the migrations build."""
     from monitor.store.schema import metadata
 
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
-        tables = set(sa.inspect(conn).get_table_names())
-        if "alembic_version" in tables and current_revision(conn) == SCHEMA_REVISION:
-            return True  # another instance just did it
-        if tables:
-            return False
-        metadata.create_all(conn)
-        _alembic_version.create(conn)
-        conn.execute(_alembic_version.insert().values(version_num=SCHEMA_REVISION))
+    if sa.inspect(conn).get_table_names():
+        return False
+    metadata.create_all(conn)
+    _alembic_version.create(conn)
+    conn.execute(_alembic_version.insert().values(version_num=SCHEMA_REVISION))
     return True
+
+
+def _migrate(conn: sa.Connection, revision: str | None) -> None:
+    """Alembic's migrations from ``revision`` to the head, on ``conn``."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config(conn)
+    known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
+    if revision is not None and revision not in known:
+        raise StorageError(
+            f"the database schema is at revision {revision}, newer than this news-monitor "
+            f"knows ({SCHEMA_REVISION}): upgrade news-monitor, or point storage.url elsewhere")
+    command.upgrade(config, "head")
