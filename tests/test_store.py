@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -391,3 +392,15 @@ def test_store_survives_a_postgresql_restart(store: Store, store_url: str) -> No
     # The pooled connections died with the server: the next call reconnects.
     store.commit_poll(FeedState(FEED), [NewItem(item(2))], RULES, T0)
     assert store.totals()["items"] == 2
+
+
+def test_a_failing_hits_query_is_a_storage_error(tmp_path: Path) -> None:
+    # list_hits runs on the driver's own connection: its errors are wrapped too.
+    # (SQLite: a missing table is an OperationalError there, a programming error
+    # on PostgreSQL, which stays unwrapped like every other.)
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE hits RENAME TO hits_elsewhere"))
+    with pytest.raises(StorageError, match=r"^database error: no such table: hits"):
+        store.list_hits()
+    store.close()

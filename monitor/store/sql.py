@@ -46,7 +46,8 @@ _GUID_BATCH = 500  # bound on IN (...) lists: SQLite allows 32,766 parameters
 
 
 def _wrap(method: Callable[P, T]) -> Callable[P, T]:
-    """Turn database errors (not programming errors) into StorageError."""
+    """Turn database errors (not programming errors) into StorageError: SQLAlchemy's,
+    and the driver's own from a query run on its connection (:mod:`monitor.store.direct`)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -56,12 +57,17 @@ def _wrap(method: Callable[P, T]) -> Callable[P, T]:
             if isinstance(e, sa.exc.ProgrammingError):
                 raise
             raise StorageError(f"database error: {_short(e)}") from e
+        except Exception as e:
+            dbapi = args[0].engine.dialect.loaded_dbapi  # type: ignore[attr-defined]
+            if isinstance(e, dbapi.Error) and not isinstance(e, dbapi.ProgrammingError):
+                raise StorageError(f"database error: {direct.first_line(e)}") from e
+            raise
 
     return wrapper
 
 
 def _short(e: sa.exc.DBAPIError) -> str:
-    return str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+    return direct.first_line(e.orig) if e.orig is not None else str(e)
 
 
 def _now() -> datetime:
@@ -331,19 +337,14 @@ class Store:
 
     # -- hits and items -------------------------------------------------------
 
+    @_wrap
     def list_hits(self, *, since: datetime | None = None, rule_id: str | None = None,
                   limit: int | None = None) -> list[StoredHit]:
         """Stored hits, newest match first (the ``hits`` command's query, which it
         also runs without a Store: :mod:`monitor.store.direct`)."""
-        try:
-            with self.engine.connect() as conn:
-                return direct.fetch_hits(conn.connection.dbapi_connection, self.dialect,
-                                           since=since, rule_id=rule_id, limit=limit)
-        except Exception as e:  # the driver's own errors: this query bypasses SQLAlchemy
-            dbapi = self.engine.dialect.loaded_dbapi
-            if isinstance(e, dbapi.Error) and not isinstance(e, dbapi.ProgrammingError):
-                raise StorageError(f"database error: {direct.first_line(e)}") from e
-            raise
+        with self.engine.connect() as conn:
+            return direct.fetch_hits(conn.connection.dbapi_connection, self.dialect,
+                                     since=since, rule_id=rule_id, limit=limit)
 
     @_wrap
     def iter_items(self, *, since: datetime | None = None,
