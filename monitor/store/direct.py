@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from monitor.errors import StorageError
 from monitor.models import Evidence, Severity, StoredHit
 from monitor.store import SCHEMA_REVISION
+
+T = TypeVar("T")
 
 #: A hit joined with its item and feed, the order :func:`stored_hit` reads (the
 #: Store's own hit queries select the same).
@@ -67,16 +69,8 @@ def list_direct(url: str, *, timeout: float, desks: Iterable[str],
                 limit: int | None = None) -> list[StoredHit] | None:
     """:func:`fetch_hits` on a connection of its own, without SQLAlchemy; None
     when the database needs a :class:`Store` first. Raises StorageError."""
-    opened = _open(url, timeout, set(desks))
-    if opened is None:
-        return None
-    conn, dialect, error = opened
-    try:
-        return fetch_hits(conn, dialect, since=since, rule_id=rule_id, limit=limit)
-    except error as e:
-        raise StorageError(f"database error: {first_line(e)}") from e
-    finally:
-        conn.close()
+    return _run(url, timeout, set(desks), lambda conn, dialect: fetch_hits(
+        conn, dialect, since=since, rule_id=rule_id, limit=limit))
 
 
 def feed_validators(url: str, *, timeout: float
@@ -90,15 +84,26 @@ def feed_validators(url: str, *, timeout: float
         folder = Path(path).parent
         # A first poll: no feed has validators yet (elsewhere the Store says why not).
         return {} if folder.is_dir() and os.access(folder, os.W_OK) else None
-    opened = _open(url, timeout, set())
-    if opened is None:
-        return None
-    conn, _, error = opened
-    try:
+
+    def read(conn: Any, _dialect: str) -> dict[str, tuple[str | None, str | None, bool]]:
         cur = conn.cursor()
         cur.execute("SELECT url, etag, last_modified, disabled FROM feeds")
         return {u: (etag, modified, disabled is not None)
                 for u, etag, modified, disabled in cur.fetchall()}
+
+    return _run(url, timeout, set(), read)
+
+
+def _run(url: str, timeout: float, desks: set[str], read: Callable[[Any, str], T]) -> T | None:
+    """``read(connection, dialect)`` on a connection of its own, closed after;
+    None when the database needs a :class:`Store` first. The driver's errors
+    become StorageError."""
+    opened = _open(url, timeout, desks)
+    if opened is None:
+        return None
+    conn, dialect, error = opened
+    try:
+        return read(conn, dialect)
     except error as e:
         raise StorageError(f"database error: {first_line(e)}") from e
     finally:
