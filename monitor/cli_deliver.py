@@ -189,8 +189,12 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
             found = {d.id: d for d in store.list_deliveries(ids=args.ids, limit=len(args.ids))}
             for i in sorted(set(args.ids) - set(requeued)):
                 d = found.get(i)
-                why = ("no such delivery" if d is None else f"it is {d.state}"
-                       if d.state != "failed" else f"it is desk {d.desk}'s")
+                if d is None:
+                    why = "no such delivery"
+                elif d.state != "failed":
+                    why = f"it is {d.state}"
+                else:  # failed, but not on the --desk asked for
+                    why = f"it is desk {d.desk}'s"
                 print(f"news-monitor: delivery {i} not retried: {cli._safe(why)}",
                       file=sys.stderr)
                 status = 1

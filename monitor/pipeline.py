@@ -34,6 +34,7 @@ import random
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -97,11 +98,10 @@ class PollReport:
 
     @property
     def hits_by_rule(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out: Counter[str] = Counter()
         for o in self.outcomes:
-            for rule, n in o.hits:
-                out[rule] = out.get(rule, 0) + n
-        return out
+            out.update(dict(o.hits))
+        return dict(out)
 
     def summary(self) -> str:
         line = (f"polled {len(self.outcomes)} feeds in {self.seconds:.1f}s: {self.ok} ok, "

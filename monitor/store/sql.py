@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -304,8 +305,7 @@ class Store:
                     })
             if hit_rows:
                 conn.execute(self._statement("hits"), hit_rows)
-                for row in hit_rows:
-                    stored_hits[row["rule_id"]] = stored_hits.get(row["rule_id"], 0) + 1
+                stored_hits = dict(Counter(row["rule_id"] for row in hit_rows))
             conn.execute(self._statement("state_by_id"), {"b_id": feed_id,
                                                           **_state_values(state)})
         return stored_items, stored_hits
