@@ -38,7 +38,14 @@ def poll(config: Path, **kw: object) -> subprocess.Popen[str]:
 
 
 def counts(db: Path) -> tuple[int, int, int, int]:
+    """Items and hits, with their distinct counts; zeros before the schema exists
+    (a poll killed before it first opened the store)."""
+    if not db.exists():
+        return 0, 0, 0, 0
     with sqlite3.connect(db) as conn:
+        if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'items'"
+                        ).fetchone() == (0,):
+            return 0, 0, 0, 0
         items, distinct = conn.execute(
             "SELECT count(*), count(DISTINCT feed_id || ' ' || guid) FROM items").fetchone()
         hits, distinct_hits = conn.execute(
@@ -68,7 +75,7 @@ def test_poll_killed_then_rerun_loses_and_duplicates_nothing(
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    partial = counts(db)[0] if db.exists() else 0
+    partial = counts(db)[0]
     assert partial < FEEDS * ENTRIES  # it really was cut short
     rerun = poll(config)
     _out, err = rerun.communicate(timeout=120)

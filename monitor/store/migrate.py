@@ -48,12 +48,19 @@ def upgrade(engine: sa.Engine) -> None:
     if revision == SCHEMA_REVISION:
         return
     with engine.begin() as conn:
+        # Several daemons may start at once: one migrates, the others wait,
+        # then find the work done.
         if conn.dialect.name == "postgresql":
-            # Several daemons may start at once: one migrates, the others wait.
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
-            revision = current_revision(conn)
-            if revision == SCHEMA_REVISION:
-                return
+        else:
+            # The sqlite3 driver runs DDL outside any transaction, so a start
+            # killed half-way would leave some tables and no revision, and every
+            # later start would fail. An explicit write transaction makes the
+            # schema appear whole or not at all, and serialises starters.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        revision = current_revision(conn)
+        if revision == SCHEMA_REVISION:
+            return
         if revision is None and _create(conn):
             return
         _migrate(conn, revision)
