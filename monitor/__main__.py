@@ -1,7 +1,5 @@
 """``python -m monitor`` is ``news-monitor``."""
 
-import sys
+from monitor.cli import entry
 
-from monitor.cli import main
-
-sys.exit(main())
+entry()
