@@ -50,7 +50,6 @@ __all__ = [
     "item_fingerprint",
     "item_identity",
     "parse_feed",
-    "preload",
 ]
 
 log = logging.getLogger(__name__)
@@ -484,6 +483,9 @@ _PLAIN_NAMESPACES = {
     "xmlns:dc": "http://purl.org/dc/elements/1.1/",
     "xmlns:atom": "http://www.w3.org/2005/Atom",
 }
+# feedparser drops the semicolon of a named entity left in a link ("&copy;"
+# comes out "&copy"): links read here get the same.
+_LINK_ENTITY = re.compile("&([A-Za-z0-9_]+);")
 _XML_DECL = re.compile(rb"""<\?xml version=["']1\.[01]["'](?: encoding=["']utf-8["'])?"""
                        rb"""(?: standalone=["'](?:yes|no)["'])? ?\?>""", re.IGNORECASE)
 # Where each element may be, and the attributes it may have. Text elements
@@ -658,7 +660,7 @@ class _PlainReader:
         elif name == "title":
             self.feed["title"] = value
         elif name == "link":
-            self.feed["link"] = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value)
+            self.feed["link"] = _LINK_ENTITY.sub(r"&\g<1>", value)
         elif name == "language":
             self.feed["language"] = value
 
@@ -676,7 +678,7 @@ class _PlainReader:
             item["title"] = value
         elif name == "link":
             value = value.replace("&amp;", "&")
-            item["link"] = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value)
+            item["link"] = _LINK_ENTITY.sub(r"&\g<1>", value)
         elif name == "guid":
             item["id"] = value
             if self.guid_is_link:
@@ -753,14 +755,6 @@ def _load_json(body: bytes) -> object:
 
 
 # -- entry point ------------------------------------------------------------------
-
-
-def preload() -> None:
-    """Import what parsing needs now (~0.05 s), e.g. in a process that will
-    parse while another does its own start-up."""
-    import xml.parsers.expat  # noqa: F401
-
-    import feedparser  # noqa: F401
 
 
 def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str] | None = None

@@ -19,7 +19,7 @@ import html
 import re
 from datetime import UTC, datetime
 
-__all__ = ["fold_whitespace", "html_to_text", "strip_control", "truncate"]
+__all__ = ["fold_whitespace", "html_to_text", "parse_retry_after", "strip_control", "truncate"]
 
 # Elements whose content is never text for a reader. An unclosed one runs to the
 # end of the input, as in a browser.

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -501,15 +500,6 @@ def test_registry_builds_the_channels_a_desk_has(monkeypatch: pytest.MonkeyPatch
     assert {k: type(v).__name__ for k, v in built.items()} == {
         "email": "EmailNotifier", "slack": "SlackNotifier", "webhook": "WebhookNotifier"}
     assert build_notifiers(DeskConfig(name="quiet"), settings) == {}
-
-
-def test_retry_after_as_a_date() -> None:
-    from monitor.notify.base import retry_after
-
-    now = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-    assert retry_after("Fri, 02 Jan 2026 03:00:30 GMT", now) == 30.0
-    assert retry_after("120") == 120.0
-    assert retry_after("soon") is None and retry_after(None) is None
 
 
 def test_email_logs_nothing_secret(mailbox: Mailbox, caplog: pytest.LogCaptureFixture) -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.text import fold_whitespace, html_to_text, strip_control, truncate
+from monitor.text import (
+    fold_whitespace,
+    html_to_text,
+    parse_retry_after,
+    strip_control,
+    truncate,
+)
 
 
 @pytest.mark.parametrize(("html", "text"), [
@@ -131,3 +138,10 @@ def test_truncate_never_exceeds_the_limit(s: str, limit: int) -> None:
     out = truncate(s, limit)
     assert len(out) <= limit
     assert out == s or len(s) > limit
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    now = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+    assert parse_retry_after("Fri, 02 Jan 2026 03:00:30 GMT", now) == 30.0
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None

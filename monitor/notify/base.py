@@ -118,9 +118,6 @@ def _text(data: bytes) -> str:
     return truncate(" ".join(strip_control(data.decode("utf-8", "replace")).split()), 200)
 
 
-retry_after = parse_retry_after  # the one Retry-After parser lives in monitor.text
-
-
 def classify(channel: str, resp: Response, what: str) -> NotifyError:
     """The error for a non-2xx response: which statuses are worth retrying.
 
@@ -130,5 +127,5 @@ def classify(channel: str, resp: Response, what: str) -> NotifyError:
     detail = f"{what}: HTTP {resp.status}" + (f" {resp.body}" if resp.body else "")
     transient = resp.status in (408, 425, 429) or resp.status >= 500
     return NotifyError(channel, detail, permanent=not transient,
-                       retry_after=retry_after(resp.headers.get("Retry-After")
+                       retry_after=parse_retry_after(resp.headers.get("Retry-After")
                                                or resp.headers.get("retry-after")))
