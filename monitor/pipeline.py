@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -38,7 +39,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from monitor.errors import StorageError
 from monitor.models import FeedState, FetchRequest, FetchResult, NewItem, ParsedFeed
@@ -329,6 +330,17 @@ def _read_frame(fd: int) -> bytes | None:
     return None if head is None else _read_exactly(fd, int.from_bytes(head, "little"))
 
 
+def _write_frame(out: BinaryIO, obj: object) -> None:
+    """``obj`` pickled, as one length-prefixed frame, flushed (blocking while the
+    pipe is full)."""
+    import pickle
+
+    data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    out.write(len(data).to_bytes(_FRAME, "little"))
+    out.write(data)
+    out.flush()
+
+
 def _read_all(fd: int) -> bytes:
     """Everything until the writer closes ``fd`` (which is then closed)."""
     with os.fdopen(fd, "rb") as f:
@@ -361,10 +373,7 @@ def _fetch_child(requests_fd: int, results_fd: int, prepare: Callable[[], object
     out = os.fdopen(results_fd, "wb")
     if prepare is not None:
         prepared = prepare()
-        data = pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL)
-        out.write(len(data).to_bytes(_FRAME, "little"))
-        out.write(data)
-        out.flush()
+        _write_frame(out, prepared)
         if fetch_if is not None and not fetch_if(prepared):
             return
 
@@ -383,11 +392,8 @@ def _fetch_child(requests_fd: int, results_fd: int, prepare: Callable[[], object
         async with contextlib.aclosing(fetch_many(requests, options)) as results:
             async for result in results:
                 parsed = _parse(result) if result.ok else None
-                data = pickle.dumps((replace(result, body=b""), parsed),
-                                    pickle.HIGHEST_PROTOCOL)
-                out.write(len(data).to_bytes(_FRAME, "little"))
-                out.write(data)
-                out.flush()  # blocks while the parent is behind: that is the bound
+                # Blocks while the parent is behind: that is the bound.
+                _write_frame(out, (replace(result, body=b""), parsed))
 
     asyncio.run(run())
     out.write(bytes(_FRAME))
@@ -446,28 +452,23 @@ class Poller:
         self.lease = settings.poll.timeout * 3 + 10
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._source = matcher
-        self._matcher: Matcher | None = matcher if hasattr(matcher, "match") else None
-        self._rules: RuleSet | None = None
-        self._info: dict[str, tuple[str, Severity]] | None = None
+        self._matcher: Matcher | None = None
+        self._load_rules: Callable[[], RuleSet]
+        if hasattr(matcher, "match"):
+            self._matcher = given = matcher  # type: ignore[assignment]
+            self._load_rules = lambda: given.rules
+        elif callable(matcher):
+            self._load_rules = matcher
+        else:
+            self._load_rules = lambda: matcher  # type: ignore[return-value]
 
-    @property
+    @functools.cached_property
     def rules(self) -> RuleSet:
-        if self._rules is None:
-            source = self._source
-            if hasattr(source, "match"):
-                self._rules = source.rules  # type: ignore[union-attr]
-            elif hasattr(source, "rules"):
-                self._rules = source  # type: ignore[assignment]
-            else:
-                self._rules = source()  # type: ignore[operator]
-        return self._rules  # type: ignore[return-value]
+        return self._load_rules()
 
-    @property
+    @functools.cached_property
     def _rule_info(self) -> dict[str, tuple[str, Severity]]:
-        if self._info is None:
-            self._info = {r.id: (r.version, r.severity) for r in self.rules.rules}
-        return self._info
+        return {r.id: (r.version, r.severity) for r in self.rules.rules}
 
     @property
     def matcher(self) -> Matcher:
