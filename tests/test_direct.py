@@ -156,8 +156,8 @@ def test_feed_validators(store: Store, store_url: str, tmp_path: Path) -> None:
     from monitor.store.direct import feed_validators
 
     store.sync_feeds([(NAMED, "Named"), (UNNAMED, None)])
-    store.save_feed_state(FeedState(NAMED, etag='"v1"', last_modified="Mon, 02 Mar 2026"))
-    store.save_feed_state(FeedState(UNNAMED, disabled="410 Gone"))
+    store.save_feed_states([FeedState(NAMED, etag='"v1"', last_modified="Mon, 02 Mar 2026")])
+    store.save_feed_states([FeedState(UNNAMED, disabled="410 Gone")])
     assert feed_validators(store_url, timeout=5) == {
         NAMED: ('"v1"', "Mon, 02 Mar 2026", False), UNNAMED: (None, None, True)}
     # A first poll in a folder that exists: no validators, and nothing created.

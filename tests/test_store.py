@@ -210,7 +210,7 @@ def test_feed_state_round_trips(store: Store) -> None:
         flag="failing",
         title="Example feed",
     )
-    store.save_feed_state(state)
+    store.save_feed_states([state])
     assert store.feed_states([FEED])[FEED] == state
 
 
@@ -371,13 +371,13 @@ def test_silenced_hits_are_never_pending(store: Store) -> None:
 def test_due_feeds_are_leased_to_one_instance(store: Store) -> None:
     urls = [f"https://f{i}.example/rss" for i in range(4)]
     store.sync_feeds([(u, None) for u in urls])
-    store.save_feed_state(FeedState(urls[3], next_poll=T0 + timedelta(hours=1)))
-    store.save_feed_state(FeedState(urls[2], disabled="410 Gone"))
+    store.save_feed_states([FeedState(urls[3], next_poll=T0 + timedelta(hours=1))])
+    store.save_feed_states([FeedState(urls[2], disabled="410 Gone")])
     a = store.claim_due_feeds("a", urls, now=T0, lease=60)
     assert sorted(a) == urls[:2]
     assert store.claim_due_feeds("b", urls, now=T0 + timedelta(seconds=10)) == []
     # "a" finishes one feed: its lease is released with the new state.
-    store.save_feed_state(FeedState(urls[0], next_poll=T0 + timedelta(minutes=15)))
+    store.save_feed_states([FeedState(urls[0], next_poll=T0 + timedelta(minutes=15))])
     # "a" dies holding urls[1]: once the lease expires, "b" takes it over.
     assert store.claim_due_feeds("b", urls, now=T0 + timedelta(seconds=61)) == [urls[1]]
 

@@ -129,7 +129,6 @@ class Store:
         # Feed rows are never deleted, so a URL's id never changes: remembering
         # it saves a query per feed in a poll (filled by sync_feeds and feed_states).
         self._feed_ids: dict[str, int] = {}
-        self._statements: dict[str, Any] = {}
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True, timeout: float = 30.0) -> Store:
@@ -218,13 +217,9 @@ class Store:
                 .values(lease_until=now + timedelta(seconds=lease))).rowcount
 
     @_wrap
-    def save_feed_state(self, state: FeedState) -> None:
-        """Record the outcome of a poll that stored nothing (304, or a failure)."""
-        self.save_feed_states([state])
-
-    @_wrap
     def save_feed_states(self, states: Sequence[FeedState]) -> None:
-        """:meth:`save_feed_state` for many feeds in one transaction (one statement).
+        """Record the outcome of polls that stored nothing (304s, failures), in one
+        transaction (one statement).
 
         A poll where most feeds answer 304 saves their states in batches: one
         transaction per feed was most of the cost of such a poll.
@@ -232,7 +227,7 @@ class Store:
         if not states:
             return
         with self.engine.begin() as conn:
-            conn.execute(self._statement("state_by_url"),
+            conn.execute(self._state_by_url,
                          [{"b_url": s.url, **_state_values(s)} for s in states])
 
     @_wrap
@@ -289,7 +284,7 @@ class Store:
             if rows:
                 # SQLAlchemy's "insertmanyvalues" batches this, RETURNING included;
                 # rows skipped on conflict return nothing.
-                ids = {r.guid: r.id for r in conn.execute(self._statement("items"), rows)}
+                ids = {r.guid: r.id for r in conn.execute(self._insert_items, rows)}
                 stored_items = len(ids)
             hit_rows = []
             for n in new:
@@ -304,9 +299,9 @@ class Store:
                         "evidence": [e.to_dict() for e in m.evidence], "matched_at": now,
                     })
             if hit_rows:
-                conn.execute(self._statement("hits"), hit_rows)
+                conn.execute(self._insert_hits, hit_rows)
                 stored_hits = dict(Counter(row["rule_id"] for row in hit_rows))
-            conn.execute(self._statement("state_by_id"), {"b_id": feed_id,
+            conn.execute(self._state_by_id, {"b_id": feed_id,
                                                           **_state_values(state)})
         return stored_items, stored_hits
 
@@ -318,22 +313,25 @@ class Store:
                 self._feed_ids[url] = feed_id
         return feed_id
 
-    def _statement(self, name: str) -> Any:
-        """The poll's statements, built once: building one (and its cache key) cost
-        more than running it. Values come as bound parameters."""
-        stmt = self._statements.get(name)
-        if stmt is None:
-            if name == "items":
-                stmt = (_insert(self.dialect, items).on_conflict_do_nothing()
-                        .returning(items.c.id, items.c.guid))
-            elif name == "hits":
-                stmt = _insert(self.dialect, hits).on_conflict_do_nothing()
-            elif name == "state_by_url":
-                stmt = feeds.update().where(feeds.c.url == sa.bindparam("b_url"))
-            else:  # state_by_id
-                stmt = feeds.update().where(feeds.c.id == sa.bindparam("b_id"))
-            self._statements[name] = stmt
-        return stmt
+    # The poll's statements, built once: building one (and its cache key) cost
+    # more than running it. Values come as bound parameters.
+
+    @functools.cached_property
+    def _insert_items(self) -> Any:
+        return (_insert(self.dialect, items).on_conflict_do_nothing()
+                .returning(items.c.id, items.c.guid))
+
+    @functools.cached_property
+    def _insert_hits(self) -> Any:
+        return _insert(self.dialect, hits).on_conflict_do_nothing()
+
+    @functools.cached_property
+    def _state_by_url(self) -> sa.Update:
+        return feeds.update().where(feeds.c.url == sa.bindparam("b_url"))
+
+    @functools.cached_property
+    def _state_by_id(self) -> sa.Update:
+        return feeds.update().where(feeds.c.id == sa.bindparam("b_id"))
 
     # -- hits and items -------------------------------------------------------
 
