@@ -657,10 +657,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # the system's refusal (a full disk under the output): said, not a trace
         if e.errno is None:
             raise
-        with contextlib.suppress(OSError):
-            where = f"{e.filename}: " if e.filename else ""
-            print(f"news-monitor: {where}{e.strerror}", file=sys.stderr, flush=True)
+        _say_os_error(e)
         return 1
+
+
+def _say_os_error(e: OSError) -> None:
+    """One line on stderr for an error of the system, if stderr can still take it."""
+    with contextlib.suppress(OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"news-monitor: {where}{e.strerror}", file=sys.stderr, flush=True)
 
 
 def entry() -> NoReturn:
@@ -681,8 +686,7 @@ def entry() -> NoReturn:
             pass  # the reader went away: nothing left to say to it
         except OSError as e:  # as main() says it when the command itself writes
             if stream is sys.stdout:
-                with contextlib.suppress(OSError):
-                    print(f"news-monitor: {e.strerror}", file=sys.stderr, flush=True)
+                _say_os_error(e)
             code = code or 1
     os._exit(code)
 
