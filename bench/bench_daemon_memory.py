@@ -85,12 +85,12 @@ def main() -> int:
                 daemon.wait()
             log.close()
         seconds = time.monotonic() - started
-        # The entries published in the last cycles may not be polled yet.
+        # The entries published in the last cycles may not be polled yet. (Each is
+        # stored once by the schema's own unique key on feed and guid.)
         with sqlite3.connect(work / "monitor.db") as db:
-            items, distinct = db.execute(
-                "SELECT count(*), count(DISTINCT feed_id || ' ' || guid) FROM items").fetchone()
-        if items != distinct or not published - 3 * a.advance <= items <= published:
-            raise AssertionError(f"stored {items} entries ({distinct} distinct) of {published}")
+            items = db.execute("SELECT count(*) FROM items").fetchone()[0]
+        if not published - 3 * a.advance <= items <= published:
+            raise AssertionError(f"stored {items} entries of {published}")
 
     def at(c: int) -> float:
         return min(samples, key=lambda s: abs(s[0] - c))[1]
@@ -106,7 +106,7 @@ def main() -> int:
     late = rss_around(a.cycles * 0.9, a.cycles)
     growth = late - middle
     print(f"\n{a.feeds} feeds, {a.cycles} cycles in {seconds:.0f} s, {a.advance} new entries a "
-          f"cycle; {items:,} entries stored, once each\n")
+          f"cycle; {items:,} entries stored\n")
     rows = [(f"RSS after cycle {c}", f"{at(c):.1f}") for c in marks]
     rows += [("peak RSS (VmHWM)", f"{peak:.1f}"),
              ("peak PSS of the process tree", f"{max(s[2] for s in samples):.1f}"),

@@ -32,25 +32,38 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import common
 from common import Stat
 
-TOOLS = ("news-monitor", "reader")
+
+def _timed(server: common.FeedServer, tool: str, feeds: int, mode: str, cmd: list[str],
+           env: dict[str, str] | None = None) -> common.Run:
+    """One poll, timed whole; the server must have answered every feed: 200 on a
+    cold poll, 304 on a warm one."""
+    server.reset()
+    run = common.run(cmd, env=env)
+    expect = {"ok": feeds} if mode == "cold" else {"not_modified": feeds}
+    server.expect(f"{tool} {mode} {feeds}", **expect)
+    return run
+
+
+def _forget(workdir: Path, pattern: str) -> None:
+    """A cold poll starts from a new database."""
+    for old in workdir.glob(pattern):
+        old.unlink()
 
 
 def nm_pass(server: common.FeedServer, workdir: Path, feeds: int, mode: str) -> common.Run:
     config = workdir / "monitor.toml"
     if mode == "cold":
-        for old in workdir.glob("nm.db*"):
-            old.unlink()
+        _forget(workdir, "nm.db*")
         common.write_config(config, [server.url(i) for i in range(feeds)],
                             db_url=f"sqlite:///{workdir}/nm.db")
-    server.reset()
-    run = common.run(common.nm_command(config, "poll", "-q"), env=common.nm_env())
-    expect = {"ok": feeds} if mode == "cold" else {"not_modified": feeds}
-    server.expect(f"news-monitor {mode} {feeds}", **expect)
+    run = _timed(server, "news-monitor", feeds, mode,
+                 common.nm_command(config, "poll", "-q"), env=common.nm_env())
     m = re.search(r"(\d+) ok, (\d+) failed; (\d+) new items", run.out)
     want = (feeds, 0, feeds * common.ITEMS if mode == "cold" else 0)
     if not m or tuple(map(int, m.groups())) != want:
@@ -62,13 +75,10 @@ def reader_pass(python: str, server: common.FeedServer, workdir: Path, feeds: in
                 mode: str) -> common.Run:
     db = workdir / "reader.sqlite"
     if mode == "cold":
-        for old in workdir.glob("reader.sqlite*"):
-            old.unlink()
-    server.reset()
-    run = common.run([python, str(Path(__file__).with_name("reader_child.py")), mode, str(db),
-                      server.base, str(feeds)])
-    expect = {"ok": feeds} if mode == "cold" else {"not_modified": feeds}
-    server.expect(f"reader {mode} {feeds}", **expect)
+        _forget(workdir, "reader.sqlite*")
+    run = _timed(server, "reader", feeds, mode,
+                 [python, str(Path(__file__).with_name("reader_child.py")), mode, str(db),
+                  server.base, str(feeds)])
     got = json.loads(run.out.strip().splitlines()[-1])
     if got["entries"] != feeds * common.ITEMS or got["feed_errors"]:
         raise AssertionError(f"reader {mode}: {got}")
@@ -79,18 +89,19 @@ def measure(server: common.FeedServer, sizes: list[int], runs: int, reader: str 
             ) -> dict[tuple[str, int, str], list[common.Run]]:
     out: dict[tuple[str, int, str], list[common.Run]] = {}
     with common.workdir("nm-bench-poll-") as work:
+        passes: dict[str, Callable[[int, str], common.Run]] = {
+            "news-monitor": lambda feeds, mode: nm_pass(server, work / "nm", feeds, mode)}
+        if reader is not None:
+            passes["reader"] = lambda feeds, mode: reader_pass(reader, server, work / "reader",
+                                                               feeds, mode)
         (work / "nm").mkdir()
         (work / "reader").mkdir()
+        tools = list(passes)
         for feeds in sizes:
             for run in range(runs):
-                tools = [t for t in TOOLS if t == "news-monitor" or reader]
                 for tool in tools if run % 2 == 0 else tools[::-1]:
                     for mode in ("cold", "warm"):
-                        if tool == "news-monitor":
-                            r = nm_pass(server, work / "nm", feeds, mode)
-                        else:
-                            assert reader is not None
-                            r = reader_pass(reader, server, work / "reader", feeds, mode)
+                        r = passes[tool](feeds, mode)
                         out.setdefault((tool, feeds, mode), []).append(r)
                         print(f"  {feeds:>6} feeds run {run + 1}/{runs} {tool:12} {mode}: "
                               f"{r.wall:6.2f} s, cpu {r.cpu:5.2f} s, peak {r.peak_mib:4.0f} "
@@ -123,10 +134,10 @@ def scaling_table(results: dict[tuple[str, int, str], list[common.Run]], sizes: 
     for feeds in sizes:
         cold = results[("news-monitor", feeds, "cold")]
         warm = results[("news-monitor", feeds, "warm")]
-        rows.append((f"{feeds:,}", Stat.of([r.wall for r in cold]).fmt(),
-                     f"{feeds / Stat.of([r.wall for r in cold]).median:,.0f}",
-                     Stat.of([r.wall for r in warm]).fmt(),
-                     f"{feeds / Stat.of([r.wall for r in warm]).median:,.0f}",
+        cold_s = Stat.of([r.wall for r in cold])
+        warm_s = Stat.of([r.wall for r in warm])
+        rows.append((f"{feeds:,}", cold_s.fmt(), f"{feeds / cold_s.median:,.0f}",
+                     warm_s.fmt(), f"{feeds / warm_s.median:,.0f}",
                      f"{max(r.peak_mib for r in cold):.0f} / {max(r.tree_mib for r in cold):.0f}",
                      f"{max(r.peak_mib for r in warm):.0f} / {max(r.tree_mib for r in warm):.0f}"))
     return common.table(("feeds", "cold poll, s", "feeds/s", "all-304 poll, s", "feeds/s",

@@ -283,7 +283,6 @@ class FeedServer:
     """A running feed server child process (see the module docstring)."""
 
     def __init__(self, feeds: int, items: int = ITEMS) -> None:
-        self.feeds = feeds
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "serve", "--feeds", str(feeds), "--items", str(items)],
             stdout=subprocess.PIPE, text=True)
@@ -316,9 +315,6 @@ class FeedServer:
         want = {"200": counts.get("ok", 0), "304": counts.get("not_modified", 0), "404": 0}
         if got != want:
             raise AssertionError(f"{what}: the server answered {got}, expected {want}")
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()  # our own child, by its PID
@@ -366,15 +362,12 @@ class TreeSampler(threading.Thread):
         self.pid = pid
         self.interval = interval
         self.peak = 0.0
-        self.samples: list[float] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             total = tree_pss_mib(self.pid)
-            if total:
-                self.samples.append(total)
-                self.peak = max(self.peak, total)
+            self.peak = max(self.peak, total)
             self._halt.wait(self.interval)
 
     def stop(self) -> float:
@@ -408,12 +401,12 @@ def tree_pss_mib(pid: int) -> float:
     return total / 1024
 
 
-def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 1800.0, check: bool = True) -> Run:
-    """Run ``cmd`` to its end, timed whole (see :class:`Run`)."""
+def run(cmd: Sequence[str], *, env: dict[str, str] | None = None,
+        timeout: float = 1800.0) -> Run:
+    """Run ``cmd`` to its end, timed whole (see :class:`Run`); raise unless it exits 0."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env)
         sampler = TreeSampler(proc.pid)
         sampler.start()
         timer = threading.Timer(timeout, proc.kill)
@@ -431,7 +424,7 @@ def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | No
                      peak_mib=usage.ru_maxrss / 1024, tree_mib=tree, status=proc.returncode,
                      out=out.read().decode(errors="replace"),
                      err=err.read().decode(errors="replace"))
-    if check and result.status != 0:
+    if result.status != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {result.status}:\n{result.err[-3000:]}")
     return result
 
@@ -444,12 +437,6 @@ def rss_mib(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def nm_env() -> dict[str, str]:

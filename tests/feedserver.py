@@ -355,6 +355,7 @@ class FeedServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 512  # the default 5 drops connects when a poll opens 32 at once
     owner: FeedServer
 
     def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
