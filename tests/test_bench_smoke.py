@@ -8,12 +8,12 @@ never involved (no ``--reader-python``).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from procenv import cli_env
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -26,7 +26,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
     ("bench_match.py", "| rule set |"),
 ])
 def test_bench_script_runs_small(script: str, heading: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    env = cli_env()
     result = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], cwd=BENCH.parent,
                             env={**env, "PYTHONPATH": str(BENCH.parent)}, capture_output=True,
                             text=True, timeout=120)

@@ -6,12 +6,12 @@ plainly."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from procenv import cli_env
 
 from monitor.settings import shipped_rules_dir
 
@@ -33,8 +33,7 @@ def items(path: Path, n: int) -> Path:
 
 def environ() -> dict[str, str]:
     # Buffered output, as users have it: PYTHONUNBUFFERED would hide a missing flush.
-    return {k: v for k, v in os.environ.items()
-            if k not in ("NEWS_MONITOR_CONFIG", "PYTHONUNBUFFERED")}
+    return cli_env("PYTHONUNBUFFERED")
 
 
 def run(workdir: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from feedserver import Feed, FeedServer
+from procenv import cli_env
 from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
@@ -72,8 +72,7 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify_path)
     sock.settimeout(0.2)
-    env = {k: v for k, v in os.environ.items() if k not in ("NEWS_MONITOR_CONFIG",
-                                                            "JOURNAL_STREAM")}
+    env = cli_env("JOURNAL_STREAM")
     env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
     daemon = Daemon(config, env)
     messages: list[str] = []

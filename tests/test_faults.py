@@ -3,7 +3,6 @@ nothing is stored twice, and the next run succeeds."""
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import sqlite3
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from feedserver import Feed, FeedServer
+from procenv import cli_env
 from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
@@ -31,7 +31,7 @@ def config_for(server: FeedServer, tmp_path: Path, extra: str = "") -> Path:
 
 
 def poll(config: Path, **kw: object) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    env = cli_env()
     return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "poll"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             **kw)  # type: ignore[call-overload]
@@ -184,7 +184,7 @@ def test_digest_killed_mid_send_goes_out_once_more_and_loses_nothing(tmp_path: P
         '[[desks]]\nname = "desk"\nrules = ["*"]\n'
         f'webhook_url = "http://127.0.0.1:{server.server_address[1]}/hook"\n'
         + "".join(f'[[feeds]]\nurl = "feeds/{p.name}"\n' for p in sorted(examples.iterdir())))
-    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    env = cli_env()
 
     def cli(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config),

@@ -4,7 +4,6 @@ each hostile one costs only itself, memory stays bounded, nothing local leaks in
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sqlite3
 import subprocess
@@ -26,6 +25,7 @@ from feedserver import (
     random_bytes,
     wrong_charset,
 )
+from procenv import cli_env
 from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
@@ -93,7 +93,7 @@ def test_poll_over_hostile_feeds(feed_server: FeedServer, tmp_path: Path) -> Non
         '[poll]\ntimeout = "3s"\nmax_bytes = 4194304\nconcurrency = 16\n'
         + "".join(f"[[feeds]]\nurl = {json.dumps(u)}\n" for u in urls))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    env = cli_env()
     result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "poll"],
                             capture_output=True, text=True, timeout=300, env=env)
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from email.utils import formatdate
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from feedserver import Feed, FeedServer, Status
+from procenv import cli_env
 
 from monitor.settings import shipped_rules_dir
 
@@ -41,7 +41,7 @@ def feed_doc(feed: int, count: int, start: int = 0) -> bytes:
 
 
 def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    env = cli_env()
     return subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=120, cwd=config.parent,
                           env=env)

@@ -4,7 +4,6 @@ every entry stored once, every hit delivered to each desk once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from feedserver import Feed, FeedServer
+from procenv import cli_env
 from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
@@ -59,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start(config: Path, n: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "NEWS_MONITOR_CONFIG"}
+    env = cli_env()
     return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "run",
                              "--tick", "0.5"], stdout=subprocess.DEVNULL,
                             stderr=(config.parent / f"daemon{n}.log").open("w"), env=env)
