@@ -54,11 +54,12 @@ def main() -> int:
     import feedparser
 
     from monitor import parse
+    from monitor.parse.plain_rss import read_plain_rss20
 
     plain = [common.feed_xml(i) for i in range(a.feeds)]
     media = [_not_plain(d) for d in plain]
-    assert parse._plain_rss20(plain[0], HEADERS) is not None
-    assert parse._plain_rss20(media[0], HEADERS) is None
+    assert read_plain_rss20(plain[0], HEADERS) is not None
+    assert read_plain_rss20(media[0], HEADERS) is None
     entries = a.feeds * common.ITEMS
 
     def ours(docs: list[bytes]) -> Callable[[], int]:

@@ -1,6 +1,7 @@
 """monitor.parse: golden feed files, identity, hostile documents, JSON Feed.
 
-Golden files live in ``tests/data/feeds/NAME`` with the expected result in
+Golden files live in ``tests/data/feeds/NAME`` (listed, with the headers each is
+served with, in ``tests/golden.py``) with the expected result in
 ``NAME.expected.json``. After a deliberate change, rewrite the expectations with
 ``NEWS_MONITOR_UPDATE_GOLDEN=1 pytest tests/test_parse.py`` and review the diff.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golden import FEEDS, GOLDEN
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,29 +32,9 @@ from monitor.parse import (
     item_identity,
     parse_feed,
 )
-from monitor.parse import _defuse_prolog as _defuse_prolog  # the guard itself is worth a test
+from monitor.parse.defuse import defuse_prolog  # the guard itself is worth a test
 
-FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 ROOT = Path(__file__).resolve().parents[1]
-
-# name -> (feed URL, response headers) used to parse it
-GOLDEN: dict[str, tuple[str, dict[str, str]]] = {
-    "rss20-russian.xml": ("https://news.example.ru/rss",
-                          {"Content-Type": "application/rss+xml; charset=utf-8"}),
-    "atom.xml": ("https://wire.example.com/atom.xml", {"Content-Type": "application/atom+xml"}),
-    "rss10.rdf": ("https://agrar.example.de/rss", {"Content-Type": "application/rdf+xml"}),
-    "jsonfeed-1.1.json": ("https://transit.example.org/feed.json",
-                          {"Content-Type": "application/feed+json"}),
-    "undated.xml": ("https://agro.example.com.br/rss", {}),
-    "malformed.xml": ("https://portwatch.example.com/rss", {"Content-Type": "text/xml"}),
-    "no-guid-no-link.xml": ("https://bulletin.example.org/rss", {}),
-    "billion-laughs.xml": ("https://laughs.example.org/rss", {}),
-    "xxe.xml": ("https://xxe.example.org/rss", {}),
-    "windows-1251.xml": ("https://zerno.example.kz/rss", {}),
-    # the server claims windows-1251; the body is UTF-8 (and says so)
-    "wrong-charset.xml": ("https://qed.example.kz/rss",
-                          {"Content-Type": "text/xml; charset=windows-1251"}),
-}
 
 
 _ONE_ITEM = (b'<rss version="2.0"><channel><title>x</title>'
@@ -232,7 +214,7 @@ def test_prolog_is_defused_before_feedparser_sees_it(encoding: str) -> None:
               + "<!DOCTYPE rss>\n" * 50 + '<!DOCTYPE r [<!ENTITY a "x>y"><!ENTITY b \'z\'>]>'
               + "<!ENTITY unterminated \"")
     body = (prolog + "\n" + _ONE_ITEM.decode()).encode(encoding)
-    out = _defuse_prolog(body).decode(encoding)
+    out = defuse_prolog(body).decode(encoding)
     head = out[: out.index("<rss")]
     assert "<!ENTITY" not in head and head.count("<!DOCTYPE") == 1
     assert not re.search(r"\n\s*\n", head)
@@ -244,7 +226,7 @@ def test_a_plain_prolog_is_left_alone() -> None:
     for name in GOLDEN:
         body = (FEEDS / name).read_bytes()
         if b"<!ENTITY" not in body:
-            assert _defuse_prolog(body) is body, name
+            assert defuse_prolog(body) is body, name
 
 
 def test_external_entities_never_read_local_files(tmp_path: Path) -> None:
