@@ -34,7 +34,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
@@ -176,8 +176,6 @@ class Poller:
                     on_outcome: Callable[[FeedOutcome, int, int], None] | None,
                     stop: threading.Event | None,
                     fetcher: ForkedFetcher | None) -> PollReport:
-        from monitor.fetch import fetch_many
-
         started = time.monotonic()
         feeds = list(self.settings.feeds if feeds is None else feeds)
         self.store.sync_feeds((f.url, f.name) for f in feeds)
@@ -203,8 +201,13 @@ class Poller:
         unsaved: list[FeedState] = []
 
         async def consume() -> None:
-            stream = fetcher.results() if fetcher is not None else \
-                fetch_many(requests, self.settings.poll)
+            stream: AsyncGenerator[FetchResult | tuple[FetchResult, ParsedFeed | None], None]
+            if fetcher is not None:
+                stream = fetcher.results()
+            else:
+                from monitor.fetch import fetch_many  # not imported when a child fetches
+
+                stream = fetch_many(requests, self.settings.poll)
             async with contextlib.aclosing(stream) as results:
                 async for got in results:
                     if isinstance(got, tuple):  # fetched and parsed by the child
