@@ -7,7 +7,8 @@
        validators,       as they             Items)              new item)       the feed's new
        back-off)         complete)                                               state, at once)
 
-Stages never call each other; only this module calls them, in this order.
+Stages never call each other; only this module calls them, in this order
+(and :mod:`monitor.fetch_child`, which runs fetch then parse in a child).
 What a fetch means for the feed's state (back-off, Retry-After, 410, flags,
 next poll) is decided by :mod:`monitor.feedstate`, pure. Per-feed errors
 never leave the loop: they become the feed's stored state (``last_status``,
