@@ -26,8 +26,8 @@ from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
+    from monitor.fetch_child import ForkedFetcher
     from monitor.match import Matcher
-    from monitor.pipeline import ForkedFetcher
     from monitor.rules import RuleSet
     from monitor.settings import Settings
     from monitor.store import Store
@@ -179,7 +179,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from monitor.pipeline import FeedOutcome, ForkedFetcher, Poller
+    from monitor.fetch_child import ForkedFetcher
+    from monitor.pipeline import FeedOutcome, Poller
 
     settings = _settings(args)
     _setup_logging(args, settings)
@@ -244,7 +245,7 @@ def _send_early(fetcher: ForkedFetcher, settings: Settings) -> None:
     SQLAlchemy, so that it fetches while this process imports SQLAlchemy and
     opens the store (on an all-304 poll that was the critical path). A store
     that is new or needs a migration is left to the usual way."""
-    from monitor.pipeline import fetch_options, fetch_requests
+    from monitor.feedstate import fetch_requests
     from monitor.store import direct
 
     try:
@@ -253,7 +254,7 @@ def _send_early(fetcher: ForkedFetcher, settings: Settings) -> None:
     except MonitorError as e:  # unreachable: say so now, not after another timeout
         raise _fail(str(e)) from e
     if validators is not None:
-        fetcher.send(fetch_requests(settings.feeds, validators), fetch_options(settings.poll))
+        fetcher.send(fetch_requests(settings.feeds, validators), settings.poll)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

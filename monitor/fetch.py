@@ -5,7 +5,8 @@ fetched) and turns every per-feed failure into a :class:`~monitor.models.FetchRe
 carrying an error word, never an exception: the pipeline decides what a
 failure means (back-off, disabling a feed on 410...).
 
-What a hostile or broken feed can cost is bounded per feed:
+What a hostile or broken feed can cost is bounded per feed (the ``[poll]``
+keys, :class:`monitor.settings.PollConfig`):
 
 * time: one total deadline per fetch (connect + headers + whole body, across
   redirects), so a server dripping a byte every few seconds cannot hold a slot;
@@ -36,7 +37,7 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,13 +45,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from monitor import __version__
 from monitor.models import FetchRequest, FetchResult
+from monitor.settings import PollConfig
 from monitor.text import parse_retry_after
 
 if TYPE_CHECKING:
     import aiohttp
     from yarl import URL
 
-__all__ = ["FetchOptions", "fetch_all", "fetch_many", "preload"]
+__all__ = ["USER_AGENT", "fetch_all", "fetch_many", "preload"]
 
 log = logging.getLogger(__name__)
 
@@ -69,40 +71,21 @@ _CHUNK = 64 * 1024
 _STEP = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class FetchOptions:
-    """Bounds of one polling run (``[poll]`` in the config)."""
-
-    concurrency: int = 32  # fetches in flight at once
-    per_host: int = 4  # of which at most this many on one host
-    timeout: float = 20.0  # seconds: a TOTAL deadline per fetch, redirects and body included
-    max_bytes: int = 16 * 1024 * 1024  # cap on the DECODED body
-    max_redirects: int = 5
-    user_agent: str = USER_AGENT
-
-    def __post_init__(self) -> None:
-        for name in ("concurrency", "per_host", "max_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"FetchOptions.{name} must be >= 1")
-        if self.timeout <= 0:
-            raise ValueError("FetchOptions.timeout must be > 0")
-        if self.max_redirects < 0:
-            raise ValueError("FetchOptions.max_redirects must be >= 0")
-
-
 # -- public API ---------------------------------------------------------------
 
 
 async def fetch_many(
-    requests: Iterable[FetchRequest], options: FetchOptions = FetchOptions()
-) -> AsyncIterator[FetchResult]:
-    """Fetch every request concurrently; yield each result as it completes.
+    requests: Iterable[FetchRequest], poll: PollConfig
+) -> AsyncGenerator[FetchResult, None]:
+    """Fetch every request concurrently, within ``poll``'s bounds (concurrency,
+    per_host, timeout, max_bytes, max_redirects); yield each result as it
+    completes.
 
     A feed's failure is a result, never an exception; only programming errors
     propagate. Close the generator early (``contextlib.aclosing``) to cancel
     the fetches still running.
     """
-    async for _, result in _fetch_indexed(list(requests), options):
+    async for _, result in _fetch_indexed(list(requests), poll):
         yield result
 
 
@@ -143,15 +126,13 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-def fetch_all(
-    requests: Iterable[FetchRequest], options: FetchOptions = FetchOptions()
-) -> list[FetchResult]:
+def fetch_all(requests: Iterable[FetchRequest], poll: PollConfig) -> list[FetchResult]:
     """Run :func:`fetch_many` on a fresh event loop; results in request order."""
     reqs = list(requests)
 
     async def run() -> list[FetchResult]:
         results: list[FetchResult | None] = [None] * len(reqs)
-        async for i, result in _fetch_indexed(reqs, options):
+        async for i, result in _fetch_indexed(reqs, poll):
             results[i] = result
         return [r for r in results if r is not None]
 
@@ -162,13 +143,13 @@ def fetch_all(
 
 
 async def _fetch_indexed(
-    reqs: list[FetchRequest], options: FetchOptions
+    reqs: list[FetchRequest], poll: PollConfig
 ) -> AsyncIterator[tuple[int, FetchResult]]:
     if not reqs:
         return
     targets = [_target(r.url) for r in reqs]
     needs_http = any(kind == "http" for kind, _ in targets)
-    async with _Fetcher(options, http=needs_http) as fetcher:
+    async with _Fetcher(poll, http=needs_http) as fetcher:
         tasks = [
             asyncio.create_task(fetcher.fetch(i, req, target))
             for i, (req, target) in enumerate(zip(reqs, targets, strict=True))
@@ -193,11 +174,11 @@ async def _fetch_indexed(
 class _Fetcher:
     """One session and the semaphores shared by the fetches of one run."""
 
-    def __init__(self, options: FetchOptions, *, http: bool) -> None:
-        self.options = options
+    def __init__(self, poll: PollConfig, *, http: bool) -> None:
+        self.poll = poll
         self._http = http
         self._session: aiohttp.ClientSession | None = None
-        self._global = asyncio.Semaphore(options.concurrency)
+        self._global = asyncio.Semaphore(poll.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> _Fetcher:
@@ -207,8 +188,8 @@ class _Fetcher:
             # The connector's own limits stay as a backstop, but waiting for them
             # would eat into the deadline: our semaphores are taken first.
             connector = aiohttp.TCPConnector(
-                limit=self.options.concurrency,
-                limit_per_host=self.options.per_host,
+                limit=self.poll.concurrency,
+                limit_per_host=self.poll.per_host,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
@@ -217,7 +198,7 @@ class _Fetcher:
                 timeout=aiohttp.ClientTimeout(total=None),  # our deadline governs
                 cookie_jar=aiohttp.DummyCookieJar(),  # no state leaks between feeds
                 headers={
-                    "User-Agent": self.options.user_agent,
+                    "User-Agent": USER_AGENT,
                     "Accept": _ACCEPT,
                     "Accept-Encoding": _ACCEPT_ENCODING,
                 },
@@ -237,10 +218,10 @@ class _Fetcher:
         if kind == "file":
             assert isinstance(where, Path)
             async with self._global:
-                return index, await asyncio.to_thread(_read_file, req, where, self.options)
+                return index, await asyncio.to_thread(_read_file, req, where, self.poll)
         assert isinstance(where, str)
         # Per-host first: a feed waiting for its host must not hold a global slot.
-        host_sem = self._hosts.setdefault(where, asyncio.Semaphore(self.options.per_host))
+        host_sem = self._hosts.setdefault(where, asyncio.Semaphore(self.poll.per_host))
         async with host_sem, self._global:
             return index, await self._fetch_http(req)
 
@@ -250,11 +231,11 @@ class _Fetcher:
         started = time.monotonic()
         state = _HttpState(req.url)
         try:
-            async with asyncio.timeout(self.options.timeout):
+            async with asyncio.timeout(self.poll.timeout):
                 result = await self._get(req, state, started)
         except TimeoutError:
             result = _failure(req, "timeout", f"no complete response within "
-                              f"{self.options.timeout:g}s", state.url)
+                              f"{self.poll.timeout:g}s", state.url)
         except aiohttp.ClientError as e:
             result = _failure(req, *_classify(e, state.url), state.url)
         except _BadURL as e:
@@ -266,13 +247,13 @@ class _Fetcher:
         except _DecodeError as e:
             result = _failure(req, "encoding", str(e), state.url)
         if result.elapsed == 0.0:
-            result = _with_elapsed(result, time.monotonic() - started)
+            result = replace(result, elapsed=time.monotonic() - started)
         log.debug("fetched %s: %s", _redact(req.url), result.last_status)
         return result
 
     async def _get(self, req: FetchRequest, state: _HttpState, started: float) -> FetchResult:
         assert self._session is not None
-        opts = self.options
+        opts = self.poll
         url = _parse_url(req.url)
         seen = {_without_fragment(url)}
         conditional: dict[str, str] = {}
@@ -451,7 +432,7 @@ def _is_zlib_header(data: bytes) -> bool:
 # -- local files --------------------------------------------------------------
 
 
-def _read_file(req: FetchRequest, path: Path, options: FetchOptions) -> FetchResult:
+def _read_file(req: FetchRequest, path: Path, poll: PollConfig) -> FetchResult:
     """A local feed file, capped like a body; 304 while its mtime is unchanged."""
     started = time.monotonic()
     where = str(path)
@@ -468,14 +449,14 @@ def _read_file(req: FetchRequest, path: Path, options: FetchOptions) -> FetchRes
                 return FetchResult(url=req.url, status=304, final_url=where, etag=etag,
                                    last_modified=modified,
                                    elapsed=time.monotonic() - started)
-            if st.st_size > options.max_bytes:
+            if st.st_size > poll.max_bytes:
                 return _failure(req, "too_large",
-                                f"file larger than {_size(options.max_bytes)}", where)
-            body = f.read(options.max_bytes + 1)
+                                f"file larger than {_size(poll.max_bytes)}", where)
+            body = f.read(poll.max_bytes + 1)
     except OSError as e:
         return _failure(req, "file", f"{where}: {e.strerror or e}", where)
-    if len(body) > options.max_bytes:  # it grew while we read
-        return _failure(req, "too_large", f"file larger than {_size(options.max_bytes)}", where)
+    if len(body) > poll.max_bytes:  # it grew while we read
+        return _failure(req, "too_large", f"file larger than {_size(poll.max_bytes)}", where)
     return FetchResult(url=req.url, status=200, body=body, final_url=where, etag=etag,
                        last_modified=modified, elapsed=time.monotonic() - started)
 
@@ -516,10 +497,6 @@ def _failure(req: FetchRequest, kind: str, message: str,
     # The validators are what to send next time: a failure keeps the old ones.
     return FetchResult(url=req.url, status=None, final_url=final_url, etag=req.etag,
                        last_modified=req.last_modified, error_kind=kind, error=message)
-
-
-def _with_elapsed(result: FetchResult, elapsed: float) -> FetchResult:
-    return replace(result, elapsed=elapsed)
 
 
 def _classify(e: aiohttp.ClientError, url: str) -> tuple[str, str]:

@@ -31,22 +31,23 @@ from feedserver import (
 )
 
 from monitor import __version__
-from monitor.fetch import FetchOptions, fetch_all, fetch_many
+from monitor.fetch import fetch_all, fetch_many
 from monitor.models import FetchRequest, FetchResult
+from monitor.settings import PollConfig
 
 MiB = 1024 * 1024
 
 
 def fetch(target: str | FetchRequest, **options: object) -> FetchResult:
     req = target if isinstance(target, FetchRequest) else FetchRequest(target)
-    [result] = fetch_all([req], FetchOptions(**options))  # type: ignore[arg-type]
+    [result] = fetch_all([req], PollConfig(**options))  # type: ignore[arg-type]
     return result
 
 
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def wait_idle(server: FeedServer, limit: float = 10.0) -> None:
@@ -273,7 +274,7 @@ def test_gzip_bomb_is_stopped_with_bounded_memory(feed_server: FeedServer) -> No
 
     expanded = 1024 * MiB  # about 1 MiB on the wire
     feed_server.routes["/bomb"] = GzipBomb(expanded)
-    fetch_all([], FetchOptions())  # warm up lazy imports outside the trace
+    fetch_all([], PollConfig())  # warm up lazy imports outside the trace
 
     tracemalloc.start()
     try:
@@ -415,7 +416,8 @@ def test_local_files_alone_do_not_import_aiohttp(tmp_path: Path) -> None:
     path = tmp_path / "feed.xml"
     path.write_bytes(rss())
     code = ("import sys\nfrom monitor.fetch import fetch_all\nfrom monitor.models import "
-            f"FetchRequest\nassert fetch_all([FetchRequest({str(path)!r})])[0].status == 200\n"
+            "FetchRequest\nfrom monitor.settings import PollConfig\n"
+            f"assert fetch_all([FetchRequest({str(path)!r})], PollConfig())[0].status == 200\n"
             "assert 'aiohttp' not in sys.modules, 'aiohttp imported'\n")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -432,7 +434,7 @@ def test_concurrency_bounds(feed_server: FeedServer, concurrency: int, per_host:
         feed_server.routes[f"/{i}.xml"] = Feed(rss(seed=str(i)), delay=0.1)
     requests = [FetchRequest(feed_server.url(f"/{i}.xml")) for i in range(12)]
 
-    results = fetch_all(requests, FetchOptions(concurrency=concurrency, per_host=per_host))
+    results = fetch_all(requests, PollConfig(concurrency=concurrency, per_host=per_host))
 
     assert [r.body for r in results] == [rss(seed=str(i)) for i in range(12)]  # request order
     assert feed_server.peak_in_flight == min(concurrency, per_host)
@@ -444,7 +446,7 @@ def test_one_bad_feed_costs_only_itself(feed_server: FeedServer) -> None:
     feed_server.routes["/drip"] = Drip(0.2)
     feed_server.routes["/huge"] = Huge(64 * MiB)
     urls = ["/bomb", "/drip", "/huge", "/good.xml", "/nowhere"]
-    options = FetchOptions(timeout=1.0, max_bytes=1 * MiB)
+    options = PollConfig(timeout=1.0, max_bytes=1 * MiB)
 
     results = fetch_all([FetchRequest(feed_server.url(u)) for u in urls], options)
 
@@ -459,7 +461,7 @@ def test_fetch_many_yields_as_completed(feed_server: FeedServer) -> None:
                 FetchRequest(feed_server.url("/fast.xml"))]
 
     async def first_two() -> list[str]:
-        async with aclosing(fetch_many(requests, FetchOptions())) as results:
+        async with aclosing(fetch_many(requests, PollConfig())) as results:
             return [r.url async for r in results]
 
     assert asyncio.run(first_two()) == [r.url for r in reversed(requests)]
@@ -471,7 +473,7 @@ def test_closing_fetch_many_early_cancels_the_rest(feed_server: FeedServer) -> N
     requests = [FetchRequest(feed_server.url("/drip")), FetchRequest(feed_server.url("/fast.xml"))]
 
     async def first_only() -> FetchResult:
-        async with aclosing(fetch_many(requests, FetchOptions(timeout=30))) as results:
+        async with aclosing(fetch_many(requests, PollConfig(timeout=30))) as results:
             async for result in results:
                 return result
         raise AssertionError("nothing yielded")
@@ -482,11 +484,4 @@ def test_closing_fetch_many_early_cancels_the_rest(feed_server: FeedServer) -> N
 
 
 def test_no_requests() -> None:
-    assert fetch_all([], FetchOptions()) == []
-
-
-@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"per_host": 0}, {"timeout": 0},
-                                 {"max_bytes": 0}, {"max_redirects": -1}])
-def test_options_are_validated(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        FetchOptions(**bad)  # type: ignore[arg-type]
+    assert fetch_all([], PollConfig()) == []

@@ -1,11 +1,12 @@
-"""The pipeline's pure decisions: back-off, next state, health flags."""
+"""The feed-state policy's pure decisions: back-off, next state, health flags."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from monitor.feedstate import backoff_delay, gap_flag, next_state, rhythm_flag
 from monitor.models import FeedState, FetchResult, ParsedFeed
-from monitor.pipeline import backoff_delay, next_state, rhythm_flag
 from monitor.settings import PollConfig
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -13,7 +14,7 @@ POLL = PollConfig(interval=900, max_backoff=86400, stale_after_failures=3)
 
 
 def after(prev: FeedState, result: FetchResult, parsed: ParsedFeed | None = None,
-          **kw: object) -> FeedState:
+          **kw: Any) -> FeedState:
     return next_state(prev, result, parsed, now=NOW, interval=900, poll=POLL, **kw)
 
 
@@ -57,8 +58,27 @@ def test_gone_disables_and_no_feed_is_an_error() -> None:
 
 def test_rhythm_flag_follows_the_feeds_own_history() -> None:
     hourly = [NOW - timedelta(hours=h) for h in range(30, 50)]
-    assert rhythm_flag(hourly, NOW) is not None and "silent" in rhythm_flag(hourly, NOW)
+    silent = rhythm_flag(hourly, NOW)
+    assert silent is not None and silent.startswith("silent")
     assert rhythm_flag([NOW - timedelta(hours=h) for h in range(2, 22)], NOW) is None
     weekly = [NOW - timedelta(days=7 * w + 3) for w in range(10)]
     assert rhythm_flag(weekly, NOW) is None  # three days quiet is normal for a weekly
     assert rhythm_flag(hourly[:3], NOW) is None  # too little history
+
+
+def test_a_gap_is_flagged_unless_graver_and_cleared_by_news_without_one() -> None:
+    seen = FeedState("u", newest_entry=NOW - timedelta(days=2))
+    later = [NOW - timedelta(hours=h) for h in (1, 2, 3)]
+    gap = gap_flag(seen, later, all_new=True)
+    assert gap is not None and gap.startswith("gap: entries published between")
+    assert gap_flag(seen, later, all_new=False) is None  # some entries were seen
+    assert gap_flag(seen, [NOW - timedelta(days=3)], all_new=True) is None  # overlaps
+    assert gap_flag(FeedState("u"), later, all_new=True) is None  # nothing seen before
+    ok = FetchResult("u", 200, b"")
+    flagged = after(seen, ok, new_items=3, gap=gap)
+    assert flagged.flag == gap
+    failing = FeedState("u", flag="failing: 5 failures in a row", failures=5)
+    assert after(failing, FetchResult("u", None, error="x"), gap=gap).flag == \
+        "failing: 6 failures in a row"  # the graver flag stays
+    assert after(flagged, ok, new_items=1).flag is None  # news again, no gap
+    assert after(flagged, FetchResult("u", 304)).flag == gap  # nothing new: kept

@@ -191,7 +191,7 @@ def test_a_long_cycle_keeps_its_queued_feeds(store_url: str, tmp_path: Path,
 _BIG_PIPES = """
 import asyncio, sys, threading
 from monitor.models import FetchRequest
-from monitor.pipeline import ForkedFetcher, fetch_options
+from monitor.fetch_child import ForkedFetcher
 from monitor.settings import PollConfig
 
 fetcher = ForkedFetcher.start(lambda: b"r" * 300_000)  # bigger than any pipe buffer
@@ -200,7 +200,7 @@ assert fetcher is not None, "no fork"
 requests = [FetchRequest(sys.argv[1])] + [
     FetchRequest(f"http://127.0.0.1:1/feed-{i:05d}-{'x' * 20}.xml") for i in range(4999)]
 sender = threading.Thread(
-    target=lambda: fetcher.send(requests, fetch_options(PollConfig(concurrency=64, timeout=5))),
+    target=lambda: fetcher.send(requests, PollConfig(concurrency=64, timeout=5)),
     daemon=True)
 sender.start()
 sender.join(timeout=20)
@@ -232,13 +232,13 @@ def test_the_fetch_child_takes_requests_before_its_prepared_answer_is_read(
 _REFUSED = """
 import time
 from monitor.models import FetchRequest
-from monitor.pipeline import ForkedFetcher, fetch_options
+from monitor.fetch_child import ForkedFetcher
 from monitor.settings import PollConfig
 
 fetcher = ForkedFetcher.start(lambda: ["rules are broken"], fetch_if=lambda r: not r)
 time.sleep(0.5)  # the child has answered and ended by now
 requests = [FetchRequest(f"http://127.0.0.1:1/{i:06d}") for i in range(20000)]  # > a pipe
-fetcher.send(requests, fetch_options(PollConfig()))
+fetcher.send(requests, PollConfig())
 print(fetcher.prepared())
 fetcher.close()
 """
