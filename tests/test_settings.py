@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from monitor.channels.email import SmtpConfig
+from monitor.config import load_settings, parse_settings
 from monitor.errors import ConfigError
 from monitor.models import Severity
 from monitor.settings import (
     DEFAULT_FEEDS,
     default_settings,
     format_duration,
-    load_settings,
     parse_cron,
     parse_duration,
-    parse_settings,
 )
 
 GOOD = """\
@@ -72,8 +72,9 @@ def test_parses_every_section(base: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert s.feeds[0].url == "https://example.org/rss" and s.feeds[0].name == "Example"
     assert s.feeds[1].url == str(base / "feeds" / "local.xml")
     assert s.feed_interval(s.feeds[1]) == 5400 and s.feed_interval(s.feeds[0]) == 600
-    assert s.smtp is not None and s.smtp.port == 2525 and s.smtp.security == "starttls"
-    assert s.smtp.password is not None and s.smtp.password.reveal() == "hunter2"
+    smtp = s.channel_tables["smtp"]
+    assert isinstance(smtp, SmtpConfig) and smtp.port == 2525 and smtp.security == "starttls"
+    assert smtp.password is not None and smtp.password.reveal() == "hunter2"
     desk = s.desks[0]
     assert desk.alert_min_severity is Severity.HIGH
     assert desk.wants("cpc-disruption") and not desk.wants("eaeu-grain-ban")
@@ -84,7 +85,7 @@ def test_parses_every_section(base: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_secret_never_shows_its_value(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "hunter2")
     s = parse_settings(GOOD, "monitor.toml", base=base)
-    assert "hunter2" not in repr(s) and "hunter2" not in str(s.smtp)
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.channel_tables["smtp"])
 
 
 def test_embedded_default_works_without_a_file(tmp_path: Path,
