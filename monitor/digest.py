@@ -1,8 +1,9 @@
 """What a desk is sent, as values: digests and alerts before any channel renders them.
 
 This module owns the *content* of deliveries, and nothing else: it is pure
-(no I/O, no clock: ``now`` is given), imports the standard library, and
-never loads Jinja2, SQLAlchemy, aiohttp or feedparser.
+(no I/O, no clock: ``now`` is given), imports the standard library and,
+through :mod:`monitor.stories`, rapidfuzz; never Jinja2, SQLAlchemy, aiohttp
+or feedparser.
 
     StoredHit... --build_digest()--> Digest --> each channel renders it
                                                 (monitor.channels: its own module)

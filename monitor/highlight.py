@@ -133,7 +133,7 @@ _URL_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
 
 
 def safe_url(url: str | None) -> str | None:
-    """An http(s) URL fit for an href or a Slack link, else None.
+    """An http(s) URL fit for an href or a chat message's link, else None.
 
     Other schemes (``javascript:``, ``data:``...), URLs with credentials (a
     ``https://bank.example@evil.example/`` disguise) and monsters are dropped.

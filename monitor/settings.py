@@ -9,7 +9,7 @@ declarations: unknown keys with a "did you mean", a parser's refusal as
 problem reported at once. ``tomllib`` gives values but no positions, so
 :func:`_locate_keys` maps each key path to its line by a light scan of the text.
 
-Channels (email, Slack... in ``monitor.channels``) sit above this module and
+Channels (``monitor.channels``, one module each) sit above this module and
 declare their own keys with the same :class:`Key` records: per-desk keys and,
 if they need one, a top-level table of their own. The reader knows them only
 as :class:`ChannelConfig` values handed to :func:`parse_settings` /
@@ -245,7 +245,7 @@ class ChannelConfig(Protocol):
 
     @property
     def table(self) -> Table | None:
-        """A top-level table the channel owns (``[smtp]``), or None."""
+        """A top-level table the channel owns, or None."""
         ...
 
     def desk_options(self, values: Mapping[str, Any]) -> object | None:
@@ -430,8 +430,8 @@ class DeskConfig:
 class Settings:
     """Everything the configuration says, with paths already resolved.
 
-    ``channel_tables`` holds the channels' own top-level tables, by table name
-    (``[smtp]``: ``channel_tables["smtp"]``), for those the file has.
+    ``channel_tables`` holds the channels' own top-level tables (their built
+    values), by table name, for those the file has.
     """
 
     source: str  # the config file's path, or "<default>"
@@ -570,7 +570,7 @@ _KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
 
 
 def _locate_keys(text: str) -> dict[str, int]:
-    """Map key paths (``smtp.port``, ``feeds[3].interval``, ``desks[0]``) to lines."""
+    """Map key paths (``poll.timeout``, ``feeds[3].interval``, ``desks[0]``) to lines."""
     lines: dict[str, int] = {}
     counters: dict[str, int] = {}
     prefix = ""
@@ -658,7 +658,7 @@ class _Reader:
         return value
 
 
-def load_settings(path: Path | str | None, *, channels: Sequence[ChannelConfig],
+def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[ChannelConfig]],
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Find and load the configuration (see module docstring). Raises ConfigError."""
     env = os.environ if environ is None else environ
@@ -709,11 +709,13 @@ def _shipped_rules() -> Path:
 
 
 def parse_settings(text: str, source: str, *, base: Path,
-                   channels: Sequence[ChannelConfig]) -> Settings:
+                   channels: Callable[[], Sequence[ChannelConfig]]) -> Settings:
     """Parse configuration text; relative paths resolve against ``base``.
 
-    ``channels`` declare the keys of the channels desks may use (the registry's,
-    ``monitor.channels.SPECS``; :mod:`monitor.config` passes them).
+    ``channels()`` gives the channels whose keys desks may use (the registry's,
+    ``monitor.channels.SPECS``; :mod:`monitor.config` passes them). It is called
+    only when the file has desks or tables not of this module's, so that a
+    configuration of feeds alone (a poll's, a benchmark's) loads no channel.
     """
     try:
         data = tomllib.loads(text)
@@ -725,9 +727,11 @@ def parse_settings(text: str, source: str, *, base: Path,
             msg += " (a key or table is given twice)"
         raise ConfigError([Problem(source, line, col, f"invalid TOML: {msg}")]) from e
     r = _Reader(source, text, base)
-    tables = [c.table for c in channels if c.table is not None]
-    r.known(data, "", ["storage", "rules", "poll", "feeds", *(t.name for t in tables), "desks",
-                       "log", "retention", "metrics", "templates"])
+    own = ("storage", "rules", "poll", "feeds", "desks", "log", "retention", "metrics",
+           "templates")
+    specs = channels() if "desks" in data or any(k not in own for k in data) else ()
+    tables = [c.table for c in specs if c.table is not None]
+    r.known(data, "", [*own[:4], *(t.name for t in tables), *own[4:]])
 
     flat: dict[str, Any] = {}
     for name, keys in _FLAT[:2]:  # storage, rules
@@ -754,7 +758,7 @@ def parse_settings(text: str, source: str, *, base: Path,
             r.known(raw, owned.name, [k.name for k in owned.keys])
             channel_tables[owned.name] = owned.build(**r.read(raw, owned.name, owned.keys))
 
-    desks = _read_desks(r, data, channels, channel_tables)
+    desks = _read_desks(r, data, specs, channel_tables)
 
     for name, keys in _FLAT[2:]:  # log, retention, metrics, templates
         t = r.table(data, name)
@@ -828,8 +832,8 @@ def _read_desks(r: _Reader, data: Mapping[str, Any], channels: Sequence[ChannelC
 
 
 def _check_alert_channels(r: _Reader, key: str, desk: DeskConfig) -> None:
-    """``alert_channels``: some of the desk's own channels (say Slack for alerts,
-    email for the digest)."""
+    """``alert_channels``: some of the desk's own channels (one for alerts, all of
+    them for the digest)."""
     where = f"{key}.alert_channels"
     if desk.alert_min_severity is None:
         r.problem(where, "has no effect without alert_min_severity (which hits to alert)")
