@@ -7,22 +7,48 @@
 :data:`SPECS` is the one place that lists channels; its order is the order a
 desk's channels are set up and tried in. Each module owns its configuration
 keys, its frozen options, its rendering, its transport and its error
-classification, and ends with its declaration::
+classification (:class:`~monitor.errors.NotifyError`, ``permanent`` or not,
+``retry_after``; :func:`~monitor.channels.base.post` and
+:func:`~monitor.channels.base.classify` for HTTP), and ends with its
+:class:`~monitor.channels.base.ChannelSpec`. A channel, declared (Slack)::
+
+    @dataclass(frozen=True, slots=True)
+    class SlackOptions:                 # what a desk's keys say, typed and frozen
+        webhook: Secret
+
+    DESK_KEYS = (Key("slack_webhook", secret, "the webhook's URL", secret=True,
+                     field="webhook"),)  # monitor.settings.Key: name, parser, help...
+
+    def _options(values):               # {field: value} of the keys the desk gave
+        return SlackOptions(**values) if values.get("webhook") else None  # None: unused
+
+    class SlackNotifier:
+        channel: ClassVar[str] = "slack"
+        def __init__(self, webhook: Secret, *, timeout: float = 15.0) -> None: ...
+        @classmethod
+        def for_desk(cls, desk, settings, options):  # options: the Deliverer's
+            mine = desk.channel_options[cls.channel]
+            return cls(mine.webhook, timeout=options.get("timeout", 15.0))
+        def send(self, digest: Digest, envelope: Envelope) -> None: ...
 
     SPEC = ChannelSpec(
-        "slack",                    # name: in status, deliveries and alert_channels
-        DESK_KEYS,                  # tuple of monitor.settings.Key: its [[desks]] keys
-        _options,                   # {field: value} of the keys a desk gives -> the
-                                    #   channel's frozen options, or None (not used)
-        SlackNotifier.for_desk,     # (desk, settings, options) -> Notifier
-        table=None,                 # a top-level Table of its own (email: [smtp])
-        cross_check=_no_checks,     # (options, table value or None) -> (key, message)s
-    )
+        "slack",                        # name: in deliveries, status, alert_channels
+        DESK_KEYS,                      # its keys in [[desks]]
+        _options,                       # the desk's values -> options, or None
+        SlackNotifier.for_desk,         # (desk, settings, options) -> Notifier
+        table=None,                     # a top-level Table of its own: email's [smtp]
+        cross_check=...,                # (options, table value or None) -> (desk key,
+    )                                   #   message) problems; default none
 
-A notifier has ``channel: ClassVar[str]`` and ``send(digest, envelope)``
-(:class:`monitor.channels.base.Notifier`); it finds its options in
-``desk.channel_options[name]``. Adding a channel: one module here, one line in
-:data:`SPECS`, its docs (README, docs/delivery.md) and its tests.
+A key's parser (``monitor.settings``: ``text``, ``integer``, ``duration``,
+``boolean``, ``one_of``, ``str_list``, ``secret``, ``http_url``...) raises
+``Invalid(message)``; the reader reports it as ``file:line: desks[N].key:
+message``. A channel's top-level table (``Table(name, keys, build)``, its
+values in ``settings.channel_tables[name]``) suits what all desks share, such
+as an API base URL that tests point at loopback.
+
+Adding a channel: one module here, one line in :data:`SPECS`, its docs (README,
+docs/delivery.md) and its tests.
 
 Importing a channel module is cheap (the configuration imports them, and a
 poll loads the configuration): HTTP, SMTP, JSON, Jinja2 and the digest are
@@ -40,7 +66,7 @@ from monitor.channels.base import ChannelSpec, Envelope, Notifier
 if TYPE_CHECKING:
     from monitor.settings import DeskConfig, Settings
 
-__all__ = ["SPECS", "ChannelSpec", "Envelope", "Notifier", "build_notifiers", "spec"]
+__all__ = ["SPECS", "ChannelSpec", "Envelope", "Notifier", "build_notifiers"]
 
 #: Every channel, in the order a desk's channels are tried.
 SPECS: tuple[ChannelSpec, ...] = (
@@ -48,14 +74,6 @@ SPECS: tuple[ChannelSpec, ...] = (
     slack.SPEC,
     webhook.SPEC,
 )
-
-
-def spec(name: str) -> ChannelSpec:
-    """The channel called ``name``. Raises KeyError."""
-    for s in SPECS:
-        if s.name == name:
-            return s
-    raise KeyError(name)
 
 
 def build_notifiers(desk: DeskConfig, settings: Settings,
