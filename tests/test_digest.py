@@ -496,10 +496,11 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
 # -- the module stays pure -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["monitor.digest", "monitor.channels.slack",
-                                    "monitor.channels.webhook"])
+@pytest.mark.parametrize("module", ["monitor.digest", "monitor.stories", "monitor.highlight",
+                                    "monitor.channels.slack", "monitor.channels.webhook"])
 def test_importing_loads_no_heavy_library(module: str) -> None:
-    """digest is pure; Slack and webhook channels need neither Jinja2 nor the database."""
+    """digest and stories are pure; Slack and webhook channels need neither Jinja2 nor
+    the database."""
     code = (f"import sys, {module}; "
             "print(','.join(m for m in ('sqlalchemy', 'aiohttp', 'feedparser', 'jinja2', "
             "'httpx') if m in sys.modules))")
