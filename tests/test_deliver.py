@@ -147,9 +147,9 @@ def test_quiet_hours_wrap_midnight_in_the_desk_time_zone() -> None:
 def test_two_desks_with_disjoint_rules_receive_disjoint_hits(store: Store, mailbox: Mailbox,
                                                              hook: Hook) -> None:
     energy = desk_config("energy", rules=("cpc-disruption", "btc-diversion"),
-                        email=("energy@example.org",))
+                         email=("energy@example.org",))
     grain = desk_config("grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
-                       webhook_url=hook.url("/grain"))
+                        webhook_url=hook.url("/grain"))
     cfg = settings(energy, grain, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -180,9 +180,9 @@ def test_done_each_hit_once_per_desk_and_channel_across_failures(store: Store,
     """The issue's acceptance: mail down then up, a webhook failing then recovering."""
     port = free_port()
     energy = desk_config("energy", rules=("cpc-disruption", "btc-diversion"),
-                        email=("energy@example.org",), webhook_url=hook.url("/energy"))
+                         email=("energy@example.org",), webhook_url=hook.url("/energy"))
     grain = desk_config("grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
-                       webhook_url=hook.url("/grain"))
+                        webhook_url=hook.url("/grain"))
     clock = Clock(T0)
     d = deliverer(store, settings(energy, grain, smtp_port=port), clock)
     ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
@@ -259,7 +259,7 @@ def test_a_failing_webhook_recovers_and_holds_back_no_other_channel(
         store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", hook.url("/slack"))
     desk = desk_config("energy", email=("energy@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url=hook.url("/hook"))
+                       slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url=hook.url("/hook"))
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -294,7 +294,7 @@ def test_a_permanent_failure_is_recorded_and_not_retried(
         store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", hook.url("/services/T1/B2/S3CR3TTOKEN"))
     desk = desk_config("energy", email=("energy@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"))
+                       slack_webhook=Secret("env:NM_TEST_SLACK"))
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -428,7 +428,7 @@ def test_operator_notices_go_to_desks_that_want_them_and_are_retried(store: Stor
 def test_alerts_group_a_minute_of_hits_and_are_not_repeated_in_the_digest(
         store: Store, mailbox: Mailbox) -> None:
     desk = desk_config("energy", email=("energy@example.org",),
-                      alert_min_severity=Severity.HIGH)
+                       alert_min_severity=Severity.HIGH)
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -454,7 +454,7 @@ def test_alerts_group_a_minute_of_hits_and_are_not_repeated_in_the_digest(
 
 def test_quiet_hours_hold_alerts_for_the_digest(store: Store, mailbox: Mailbox) -> None:
     desk = desk_config("energy", email=("energy@example.org",), timezone="Asia/Almaty",
-                      alert_min_severity=Severity.HIGH, quiet_hours=(time(22), time(7)))
+                       alert_min_severity=Severity.HIGH, quiet_hours=(time(22), time(7)))
     cfg = settings(desk, smtp_port=mailbox.port)
     night = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)  # 23:00 in Almaty
     clock = Clock(night)
@@ -474,7 +474,7 @@ def test_quiet_hours_hold_alerts_for_the_digest(store: Store, mailbox: Mailbox) 
 
 def test_alerts_only_for_hits_of_the_last_hour(store: Store, mailbox: Mailbox) -> None:
     desk = desk_config("energy", email=("energy@example.org",),
-                      alert_min_severity=Severity.MEDIUM)
+                       alert_min_severity=Severity.MEDIUM)
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0 + timedelta(hours=3))  # back after an outage
     d = deliverer(store, cfg, clock)
@@ -631,8 +631,8 @@ def test_alert_channels_send_alerts_to_slack_and_the_digest_everywhere(
         store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", hook.url("/services/T1/B2/X"))
     desk = desk_config("energy", email=("energy@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"),
-                      alert_min_severity=Severity.HIGH, alert_channels=("slack",))
+                       slack_webhook=Secret("env:NM_TEST_SLACK"),
+                       alert_min_severity=Severity.HIGH, alert_channels=("slack",))
     assert desk.channels == ("email", "slack") and desk.alerting_channels == ("slack",)
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
