@@ -12,11 +12,11 @@ desk's schedule (``send_digests``) and every half minute (``send_alerts``,
 * A hit goes to a desk's channel at most once: the claim is a unique
   (desk, channel, hit) row, whichever process or instance makes it.
 * Never lost: claimed hits stay with their delivery until the channel confirms
-  (its server accepted the message). A transient failure is retried by ``retry_due`` with
-  exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a Retry-After is
-  obeyed), the message rebuilt from the delivery's own hits; a permanent one is
-  recorded, shown by ``status``, and not retried until the operator asks
-  (``deliveries retry``: :meth:`Store.requeue_failed`).
+  (its server accepted the message). A transient failure is retried by
+  ``retry_due`` with exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a
+  Retry-After is obeyed), the message rebuilt from the delivery's own hits; a
+  permanent one is recorded, shown by ``status``, and not retried until the
+  operator asks (``deliveries retry``: :meth:`Store.requeue_failed`).
 * A crash after the channel confirmed but before ``mark_sent`` leaves the
   delivery leased; when the lease runs out it is sent again: at most one
   duplicate message per crash, carrying the same delivery id.
@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: How long a sender holds a delivery it is sending. Longer than any one send
-#: (a channel's timeout is at most 30 s by default; a split message a few seconds), short enough
-#: that a crashed sender's delivery goes out again soon after a restart.
+#: (the channels' timeouts are 30 s at most by default; a message split in parts
+#: takes a few seconds more), short enough that a crashed sender's delivery goes
+#: out again soon after a restart.
 LEASE = 300.0
 #: Hits per message: a bigger backlog (after an outage) goes out in several.
 MAX_HITS = 200
