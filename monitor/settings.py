@@ -739,7 +739,8 @@ def parse_settings(text: str, source: str, *, base: Path,
         r.known(t, name, [k.name for k in keys])
         flat.update(r.read(t, name, keys))
     flat.setdefault("storage_url", _resolve_sqlite(_DEFAULT_STORAGE, base))
-    if "rules_dir" not in flat and "dir" not in r.table(data, "rules"):
+    rules_t = data.get("rules")
+    if not (isinstance(rules_t, dict) and "dir" in rules_t):
         rules_dir = base / "rules"  # no rules of its own: the shipped ones
         flat["rules_dir"] = rules_dir if rules_dir.is_dir() else _shipped_rules()
         if not flat["rules_dir"].is_dir():
