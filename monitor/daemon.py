@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, sdnotify
+from monitor.config import load_settings
 from monitor.errors import ConfigError, MonitorError, RuleFileError
 from monitor.match import Matcher
 from monitor.pipeline import Poller, PollReport
 from monitor.rules import RuleSet, load_rules
-from monitor.settings import Settings, load_settings, parse_cron, validate_desk_rules
+from monitor.settings import Settings, parse_cron, validate_desk_rules
 from monitor.store import Store
 
 log = logging.getLogger("monitor.daemon")

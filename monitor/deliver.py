@@ -1,4 +1,4 @@
-"""Delivery: from the store to the desks' channels (store -> digest -> notify).
+"""Delivery: from the store to the desks' channels (store -> digest -> channels).
 
 :class:`Deliverer` owns the delivery protocol; the daemon calls it on each
 desk's schedule (``send_digests``) and every half minute (``send_alerts``,
@@ -12,14 +12,14 @@ desk's schedule (``send_digests``) and every half minute (``send_alerts``,
 * A hit goes to a desk's channel at most once: the claim is a unique
   (desk, channel, hit) row, whichever process or instance makes it.
 * Never lost: claimed hits stay with their delivery until the channel confirms
-  (SMTP 250, HTTP 2xx). A transient failure is retried by ``retry_due`` with
-  exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a Retry-After is
-  obeyed), the message rebuilt from the delivery's own hits; a permanent one is
-  recorded, shown by ``status``, and not retried until the operator asks
-  (``deliveries retry``: :meth:`Store.requeue_failed`).
+  (its server accepted the message). A transient failure is retried by
+  ``retry_due`` with exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a
+  Retry-After is obeyed), the message rebuilt from the delivery's own hits; a
+  permanent one is recorded, shown by ``status``, and not retried until the
+  operator asks (``deliveries retry``: :meth:`Store.requeue_failed`).
 * A crash after the channel confirmed but before ``mark_sent`` leaves the
   delivery leased; when the lease runs out it is sent again: at most one
-  duplicate message per crash, carrying the same Message-ID / delivery id.
+  duplicate message per crash, carrying the same delivery id.
 * Channels and desks are independent: one failing holds back no other.
 * An alert claims its hits for that desk and channel, so they are not repeated
   in the next digest. Alerts are sent only for hits matched in the last hour,
@@ -38,10 +38,10 @@ from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from monitor.channels import Envelope, Notifier, build_notifiers
 from monitor.digest import Digest, build_digest
 from monitor.errors import MonitorError, NotifyError, StorageError
 from monitor.models import Delivery, Severity, StoredHit, isoformat_z
-from monitor.notify import Envelope, Notifier, build_notifiers
 
 if TYPE_CHECKING:
     from monitor.rules import RuleSet
@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: How long a sender holds a delivery it is sending. Longer than any one send
-#: (an SMTP timeout is 30 s; a split Slack message a few seconds), short enough
-#: that a crashed sender's delivery goes out again soon after a restart.
+#: (the channels' timeouts are 30 s at most by default; a message split in parts
+#: takes a few seconds more), short enough that a crashed sender's delivery goes
+#: out again soon after a restart.
 LEASE = 300.0
 #: Hits per message: a bigger backlog (after an outage) goes out in several.
 MAX_HITS = 200
@@ -149,7 +150,8 @@ def _utcnow() -> datetime:
 class Deliverer:
     """Sends the desks their digests, alerts and retries. Thread-safe; see module docstring.
 
-    ``options`` go to the notifiers (:func:`monitor.notify.build_notifiers`).
+    ``options`` go to every channel (:func:`monitor.channels.build_notifiers`), which
+    reads the ones it knows.
     """
 
     def __init__(self, settings: Settings, store: Store, rules: Mapping[str, str] | RuleSet,
@@ -231,7 +233,8 @@ class Deliverer:
             raise ValueError(f"no desk {desk!r}")
         now = self.clock()
         first_seen = self._first_seen(now)
-        channel = d.channels[0] if d.channels else "email"
+        # The desk's first channel; a desk without one previews every unclaimed hit.
+        channel = d.channels[0] if d.channels else ""
         hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d),
                                        since=first_seen[d.name], limit=MAX_HITS)
         return self._digest(d, "digest", hits, now)
@@ -377,10 +380,6 @@ class Deliverer:
         return [d]
 
     def _notifiers(self, d: DeskConfig, report: DeliveryReport) -> dict[str, Notifier]:
-        if "email" in d.channels and "renderer" not in self.options:
-            from monitor.notify.email import Renderer  # Jinja2 only when mail is configured
-
-            self.options["renderer"] = Renderer(self.settings.templates_dir)
         try:
             return build_notifiers(d, self.settings, self.options)
         except MonitorError as e:

@@ -146,8 +146,12 @@ class RuleSet:
 
 
 def shipped_rules_dir() -> Path:
-    """The ``rules/`` folder of this repository: the shipped watch rules."""
-    return Path(__file__).resolve().parents[1] / "rules"
+    """The rules that ship with the package (in a checkout: the repository's rules/)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "rules", here / "shipped_rules"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "rules"
 
 
 def load_rules(directory: Path) -> RuleSet:

@@ -1,10 +1,21 @@
 """The configuration: a TOML file (or the embedded default) -> frozen, typed settings.
 
-Every problem is reported at once, each as ``file:line: key.path: message``
-(:class:`monitor.errors.ConfigError`). ``tomllib`` gives values but no
-positions, so :func:`_locate_keys` maps each key path to its line by a light
-scan of the text; it handles tables, arrays of tables and ``key = value``
-lines, which is all the configuration uses.
+Every key is declared once, as a :class:`Key` (its name, its parser, which
+validates and converts, whether it holds a secret, a line of help) in the
+table that holds it; the dataclass the table builds (:class:`PollConfig`...)
+carries the defaults. One generic reader (:meth:`_Reader.read`) applies the
+declarations: unknown keys with a "did you mean", a parser's refusal as
+``file:line: key.path: message`` (:class:`monitor.errors.ConfigError`), every
+problem reported at once. ``tomllib`` gives values but no positions, so
+:func:`_locate_keys` maps each key path to its line by a light scan of the text.
+
+Channels (``monitor.channels``, one module each) sit above this module and
+declare their own keys with the same :class:`Key` records: per-desk keys and,
+if they need one, a top-level table of their own. The reader knows them only
+as :class:`ChannelConfig` values handed to :func:`parse_settings` /
+:func:`load_settings` (``channels=``); :mod:`monitor.config` is what the
+program calls, with the registry's channels filled in. So this module names no
+channel, and adding one does not touch it.
 
 Discovery order (SPEC): ``--config PATH``, ``$NEWS_MONITOR_CONFIG``,
 ``./monitor.toml``, then :data:`DEFAULT_FEEDS` with the embedded defaults.
@@ -16,11 +27,11 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from monitor.errors import ConfigError, Problem
 from monitor.models import Severity
@@ -50,8 +61,6 @@ DEFAULT_FEEDS: tuple[tuple[str, str], ...] = (
 )
 
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_SECURITY = ("none", "starttls", "tls")
-_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def parse_duration(text: str) -> float:
@@ -181,6 +190,181 @@ class Secret:
         return self.ref
 
 
+# -- declaring keys -------------------------------------------------------------
+
+
+class Invalid(ValueError):
+    """A parser's refusal; its text follows ``file:line: key.path: `` in the report."""
+
+
+#: A key's parser: the TOML value and the config file's folder -> the typed value.
+#: Raises :class:`Invalid`.
+Parser = Callable[[Any, Path], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One configuration key, declared once: read by :meth:`_Reader.read`.
+
+    An absent key is left out of what the reader returns, so the dataclass the
+    table builds supplies the default; ``required`` keys are reported missing
+    instead. ``field`` names the dataclass field when it differs from the key.
+    """
+
+    name: str
+    parse: Parser
+    help: str = ""
+    secret: bool = False  # holds a reference to a secret (env:NAME, file:PATH)
+    required: bool = False
+    field: str = ""
+
+    @property
+    def target(self) -> str:
+        return self.field or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A top-level table: its keys and the frozen value it builds from them."""
+
+    name: str
+    keys: tuple[Key, ...]
+    build: Callable[..., Any]  # called with the given keys' values as keyword arguments
+
+
+class ChannelConfig(Protocol):
+    """What the reader needs of a channel (``monitor.channels.base.ChannelSpec``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def desk_keys(self) -> tuple[Key, ...]:
+        """The channel's keys in a ``[[desks]]`` table."""
+        ...
+
+    @property
+    def table(self) -> Table | None:
+        """A top-level table the channel owns, or None."""
+        ...
+
+    def desk_options(self, values: Mapping[str, Any]) -> object | None:
+        """The desk's given channel keys -> the channel's options; None: not used."""
+        ...
+
+    def check(self, options: object, table: object | None) -> Iterable[tuple[str, str]]:
+        """Cross-checks on a desk using the channel: (desk key, message) problems."""
+        ...
+
+
+# Parsers. Each factory returns a Parser; the messages are the operator's.
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{value!r} is not {what}")
+    return value
+
+
+def text(what: str = "a string", check: Callable[[str], str | None] | None = None
+         ) -> Parser:
+    """A string; ``check`` returns a problem's message, or None when the value is fine."""
+    def parse(value: Any, base: Path) -> str:
+        given = _string(value, what)
+        problem = check(given) if check is not None else None
+        if problem:
+            raise Invalid(problem)
+        return given
+    return parse
+
+
+def integer(upper: int, lower: int = 1) -> Parser:
+    def parse(value: Any, base: Path) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Invalid(f"{value!r} is not an integer")
+        if not lower <= value <= upper:
+            raise Invalid(f"{value} is out of range {lower}-{upper}")
+        return value
+    return parse
+
+
+def boolean(value: Any, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"{value!r} is not true or false")
+    return value
+
+
+def duration(value: Any, base: Path) -> float:
+    """``"5m"`` -> 300.0: a positive duration (:func:`parse_duration`)."""
+    if not isinstance(value, str):
+        raise Invalid(f"{value!r} is not a duration such as 5m")
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise Invalid(f'"{value}" is not a duration such as 5m') from None
+    if seconds <= 0:
+        raise Invalid(f'"{value}" must be longer than 0s')
+    return seconds
+
+
+def one_of(*choices: str, fold: bool = False) -> Parser:
+    """One of ``choices`` (compared in lower case when ``fold``)."""
+    def parse(value: Any, base: Path) -> str:
+        given = _string(value, "a string")
+        given = given.lower() if fold else given
+        if given not in choices:
+            raise Invalid(f"{given!r} is not one of {', '.join(choices)}")
+        return given
+    return parse
+
+
+def str_list(check: Callable[[str], str | None] | None = None) -> Parser:
+    """A list of strings (a lone string is a list of one), as a tuple."""
+    def parse(value: Any, base: Path) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise Invalid(f"{value!r} is not a list of strings")
+        for v in value:
+            problem = check(v) if check is not None else None
+            if problem:
+                raise Invalid(problem)
+        return tuple(value)
+    return parse
+
+
+def folder(value: Any, base: Path) -> Path:
+    """A folder that exists, relative to the config file's."""
+    path = base / _string(value, "a folder path")
+    if not path.is_dir():
+        raise Invalid(f"folder {path} does not exist")
+    return path
+
+
+def secret(value: Any, base: Path) -> Secret | None:
+    """A :class:`Secret` reference (``env:NAME``, ``file:PATH``), checked but not read."""
+    if not isinstance(value, str):
+        raise Invalid(f"{value!r} is not a secret reference (env:NAME or file:PATH)")
+    if not value:
+        return None
+    kind, sep, ref = value.partition(":")
+    if not sep or kind not in ("env", "file") or not ref:
+        raise Invalid("secrets are given as env:NAME or file:PATH, never inline")
+    if kind == "env" and ref not in os.environ:
+        raise Invalid(f"environment variable {ref} is not set")
+    if kind == "file":
+        path = Path(ref) if Path(ref).is_absolute() else base / ref
+        if not path.is_file():
+            raise Invalid(f"secret file {path} does not exist")
+    return Secret(value, base)
+
+
+def http_url(value: Any, base: Path) -> str:
+    url = _string(value, "a URL")
+    if url and not re.match(r"^https?://", url):
+        raise Invalid(f"{url!r} is not an http(s) URL")
+    return url
+
+
 # -- the settings -------------------------------------------------------------
 
 
@@ -208,45 +392,31 @@ class PollConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SmtpConfig:
-    host: str = "localhost"
-    port: int = 25
-    security: str = "none"
-    sender: str = "News Monitor <news-monitor@localhost>"
-    username: str = ""
-    password: Secret | None = None
-    timeout: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
 class DeskConfig:
+    """A desk: which rules it follows, when its digest goes, and its channels.
+
+    ``channel_options`` maps each channel the desk uses to that channel's own
+    frozen options (``monitor.channels``), in the registry's order.
+    """
+
     name: str
     rules: tuple[str, ...] = ("*",)
     schedule: str = "0 7 * * *"
     timezone: str = "UTC"
-    email: tuple[str, ...] = ()
-    slack_webhook: Secret | None = None
-    webhook_url: str | None = None
-    webhook_secret: Secret | None = None
     alert_min_severity: Severity | None = None
     alert_channels: tuple[str, ...] | None = None  # None: every channel of the desk
     quiet_hours: tuple[time, time] | None = None
     send_empty: bool = False
     ops_notices: bool = False
+    channel_options: Mapping[str, object] = field(default_factory=dict)
 
     def wants(self, rule_id: str) -> bool:
         return "*" in self.rules or rule_id in self.rules
 
     @property
     def channels(self) -> tuple[str, ...]:
-        out = []
-        if self.email:
-            out.append("email")
-        if self.slack_webhook is not None:
-            out.append("slack")
-        if self.webhook_url:
-            out.append("webhook")
-        return tuple(out)
+        """The names of the channels the desk is sent to."""
+        return tuple(self.channel_options)
 
     @property
     def alerting_channels(self) -> tuple[str, ...]:
@@ -258,7 +428,11 @@ class DeskConfig:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the configuration says, with paths already resolved."""
+    """Everything the configuration says, with paths already resolved.
+
+    ``channel_tables`` holds the channels' own top-level tables (their built
+    values), by table name, for those the file has.
+    """
 
     source: str  # the config file's path, or "<default>"
     storage_url: str
@@ -266,18 +440,127 @@ class Settings:
     storage_timeout: float = 30.0  # wait this long for a lock or a connection
     poll: PollConfig = field(default_factory=PollConfig)
     feeds: tuple[FeedConfig, ...] = ()
-    smtp: SmtpConfig | None = None
     desks: tuple[DeskConfig, ...] = ()
     log_level: str = "info"
     retention_items: float | None = 180 * 86400.0
     metrics_listen: str | None = None
     templates_dir: Path | None = None
+    channel_tables: Mapping[str, object] = field(default_factory=dict)
 
     def feed_interval(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.poll.interval
 
     def desk(self, name: str) -> DeskConfig | None:
         return next((d for d in self.desks if d.name == name), None)
+
+
+# -- the declarations -----------------------------------------------------------
+
+_DEFAULT_STORAGE = "sqlite:///state/monitor.db"
+
+
+def _storage_url(value: Any, base: Path) -> str:
+    url = _string(value, "a database URL")
+    resolved = _resolve_sqlite(url, base)
+    if not re.match(r"^[a-z][a-z0-9+]*://", resolved):
+        raise Invalid(f"{url!r} is not a database URL such as sqlite:///state/monitor.db")
+    return resolved
+
+
+def _retention(value: Any, base: Path) -> float | None:
+    return None if value in ("forever", "never") else duration(value, base)
+
+
+def _listen(value: str) -> str | None:
+    if value and not re.match(r"^[\w.\-\[\]:]+:\d{1,5}$", value):
+        return f"{value!r} is not an address such as 127.0.0.1:9464"
+    return None
+
+
+def _templates(value: Any, base: Path) -> Path | None:
+    return folder(value, base) if _string(value, "a folder path") else None
+
+
+# Top-level tables whose keys are fields of Settings itself (table, its keys).
+_FLAT: tuple[tuple[str, tuple[Key, ...]], ...] = (
+    ("storage", (
+        Key("url", _storage_url, "the database: sqlite:///PATH or postgresql://...",
+            field="storage_url"),
+        Key("timeout", duration, "wait this long for a lock or a connection",
+            field="storage_timeout"),
+    )),
+    ("rules", (Key("dir", folder, "the folder of rule files", field="rules_dir"),)),
+    ("log", (Key("level", one_of("debug", "info", "warning", "error", fold=True),
+                 field="log_level"),)),
+    ("retention", (Key("items", _retention, "how long items are kept, or forever",
+                       field="retention_items"),)),
+    ("metrics", (Key("listen", text("an address such as 127.0.0.1:9464", _listen),
+                     "serve Prometheus metrics on HOST:PORT", field="metrics_listen"),)),
+    ("templates", (Key("dir", _templates, "templates overriding the shipped ones",
+                       field="templates_dir"),)),
+)
+
+POLL = Table("poll", (
+    Key("interval", duration, "how often each feed is polled"),
+    Key("concurrency", integer(1024), "feeds fetched at once"),
+    Key("per_host", integer(1024), "feeds fetched at once from one host"),
+    Key("timeout", duration, "per request"),
+    Key("max_bytes", integer(1 << 31), "a bigger response is cut off"),
+    Key("max_redirects", integer(50)),
+    Key("max_backoff", duration, "ceiling of a failing feed's back-off"),
+    Key("stale_after_failures", integer(1000), "failures in a row before a feed is flagged"),
+), PollConfig)
+
+FEED_KEYS: tuple[Key, ...] = (
+    Key("url", lambda v, base: resolve_feed_url(text("a URL or a file path")(v, base), base),
+        "http(s) URL, or a file path relative to the config file", required=True),
+    Key("name", text()),
+    Key("interval", duration, "instead of poll.interval"),
+)
+
+
+def _schedule(value: str) -> str | None:
+    try:
+        parse_cron(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _timezone(value: str) -> str | None:
+    if _valid_timezone(value):
+        return None
+    return f"unknown time zone {value!r} (use a name such as Asia/Almaty)"
+
+
+def _severity(value: Any, base: Path) -> Severity:
+    name = _string(value, "a severity")
+    try:
+        return Severity.parse(name)
+    except KeyError:
+        raise Invalid(f"{name!r} is not one of low, medium, high, critical") from None
+
+
+def _quiet_hours(value: Any, base: Path) -> tuple[time, time]:
+    qtext = _string(value, "a range such as 22:00-07:00")
+    qm = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", qtext)
+    if qm and int(qm[1]) < 24 and int(qm[3]) < 24 and int(qm[2]) < 60 and int(qm[4]) < 60:
+        return (time(int(qm[1]), int(qm[2])), time(int(qm[3]), int(qm[4])))
+    raise Invalid(f"{qtext!r} is not a range such as 22:00-07:00")
+
+
+_DESK_NAME = Key("name", text(), "letters, digits, '-', '_' or '.'")
+#: A desk's own keys; its channels' keys come from the channels.
+DESK_KEYS: tuple[Key, ...] = (
+    Key("rules", str_list(), 'rule ids, or "*" for all'),
+    Key("schedule", text("a cron expression", _schedule), "when the digest goes (cron)"),
+    Key("timezone", text("a time zone name", _timezone), "for the schedule and times shown"),
+    Key("alert_min_severity", _severity, "hits at or above it are alerted at once"),
+    Key("alert_channels", str_list(), "the desk's channels alerts go to (default: all)"),
+    Key("quiet_hours", _quiet_hours, "no alerts then, desk-local: 22:00-07:00"),
+    Key("send_empty", boolean, "send a digest when nothing matched"),
+    Key("ops_notices", boolean, "operator notices (a feed failing for days...)"),
+)
 
 
 # -- locating keys in the TOML text ------------------------------------------
@@ -287,7 +570,7 @@ _KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
 
 
 def _locate_keys(text: str) -> dict[str, int]:
-    """Map key paths (``smtp.port``, ``feeds[3].interval``, ``desks[0]``) to lines."""
+    """Map key paths (``poll.timeout``, ``feeds[3].interval``, ``desks[0]``) to lines."""
     lines: dict[str, int] = {}
     counters: dict[str, int] = {}
     prefix = ""
@@ -320,10 +603,11 @@ def _locate_keys(text: str) -> dict[str, int]:
 
 
 class _Reader:
-    """Collects problems while typed values are read from the parsed TOML."""
+    """Collects problems while the declared keys are read from the parsed TOML."""
 
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, text: str, base: Path) -> None:
         self.path = path
+        self.base = base
         self.lines = _locate_keys(text) if text else {}
         self.problems: list[Problem] = []
 
@@ -338,69 +622,43 @@ class _Reader:
         self.problems.append(Problem(self.path, self.line_of(key), None,
                                      f"{key}: {message}" if key else message))
 
-    def known(self, table: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> None:
+    def known(self, table: Mapping[str, Any], key: str, allowed: Sequence[str]) -> None:
         for name in table:
             if name not in allowed:
                 where = f"{key}.{name}" if key else name
                 self.problem(where, f"unknown key{_did_you_mean(name, allowed)}")
 
-    def get(self, table: Mapping[str, Any], key: str, name: str, kind: type | tuple[type, ...],
-            default: Any, what: str) -> Any:
-        if name not in table:
-            return default
-        value = table[name]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-            self.problem(f"{key}.{name}", f"{value!r} is not {what}")
-            return default
+    def read(self, table: Mapping[str, Any], where: str, keys: Iterable[Key]
+             ) -> dict[str, Any]:
+        """The given keys' parsed values by field name; absent and refused keys left out."""
+        out: dict[str, Any] = {}
+        for k in keys:
+            if k.name not in table or (k.required and table[k.name] == ""):
+                if k.required:
+                    self.problem(where, f"{k.name} is required")
+                continue
+            try:
+                out[k.target] = k.parse(table[k.name], self.base)
+            except Invalid as e:
+                self.problem(f"{where}.{k.name}", str(e))
+        return out
+
+    def table(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            self.problem(name, f"must be a table ([{name}])")
+            return {}
         return value
 
-    def duration(self, table: Mapping[str, Any], key: str, name: str,
-                 default: float | None) -> float | None:
-        value = self.get(table, key, name, str, None, "a duration such as 5m")
-        if value is None:
-            return default
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            self.problem(f"{key}.{name}", f'"{value}" is not a duration such as 5m')
-            return default
-        if seconds <= 0:
-            self.problem(f"{key}.{name}", f'"{value}" must be longer than 0s')
-            return default
-        return seconds
-
-    def positive(self, table: Mapping[str, Any], key: str, name: str, default: int,
-                 upper: int = 1_000_000) -> int:
-        value = self.get(table, key, name, int, default, "an integer")
-        if not 1 <= value <= upper:
-            self.problem(f"{key}.{name}", f"{value} is out of range 1-{upper}")
-            return default
-        return int(value)
-
-    def secret(self, table: Mapping[str, Any], key: str, name: str,
-               base: Path) -> Secret | None:
-        value = self.get(table, key, name, str, None, "a secret reference (env:NAME or file:PATH)")
-        if not value:
-            return None
-        kind, sep, ref = value.partition(":")
-        if not sep or kind not in ("env", "file") or not ref:
-            self.problem(f"{key}.{name}", "secrets are given as env:NAME or file:PATH, "
-                                          "never inline")
-            return None
-        if kind == "env" and ref not in os.environ:
-            self.problem(f"{key}.{name}", f"environment variable {ref} is not set")
-        if kind == "file":
-            path = Path(ref) if Path(ref).is_absolute() else base / ref
-            if not path.is_file():
-                self.problem(f"{key}.{name}", f"secret file {path} does not exist")
-        return Secret(value, base)
+    def array(self, data: Mapping[str, Any], name: str) -> list[Any]:
+        value = data.get(name, [])
+        if not isinstance(value, list):
+            self.problem(name, f"must be an array of tables ([[{name}]])")
+            return []
+        return value
 
 
-_TOP = ("storage", "rules", "poll", "feeds", "smtp", "desks", "log", "retention", "metrics",
-        "templates")
-
-
-def load_settings(path: Path | str | None = None, *,
+def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[ChannelConfig]],
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Find and load the configuration (see module docstring). Raises ConfigError."""
     env = os.environ if environ is None else environ
@@ -418,7 +676,7 @@ def load_settings(path: Path | str | None = None, *,
         raise ConfigError([Problem(str(path), None, None, f"cannot read: {e.strerror}")]) from e
     except UnicodeDecodeError as e:
         raise ConfigError([Problem(str(path), None, None, "is not UTF-8 text")]) from e
-    return parse_settings(text, str(path), base=path.resolve().parent)
+    return parse_settings(text, str(path), base=path.resolve().parent, channels=channels)
 
 
 def default_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -434,7 +692,7 @@ def default_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get("CONFIGURATION_DIRECTORY") else Path(".")
     rules = confdir / "rules"
     if not rules.is_dir():
-        rules = shipped_rules_dir()
+        rules = _shipped_rules()
     return Settings(
         source="<default>",
         storage_url=f"sqlite:///{(state / 'monitor.db').absolute()}",
@@ -443,17 +701,22 @@ def default_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def shipped_rules_dir() -> Path:
-    """The rules that ship with the package (in a checkout: the repository's rules/)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "rules", here / "shipped_rules"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "rules"
+def _shipped_rules() -> Path:
+    # Imported here: the rules module (and its stemmer) is not needed to start a poll.
+    from monitor.rules import shipped_rules_dir
+
+    return shipped_rules_dir()
 
 
-def parse_settings(text: str, source: str, *, base: Path) -> Settings:
-    """Parse configuration text; relative paths resolve against ``base``."""
+def parse_settings(text: str, source: str, *, base: Path,
+                   channels: Callable[[], Sequence[ChannelConfig]]) -> Settings:
+    """Parse configuration text; relative paths resolve against ``base``.
+
+    ``channels()`` gives the channels whose keys desks may use (the registry's,
+    ``monitor.channels.SPECS``; :mod:`monitor.config` passes them). It is called
+    only when the file has desks or tables not of this module's, so that a
+    configuration of feeds alone (a poll's, a benchmark's) loads no channel.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -463,151 +726,86 @@ def parse_settings(text: str, source: str, *, base: Path) -> Settings:
         if msg.startswith("Cannot overwrite a value") or msg.startswith("Cannot declare"):
             msg += " (a key or table is given twice)"
         raise ConfigError([Problem(source, line, col, f"invalid TOML: {msg}")]) from e
-    r = _Reader(source, text)
-    r.known(data, "", _TOP)
+    r = _Reader(source, text, base)
+    own = ("storage", "rules", "poll", "feeds", "desks", "log", "retention", "metrics",
+           "templates")
+    specs = channels() if "desks" in data or any(k not in own for k in data) else ()
+    tables = [c.table for c in specs if c.table is not None]
+    r.known(data, "", [*own[:4], *(t.name for t in tables), *own[4:]])
 
-    def table(name: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            r.problem(name, "must be a table ([" + name + "])")
-            return {}
-        return value
+    flat: dict[str, Any] = {}
+    for name, keys in _FLAT[:2]:  # storage, rules
+        t = r.table(data, name)
+        r.known(t, name, [k.name for k in keys])
+        flat.update(r.read(t, name, keys))
+    flat.setdefault("storage_url", _resolve_sqlite(_DEFAULT_STORAGE, base))
+    rules_t = data.get("rules")
+    if not (isinstance(rules_t, dict) and "dir" in rules_t):
+        rules_dir = base / "rules"  # no rules of its own: the shipped ones
+        flat["rules_dir"] = rules_dir if rules_dir.is_dir() else _shipped_rules()
+        if not flat["rules_dir"].is_dir():
+            r.problem("rules.dir", f"folder {flat['rules_dir']} does not exist")
 
-    storage = table("storage")
-    r.known(storage, "storage", ("url", "timeout"))
-    storage_timeout = r.duration(storage, "storage", "timeout", 30.0) or 30.0
-    url = r.get(storage, "storage", "url", str, "sqlite:///state/monitor.db", "a database URL")
-    storage_url = _resolve_sqlite(url, base)
-    if not re.match(r"^[a-z][a-z0-9+]*://", storage_url):
-        r.problem("storage.url", f"{url!r} is not a database URL such as sqlite:///state/monitor.db")
+    poll_t = r.table(data, POLL.name)
+    r.known(poll_t, POLL.name, [k.name for k in POLL.keys])
+    poll = POLL.build(**r.read(poll_t, POLL.name, POLL.keys))
 
-    rules_t = table("rules")
-    r.known(rules_t, "rules", ("dir",))
-    rules_dir = base / r.get(rules_t, "rules", "dir", str, "rules", "a folder path")
-    if "dir" not in rules_t and not rules_dir.is_dir():
-        rules_dir = shipped_rules_dir()  # no rules of its own: the shipped ones
-    if not rules_dir.is_dir():
-        r.problem("rules.dir", f"folder {rules_dir} does not exist")
+    feeds = _read_feeds(r, data)
 
-    poll_t = table("poll")
-    poll_keys = ("interval", "concurrency", "per_host", "timeout", "max_bytes", "max_redirects",
-                 "max_backoff", "stale_after_failures")
-    r.known(poll_t, "poll", poll_keys)
-    d = PollConfig()
-    poll = PollConfig(
-        interval=r.duration(poll_t, "poll", "interval", d.interval) or d.interval,
-        concurrency=r.positive(poll_t, "poll", "concurrency", d.concurrency, 1024),
-        per_host=r.positive(poll_t, "poll", "per_host", d.per_host, 1024),
-        timeout=r.duration(poll_t, "poll", "timeout", d.timeout) or d.timeout,
-        max_bytes=r.positive(poll_t, "poll", "max_bytes", d.max_bytes, 1 << 31),
-        max_redirects=r.positive(poll_t, "poll", "max_redirects", d.max_redirects, 50),
-        max_backoff=r.duration(poll_t, "poll", "max_backoff", d.max_backoff) or d.max_backoff,
-        stale_after_failures=r.positive(poll_t, "poll", "stale_after_failures",
-                                        d.stale_after_failures, 1000),
-    )
+    channel_tables: dict[str, object] = {}
+    for owned in tables:
+        if owned.name in data:
+            raw = r.table(data, owned.name)
+            r.known(raw, owned.name, [k.name for k in owned.keys])
+            channel_tables[owned.name] = owned.build(**r.read(raw, owned.name, owned.keys))
 
+    desks = _read_desks(r, data, specs, channel_tables)
+
+    for name, keys in _FLAT[2:]:  # log, retention, metrics, templates
+        t = r.table(data, name)
+        r.known(t, name, [k.name for k in keys])
+        flat.update(r.read(t, name, keys))
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Settings(source=source, poll=poll, feeds=tuple(feeds), desks=tuple(desks),
+                    channel_tables=channel_tables, **flat)
+
+
+def _read_feeds(r: _Reader, data: Mapping[str, Any]) -> list[FeedConfig]:
     feeds: list[FeedConfig] = []
     seen_urls: dict[str, int] = {}
-    raw_feeds = data.get("feeds", [])
-    if not isinstance(raw_feeds, list):
-        r.problem("feeds", "must be an array of tables ([[feeds]])")
-        raw_feeds = []
-    for i, f in enumerate(raw_feeds):
+    for i, f in enumerate(r.array(data, "feeds")):
         key = f"feeds[{i}]"
         if not isinstance(f, dict):
             r.problem(key, "must be a table")
             continue
-        r.known(f, key, ("url", "name", "interval"))
-        furl = r.get(f, key, "url", str, None, "a URL or a file path")
-        if not furl:
-            r.problem(key, "url is required")
+        r.known(f, key, [k.name for k in FEED_KEYS])
+        values = r.read(f, key, FEED_KEYS)
+        url = values.get("url")
+        if url is None:
             continue
-        furl = resolve_feed_url(furl, base)
-        if furl in seen_urls:
-            r.problem(f"{key}.url", f"duplicate of feeds[{seen_urls[furl]}]")
-        seen_urls[furl] = i
-        feeds.append(FeedConfig(url=furl, name=r.get(f, key, "name", str, None, "a string"),
-                                interval=r.duration(f, key, "interval", None)))
-
-    smtp: SmtpConfig | None = None
-    if "smtp" in data:
-        s = table("smtp")
-        r.known(s, "smtp", ("host", "port", "security", "sender", "username", "password",
-                            "timeout"))
-        sd = SmtpConfig()
-        security = r.get(s, "smtp", "security", str, sd.security, "a string")
-        if security not in _SECURITY:
-            r.problem("smtp.security", f"{security!r} is not one of none, starttls, tls")
-            security = sd.security
-        smtp = SmtpConfig(
-            host=r.get(s, "smtp", "host", str, sd.host, "a host name"),
-            port=r.positive(s, "smtp", "port", sd.port, 65535),
-            security=security,
-            sender=r.get(s, "smtp", "sender", str, sd.sender, "an address"),
-            username=r.get(s, "smtp", "username", str, sd.username, "a string"),
-            password=r.secret(s, "smtp", "password", base),
-            timeout=r.duration(s, "smtp", "timeout", sd.timeout) or sd.timeout,
-        )
-
-    desks = _read_desks(r, data, base)
-    for i, desk in enumerate(desks):
-        if desk.email and smtp is None:
-            r.problem(f"desks[{i}].email", "a desk with email needs an [smtp] table")
-
-    log_t = table("log")
-    r.known(log_t, "log", ("level",))
-    level = r.get(log_t, "log", "level", str, "info", "a string").lower()
-    if level not in _LOG_LEVELS:
-        r.problem("log.level", f"{level!r} is not one of {', '.join(_LOG_LEVELS)}")
-        level = "info"
-
-    ret_t = table("retention")
-    r.known(ret_t, "retention", ("items",))
-    retention: float | None = 180 * 86400.0
-    if ret_t.get("items") in ("forever", "never"):
-        retention = None
-    else:
-        retention = r.duration(ret_t, "retention", "items", retention)
-
-    met_t = table("metrics")
-    r.known(met_t, "metrics", ("listen",))
-    listen = r.get(met_t, "metrics", "listen", str, None, "an address such as 127.0.0.1:9464")
-    if listen and not re.match(r"^[\w.\-\[\]:]+:\d{1,5}$", listen):
-        r.problem("metrics.listen", f"{listen!r} is not an address such as 127.0.0.1:9464")
-
-    tpl_t = table("templates")
-    r.known(tpl_t, "templates", ("dir",))
-    tpl = r.get(tpl_t, "templates", "dir", str, None, "a folder path")
-    templates_dir = base / tpl if tpl else None
-    if templates_dir is not None and not templates_dir.is_dir():
-        r.problem("templates.dir", f"folder {templates_dir} does not exist")
-
-    if r.problems:
-        raise ConfigError(r.problems)
-    return Settings(source=source, storage_url=storage_url, storage_timeout=storage_timeout,
-                    rules_dir=rules_dir, poll=poll,
-                    feeds=tuple(feeds), smtp=smtp, desks=tuple(desks), log_level=level,
-                    retention_items=retention, metrics_listen=listen,
-                    templates_dir=templates_dir)
+        if url in seen_urls:
+            r.problem(f"{key}.url", f"duplicate of feeds[{seen_urls[url]}]")
+        seen_urls[url] = i
+        feeds.append(FeedConfig(**values))
+    return feeds
 
 
-def _read_desks(r: _Reader, data: Mapping[str, Any], base: Path) -> list[DeskConfig]:
-    raw = data.get("desks", [])
-    if not isinstance(raw, list):
-        r.problem("desks", "must be an array of tables ([[desks]])")
-        return []
+def _read_desks(r: _Reader, data: Mapping[str, Any], channels: Sequence[ChannelConfig],
+                channel_tables: Mapping[str, object]) -> list[DeskConfig]:
     desks: list[DeskConfig] = []
     names: set[str] = set()
-    keys = ("name", "rules", "schedule", "timezone", "email", "slack_webhook", "webhook_url",
-            "webhook_secret", "alert_min_severity", "alert_channels", "quiet_hours",
-            "send_empty", "ops_notices")
-    for i, t in enumerate(raw):
+    allowed = [_DESK_NAME.name, *(k.name for k in DESK_KEYS),
+               *(k.name for c in channels for k in c.desk_keys)]
+    checks: list[tuple[str, ChannelConfig, object]] = []
+    for i, t in enumerate(r.array(data, "desks")):
         key = f"desks[{i}]"
         if not isinstance(t, dict):
             r.problem(key, "must be a table")
             continue
-        r.known(t, key, keys)
-        name = r.get(t, key, "name", str, "", "a string")
+        r.known(t, key, allowed)
+        name = r.read(t, key, (_DESK_NAME,)).get("name", "")
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", name):
             r.problem(f"{key}.name" if name else key,
                       "a desk needs a name of letters, digits, '-', '_' or '.'")
@@ -615,84 +813,41 @@ def _read_desks(r: _Reader, data: Mapping[str, Any], base: Path) -> list[DeskCon
         if name in names:
             r.problem(f"{key}.name", f"duplicate desk name {name!r}")
         names.add(name)
-        rules = _str_list(r, t, key, "rules", ["*"])
-        schedule = r.get(t, key, "schedule", str, "0 7 * * *", "a cron expression")
-        try:
-            parse_cron(schedule)
-        except ValueError as e:
-            r.problem(f"{key}.schedule", str(e))
-        tz = r.get(t, key, "timezone", str, "UTC", "a time zone name")
-        if not _valid_timezone(tz):
-            r.problem(f"{key}.timezone", f"unknown time zone {tz!r} (use a name such as "
-                                         "Asia/Almaty)")
-        emails = _str_list(r, t, key, "email", [])
-        for addr in emails:
-            if not re.match(r"^[^@\s<>]+@[^@\s<>]+$", addr):
-                r.problem(f"{key}.email", f"{addr!r} is not an email address")
-        sev_text = r.get(t, key, "alert_min_severity", str, None, "a severity")
-        severity = None
-        if sev_text is not None:
-            try:
-                severity = Severity.parse(sev_text)
-            except KeyError:
-                r.problem(f"{key}.alert_min_severity",
-                          f"{sev_text!r} is not one of low, medium, high, critical")
-        quiet = None
-        qtext = r.get(t, key, "quiet_hours", str, None, "a range such as 22:00-07:00")
-        if qtext is not None:
-            qm = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", qtext)
-            if qm and int(qm[1]) < 24 and int(qm[3]) < 24 and int(qm[2]) < 60 \
-                    and int(qm[4]) < 60:
-                quiet = (time(int(qm[1]), int(qm[2])), time(int(qm[3]), int(qm[4])))
-            else:
-                r.problem(f"{key}.quiet_hours", f"{qtext!r} is not a range such as 22:00-07:00")
-        webhook_url = r.get(t, key, "webhook_url", str, None, "a URL")
-        if webhook_url and not re.match(r"^https?://", webhook_url):
-            r.problem(f"{key}.webhook_url", f"{webhook_url!r} is not an http(s) URL")
-        desk = DeskConfig(
-            name=name, rules=tuple(rules), schedule=schedule, timezone=tz, email=tuple(emails),
-            slack_webhook=r.secret(t, key, "slack_webhook", base), webhook_url=webhook_url,
-            webhook_secret=r.secret(t, key, "webhook_secret", base),
-            alert_min_severity=severity, quiet_hours=quiet,
-            send_empty=r.get(t, key, "send_empty", bool, False, "true or false"),
-            ops_notices=r.get(t, key, "ops_notices", bool, False, "true or false"),
-        )
+        values = r.read(t, key, DESK_KEYS)
+        options: dict[str, object] = {}
+        for channel in channels:
+            chosen = channel.desk_options(r.read(t, key, channel.desk_keys))
+            if chosen is not None:
+                options[channel.name] = chosen
+                checks.append((key, channel, chosen))
+        desk = DeskConfig(name=name, channel_options=options, **values)
         if "alert_channels" in t:
-            desk = replace(desk, alert_channels=_alert_channels(r, t, key, desk))
+            _check_alert_channels(r, key, desk)
         desks.append(desk)
+    for key, channel, chosen in checks:
+        table = channel.table
+        for desk_key, message in channel.check(
+                chosen, None if table is None else channel_tables.get(table.name)):
+            r.problem(f"{key}.{desk_key}", message)
     return desks
+
+
+def _check_alert_channels(r: _Reader, key: str, desk: DeskConfig) -> None:
+    """``alert_channels``: some of the desk's own channels (one for alerts, all of
+    them for the digest)."""
+    where = f"{key}.alert_channels"
+    if desk.alert_min_severity is None:
+        r.problem(where, "has no effect without alert_min_severity (which hits to alert)")
+    for channel in desk.alert_channels or ():
+        if channel not in desk.channels:
+            hint = _did_you_mean(channel, desk.channels) or \
+                f" (its channels: {', '.join(desk.channels) or 'none'})"
+            r.problem(where, f"{channel!r} is not a channel of this desk{hint}")
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _alert_channels(r: _Reader, t: Mapping[str, Any], key: str,
-                    desk: DeskConfig) -> tuple[str, ...]:
-    """``alert_channels``: some of the desk's own channels (say Slack for alerts,
-    email for the digest)."""
-    where = f"{key}.alert_channels"
-    chosen = _str_list(r, t, key, "alert_channels", [])
-    if desk.alert_min_severity is None:
-        r.problem(where, "has no effect without alert_min_severity (which hits to alert)")
-    for channel in chosen:
-        if channel not in desk.channels:
-            hint = _did_you_mean(channel, desk.channels) or \
-                f" (its channels: {', '.join(desk.channels) or 'none'})"
-            r.problem(where, f"{channel!r} is not a channel of this desk{hint}")
-    return tuple(chosen)
-
-
-def _str_list(r: _Reader, t: Mapping[str, Any], key: str, name: str,
-              default: list[str]) -> list[str]:
-    value = t.get(name, default)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        r.problem(f"{key}.{name}", f"{value!r} is not a list of strings")
-        return default
-    return value
 
 
 def _valid_timezone(name: str) -> bool:

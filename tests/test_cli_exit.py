@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from procenv import cli_env
 
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 STORY = {"title": "CPC halts loadings at Novorossiysk after a storm damages a mooring",
          "summary": "Kazakh crude exports through the Caspian Pipeline Consortium stopped."}

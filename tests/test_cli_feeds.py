@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.config import load_settings
 from monitor.opml import export_opml, import_opml
-from monitor.settings import load_settings, shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 CONFIG = f"""\
 # The desk's feeds. This comment must survive edits.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 ITEMS = [
     {"id": "a", "title": "CPC halts loadings at Novorossiysk after a storm damages a mooring",

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_notify import Hook, Mailbox, Reply, free_port, parts
+from test_notify import Hook, Mailbox, Reply, desk_config, free_port, parts
 
+from monitor.channels.email import SmtpConfig
 from monitor.cli import main
 from monitor.deliver import (
     LEASE,
@@ -28,7 +29,8 @@ from monitor.deliver import (
 )
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
-from monitor.settings import DeskConfig, Secret, Settings, SmtpConfig, shipped_rules_dir
+from monitor.rules import shipped_rules_dir
+from monitor.settings import DeskConfig, Secret, Settings
 from monitor.store import Store
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
@@ -81,8 +83,9 @@ def add(store: Store, at: datetime, *stories: tuple[str, str], feed: str = "reut
 
 def settings(*desks: DeskConfig, smtp_port: int | None = None) -> Settings:
     return Settings(source="<test>", storage_url="sqlite://", rules_dir=Path("."),
-                    smtp=SmtpConfig(host="127.0.0.1", port=smtp_port or free_port(),
-                                    sender="News Monitor <monitor@example.org>", timeout=5.0),
+                    channel_tables={"smtp": SmtpConfig(
+                        host="127.0.0.1", port=smtp_port or free_port(),
+                        sender="News Monitor <monitor@example.org>", timeout=5.0)},
                     desks=desks)
 
 
@@ -143,10 +146,10 @@ def test_quiet_hours_wrap_midnight_in_the_desk_time_zone() -> None:
 
 def test_two_desks_with_disjoint_rules_receive_disjoint_hits(store: Store, mailbox: Mailbox,
                                                              hook: Hook) -> None:
-    energy = DeskConfig(name="energy", rules=("cpc-disruption", "btc-diversion"),
-                        email=("energy@example.org",))
-    grain = DeskConfig(name="grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
-                       webhook_url=hook.url("/grain"))
+    energy = desk_config("energy", rules=("cpc-disruption", "btc-diversion"),
+                         email=("energy@example.org",))
+    grain = desk_config("grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
+                        webhook_url=hook.url("/grain"))
     cfg = settings(energy, grain, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -176,10 +179,10 @@ def test_done_each_hit_once_per_desk_and_channel_across_failures(store: Store,
                                                                   hook: Hook) -> None:
     """The issue's acceptance: mail down then up, a webhook failing then recovering."""
     port = free_port()
-    energy = DeskConfig(name="energy", rules=("cpc-disruption", "btc-diversion"),
-                        email=("energy@example.org",), webhook_url=hook.url("/energy"))
-    grain = DeskConfig(name="grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
-                       webhook_url=hook.url("/grain"))
+    energy = desk_config("energy", rules=("cpc-disruption", "btc-diversion"),
+                         email=("energy@example.org",), webhook_url=hook.url("/energy"))
+    grain = desk_config("grain", rules=("eaeu-grain-ban",), email=("grain@example.org",),
+                        webhook_url=hook.url("/grain"))
     clock = Clock(T0)
     d = deliverer(store, settings(energy, grain, smtp_port=port), clock)
     ids = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
@@ -216,7 +219,7 @@ def test_done_each_hit_once_per_desk_and_channel_across_failures(store: Store,
 
 def test_mail_down_then_up_loses_nothing_and_sends_nothing_twice(store: Store) -> None:
     port = free_port()  # nothing listens yet
-    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)), smtp_port=port)
+    cfg = settings(desk_config("energy", email=("energy@example.org",)), smtp_port=port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
     first = add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"),
@@ -255,8 +258,8 @@ def test_mail_down_then_up_loses_nothing_and_sends_nothing_twice(store: Store) -
 def test_a_failing_webhook_recovers_and_holds_back_no_other_channel(
         store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", hook.url("/slack"))
-    desk = DeskConfig(name="energy", email=("energy@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url=hook.url("/hook"))
+    desk = desk_config("energy", email=("energy@example.org",),
+                       slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url=hook.url("/hook"))
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -290,8 +293,8 @@ def test_a_failing_webhook_recovers_and_holds_back_no_other_channel(
 def test_a_permanent_failure_is_recorded_and_not_retried(
         store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", hook.url("/services/T1/B2/S3CR3TTOKEN"))
-    desk = DeskConfig(name="energy", email=("energy@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"))
+    desk = desk_config("energy", email=("energy@example.org",),
+                       slack_webhook=Secret("env:NM_TEST_SLACK"))
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -311,7 +314,7 @@ def test_a_permanent_failure_is_recorded_and_not_retried(
 
 def test_the_same_story_from_three_feeds_arrives_as_one_entry(store: Store,
                                                               mailbox: Mailbox) -> None:
-    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+    cfg = settings(desk_config("energy", email=("energy@example.org",)),
                    smtp_port=mailbox.port)
     d = deliverer(store, cfg, Clock(T0))
     title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
@@ -329,7 +332,7 @@ def test_the_same_story_from_three_feeds_arrives_as_one_entry(store: Store,
 
 def test_a_crash_between_sent_and_marked_resends_once(store: Store, mailbox: Mailbox,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+    cfg = settings(desk_config("energy", email=("energy@example.org",)),
                    smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -354,7 +357,7 @@ def test_a_crash_between_sent_and_marked_resends_once(store: Store, mailbox: Mai
 
 
 def test_two_instances_never_send_a_hit_twice(store: Store, mailbox: Mailbox) -> None:
-    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
+    cfg = settings(desk_config("energy", email=("energy@example.org",)),
                    smtp_port=mailbox.port)
     clock = Clock(T0)
     a, b = deliverer(store, cfg, clock, owner="a"), deliverer(store, cfg, clock, owner="b")
@@ -364,8 +367,8 @@ def test_two_instances_never_send_a_hit_twice(store: Store, mailbox: Mailbox) ->
 
 
 def test_silenced_rules_are_stored_but_not_sent(store: Store, mailbox: Mailbox) -> None:
-    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
-                   DeskConfig(name="all", email=("all@example.org",)), smtp_port=mailbox.port)
+    cfg = settings(desk_config("energy", email=("energy@example.org",)),
+                   desk_config("all", email=("all@example.org",)), smtp_port=mailbox.port)
     d = deliverer(store, cfg, Clock(T0))
     store.add_silence("cpc-disruption", "energy", T0 + timedelta(days=2), "known story",
                       now=T0 - timedelta(minutes=1))
@@ -380,8 +383,8 @@ def test_silenced_rules_are_stored_but_not_sent(store: Store, mailbox: Mailbox) 
 
 
 def test_send_empty_digests_only_when_asked(store: Store, mailbox: Mailbox) -> None:
-    cfg = settings(DeskConfig(name="energy", email=("energy@example.org",)),
-                   DeskConfig(name="chatty", email=("chatty@example.org",), send_empty=True),
+    cfg = settings(desk_config("energy", email=("energy@example.org",)),
+                   desk_config("chatty", email=("chatty@example.org",), send_empty=True),
                    smtp_port=mailbox.port)
     d = deliverer(store, cfg, Clock(T0))
     assert d.send_digests().sent == 1
@@ -391,13 +394,13 @@ def test_send_empty_digests_only_when_asked(store: Store, mailbox: Mailbox) -> N
 
 
 def test_a_removed_channel_fails_its_pending_delivery_for_good(store: Store) -> None:
-    desk = DeskConfig(name="energy", email=("energy@example.org",))
+    desk = desk_config("energy", email=("energy@example.org",))
     clock = Clock(T0)
     d = deliverer(store, settings(desk), clock)  # nothing listens: the digest waits
     add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
     assert d.send_digests().failed == 1
     clock.advance(minutes=2)
-    report = deliverer(store, settings(DeskConfig(name="energy")), clock).retry_due()
+    report = deliverer(store, settings(desk_config("energy")), clock).retry_due()
     assert (report.failed, report.permanent) == (1, 1)
     assert [x.last_error for x in store.list_deliveries(states=["failed"])] == [
         "desk energy no longer has the email channel"]
@@ -405,8 +408,8 @@ def test_a_removed_channel_fails_its_pending_delivery_for_good(store: Store) -> 
 
 def test_operator_notices_go_to_desks_that_want_them_and_are_retried(store: Store) -> None:
     port = free_port()
-    cfg = settings(DeskConfig(name="ops", email=("ops@example.org",), ops_notices=True),
-                   DeskConfig(name="energy", email=("energy@example.org",)), smtp_port=port)
+    cfg = settings(desk_config("ops", email=("ops@example.org",), ops_notices=True),
+                   desk_config("energy", email=("energy@example.org",)), smtp_port=port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
     assert d.send_notice("feed Kursiv failing for 3 days").failed == 1
@@ -424,8 +427,8 @@ def test_operator_notices_go_to_desks_that_want_them_and_are_retried(store: Stor
 
 def test_alerts_group_a_minute_of_hits_and_are_not_repeated_in_the_digest(
         store: Store, mailbox: Mailbox) -> None:
-    desk = DeskConfig(name="energy", email=("energy@example.org",),
-                      alert_min_severity=Severity.HIGH)
+    desk = desk_config("energy", email=("energy@example.org",),
+                       alert_min_severity=Severity.HIGH)
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)
     d = deliverer(store, cfg, clock)
@@ -450,8 +453,8 @@ def test_alerts_group_a_minute_of_hits_and_are_not_repeated_in_the_digest(
 
 
 def test_quiet_hours_hold_alerts_for_the_digest(store: Store, mailbox: Mailbox) -> None:
-    desk = DeskConfig(name="energy", email=("energy@example.org",), timezone="Asia/Almaty",
-                      alert_min_severity=Severity.HIGH, quiet_hours=(time(22), time(7)))
+    desk = desk_config("energy", email=("energy@example.org",), timezone="Asia/Almaty",
+                       alert_min_severity=Severity.HIGH, quiet_hours=(time(22), time(7)))
     cfg = settings(desk, smtp_port=mailbox.port)
     night = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)  # 23:00 in Almaty
     clock = Clock(night)
@@ -470,8 +473,8 @@ def test_quiet_hours_hold_alerts_for_the_digest(store: Store, mailbox: Mailbox) 
 
 
 def test_alerts_only_for_hits_of_the_last_hour(store: Store, mailbox: Mailbox) -> None:
-    desk = DeskConfig(name="energy", email=("energy@example.org",),
-                      alert_min_severity=Severity.MEDIUM)
+    desk = desk_config("energy", email=("energy@example.org",),
+                       alert_min_severity=Severity.MEDIUM)
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0 + timedelta(hours=3))  # back after an outage
     d = deliverer(store, cfg, clock)
@@ -528,7 +531,7 @@ def test_cli_digest_preview_send_and_failure(tmp_path: Path, capsys: pytest.Capt
 
 
 def _settings(path: Path) -> Settings:
-    from monitor.settings import load_settings
+    from monitor.config import load_settings
 
     return load_settings(path)
 
@@ -627,9 +630,9 @@ def test_requeue_failed_touches_only_failed_deliveries(store: Store) -> None:
 def test_alert_channels_send_alerts_to_slack_and_the_digest_everywhere(
         store: Store, mailbox: Mailbox, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", hook.url("/services/T1/B2/X"))
-    desk = DeskConfig(name="energy", email=("energy@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"),
-                      alert_min_severity=Severity.HIGH, alert_channels=("slack",))
+    desk = desk_config("energy", email=("energy@example.org",),
+                       slack_webhook=Secret("env:NM_TEST_SLACK"),
+                       alert_min_severity=Severity.HIGH, alert_channels=("slack",))
     assert desk.channels == ("email", "slack") and desk.alerting_channels == ("slack",)
     cfg = settings(desk, smtp_port=mailbox.port)
     clock = Clock(T0)

@@ -20,9 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor import digest as D
+from monitor import highlight, stories
+from monitor.channels.slack import slack_escape, slack_messages
+from monitor.channels.templates import Renderer
+from monitor.channels.webhook import sign, verify, webhook_document
 from monitor.models import Evidence, Severity, StoredHit
-from monitor.notify.email import Renderer
-from monitor.notify.webhook import sign, verify
 from monitor.text import strip_control
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -129,7 +131,7 @@ _LEDE = ("The Caspian Pipeline Consortium said on Tuesday it had suspended oil l
 _BANK = ("The lender was accused of helping Russian companies move payments for goods "
          "subject to export controls through accounts in Bishkek.")
 
-#: Paired cases for each row of digest.THRESHOLDS and each veto: (why, a, b, same story?)
+#: Paired cases for each row of stories.THRESHOLDS and each veto: (why, a, b, same story?)
 CLUSTER_CASES = [
     ("title_overlap: an outlet suffix",
      H("Drone strike halts loadings at CPC terminal near Novorossiysk"),
@@ -206,8 +208,8 @@ CLUSTER_CASES = [
 @pytest.mark.parametrize(("why", "a", "b", "same"), CLUSTER_CASES,
                          ids=[c[0] for c in CLUSTER_CASES])
 def test_same_story_pairs(why: str, a: StoredHit, b: StoredHit, same: bool) -> None:
-    assert D.same_story(a, b) is same
-    assert D.same_story(b, a) is same
+    assert stories.same_story(a, b) is same
+    assert stories.same_story(b, a) is same
 
 
 def test_clusters_are_not_chained_through_a_vague_member() -> None:
@@ -215,7 +217,7 @@ def test_clusters_are_not_chained_through_a_vague_member() -> None:
     vague = H("Russia sets grain export quota for February-June, keeps durum wheat ban", hours=1)
     c = H("Russia sets grain export quota for February-June at 25.5 mln t, keeps durum wheat ban",
           hours=2)
-    groups = D.cluster([a, vague, c])
+    groups = stories.cluster([a, vague, c])
     assert not any({a.id, c.id} <= {h.id for h in g} for g in groups)
 
 
@@ -229,7 +231,7 @@ def test_the_dev_corpus_stays_two_hundred_stories() -> None:
                if line.strip()]
     hits = [hit(r["title"], r.get("summary") or "", feed=r.get("source") or "x", link=None)
             for r in records]
-    groups = D.cluster(hits)
+    groups = stories.cluster(hits)
     merged = [[h.title for h in g] for g in groups if len(g) > 1]
     assert merged == []
 
@@ -256,7 +258,7 @@ def test_matched_terms_are_marked_in_title_and_snippet() -> None:
 def test_marks_survive_control_characters_and_odd_spacing() -> None:
     title = "Storm\x07  halts\n\nCPC\u200b loadings"
     start = title.index("CPC")
-    spans = D.highlight(title, [(start, start + 3)])
+    spans = highlight.highlight(title, [(start, start + 3)])
     assert "".join(s.text for s in spans) == "Storm halts CPC\u200b loadings"
     assert [s.text for s in spans if s.mark] == ["CPC"]
 
@@ -287,7 +289,7 @@ def test_a_very_long_title_is_cut() -> None:
     (None, None),
 ])
 def test_safe_url(url: str | None, expected: str | None) -> None:
-    assert D.safe_url(url) == expected
+    assert highlight.safe_url(url) == expected
 
 
 def test_the_link_host_is_shown_in_ascii() -> None:
@@ -313,7 +315,7 @@ def _texts(message: dict) -> list[str]:
 def test_slack_message_shape() -> None:
     hits = [hit("Drone strike halts CPC loadings", "The consortium said so.", score=91.4,
                 link="https://reuters.example/a?x=1&y=2")]
-    [msg] = D.slack_messages(D.build_digest("energy", hits, TITLES, T0))
+    [msg] = slack_messages(D.build_digest("energy", hits, TITLES, T0))
     assert msg["unfurl_links"] is False and msg["unfurl_media"] is False
     types = [b["type"] for b in msg["blocks"]]
     assert types == ["header", "context", "section", "section"]
@@ -330,7 +332,7 @@ def test_a_big_digest_is_split_within_slack_limits_keeping_every_hit_in_order() 
             for rule in ("cpc-disruption", "btc-diversion", "eaeu-grain-ban")
             for i in range(120)]
     digest = D.build_digest("energy", hits, TITLES, T0)
-    messages = D.slack_messages(digest)
+    messages = slack_messages(digest)
     assert len(messages) > 1
     for n, msg in enumerate(messages, start=1):
         assert len(msg["blocks"]) <= 50
@@ -351,7 +353,7 @@ def test_a_story_with_many_outlets_is_split_into_lines_within_limits() -> None:
             for i in range(40)]
     digest = D.build_digest("energy", hits, TITLES, T0)
     assert len(digest.sections[0].stories) == 1
-    messages = D.slack_messages(digest)
+    messages = slack_messages(digest)
     texts = [t for msg in messages for t in _texts(msg)]
     assert all(len(t) <= 3000 for t in texts)
     assert sum(len(_LINK.findall(t)) for t in texts) == 40
@@ -362,7 +364,7 @@ def test_feed_text_cannot_mention_or_disguise_a_link_in_slack() -> None:
             "<https://evil.example|https://bank.example> & @everyone")
     hits = [hit(evil, evil, feed=evil, link="https://news.example/x>|<!channel>")]
     for kind in ("digest", "alert"):
-        for msg in D.slack_messages(D.build_digest(evil, hits, {"cpc-disruption": evil}, T0,
+        for msg in slack_messages(D.build_digest(evil, hits, {"cpc-disruption": evil}, T0,
                                                    kind=kind)):
             for text in _texts(msg):
                 assert "<!" not in text and "<@" not in text and "<#" not in text
@@ -376,7 +378,7 @@ def test_feed_text_cannot_mention_or_disguise_a_link_in_slack() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text())
 def test_slack_escape_holds_for_any_text(text: str) -> None:
-    out = D.slack_escape(text)
+    out = slack_escape(text)
     assert "<" not in out and ">" not in out
     assert re.sub(r"&(?!amp;|lt;|gt;)", "", out) == out  # every & starts an entity
     unescaped = out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -397,7 +399,7 @@ def test_slack_blocks_hold_for_any_feed_text(title: str, summary: str, outlet: s
                                              link: str) -> None:
     hits = [hit(title, summary, feed=outlet, link=link),
             hit(title + " - x", summary, feed=outlet, link="https://ok.example/" + link)]
-    for msg in D.slack_messages(D.build_digest("desk", hits, {"cpc-disruption": title}, T0)):
+    for msg in slack_messages(D.build_digest("desk", hits, {"cpc-disruption": title}, T0)):
         for text in _texts(msg):
             assert "<!" not in text and "<@" not in text
             assert text.count("<") == text.count(">") == len(_LINK.findall(text))
@@ -462,7 +464,7 @@ def test_webhook_document_carries_every_hit() -> None:
     hits = [hit(title, evidence=(Evidence("title", "CPC", "CPC", 36, 39, 100.0),)),
             hit(title + " - Interfax", feed="Interfax"),
             hit("Kazakh crude diverted to BTC", rule="btc-diversion", severity=Severity.MEDIUM)]
-    doc = D.webhook_document(D.build_digest("energy", hits, TITLES, T0), delivery_id=42)
+    doc = webhook_document(D.build_digest("energy", hits, TITLES, T0), delivery_id=42)
     json.dumps(doc)  # serialisable as is
     assert {k: doc[k] for k in ("version", "delivery", "kind", "desk", "total", "counts")} == {
         "version": 1, "delivery": 42, "kind": "digest", "desk": "energy", "total": 3,
@@ -494,10 +496,11 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
 # -- the module stays pure -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["monitor.digest", "monitor.notify.slack",
-                                    "monitor.notify.webhook"])
+@pytest.mark.parametrize("module", ["monitor.digest", "monitor.stories", "monitor.highlight",
+                                    "monitor.channels.slack", "monitor.channels.webhook"])
 def test_importing_loads_no_heavy_library(module: str) -> None:
-    """digest is pure; Slack and webhook channels need neither Jinja2 nor the database."""
+    """digest and stories are pure; Slack and webhook channels need neither Jinja2 nor
+    the database."""
     code = (f"import sys, {module}; "
             "print(','.join(m for m in ('sqlalchemy', 'aiohttp', 'feedparser', 'jinja2', "
             "'httpx') if m in sys.modules))")

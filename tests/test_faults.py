@@ -16,7 +16,7 @@ from feedserver import Feed, FeedServer
 from procenv import cli_env
 from test_poll import feed_doc
 
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 FEEDS, ENTRIES = 24, 20
 

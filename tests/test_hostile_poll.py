@@ -28,7 +28,7 @@ from feedserver import (
 from procenv import cli_env
 from test_poll import feed_doc
 
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SECRET = "NM-SECRET-CANARY-31337"

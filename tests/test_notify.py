@@ -30,13 +30,14 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from test_digest import T0, TITLES, hit
 
 from monitor import digest as D
+from monitor.channels import Envelope, build_notifiers
+from monitor.channels.email import EmailNotifier, EmailOptions, SmtpConfig
+from monitor.channels.slack import SlackNotifier, SlackOptions, slack_messages
+from monitor.channels.templates import Renderer
+from monitor.channels.webhook import WebhookNotifier, WebhookOptions, verify, webhook_document
 from monitor.errors import NotifyError
 from monitor.models import Evidence
-from monitor.notify import Envelope, build_notifiers
-from monitor.notify.email import EmailNotifier, Renderer
-from monitor.notify.slack import SlackNotifier
-from monitor.notify.webhook import WebhookNotifier, verify
-from monitor.settings import DeskConfig, Secret, Settings, SmtpConfig
+from monitor.settings import DeskConfig, Secret, Settings
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)
 
@@ -124,6 +125,20 @@ class Mailbox:
 def mailbox() -> Iterator[Mailbox]:
     with Mailbox() as box:
         yield box
+
+
+def desk_config(name: str, *, email: tuple[str, ...] = (), slack_webhook: Secret | None = None,
+                webhook_url: str | None = None, webhook_secret: Secret | None = None,
+                **kw: Any) -> DeskConfig:
+    """A desk with the channels its keys would give it, as the configuration reads them."""
+    options: dict[str, object] = {}
+    if email:
+        options["email"] = EmailOptions(email)
+    if slack_webhook is not None:
+        options["slack"] = SlackOptions(slack_webhook)
+    if webhook_url:
+        options["webhook"] = WebhookOptions(webhook_url, webhook_secret)
+    return DeskConfig(name=name, channel_options=options, **kw)
 
 
 def smtp(port: int, **kw: Any) -> SmtpConfig:
@@ -394,7 +409,7 @@ def test_slack_posts_block_kit(hook: Hook, slack_secret: Secret) -> None:
     [req] = hook.requests
     assert req.path == "/services/T0001/B0002/S3CR3TTOKEN"
     assert req.headers["content-type"].startswith("application/json")
-    assert req.json() == D.slack_messages(digest)[0]
+    assert req.json() == slack_messages(digest)[0]
 
 
 @pytest.mark.parametrize(("reply", "permanent", "retry_after"), [
@@ -422,7 +437,7 @@ def test_slack_resumes_a_split_message_where_it_failed(hook: Hook, slack_secret:
     hits = [hit(f"Story {i} about pipeline number {i}", "Summary text " * 40, hours=i,
                 link=f"https://news.example/{i}?" + "q" * 300) for i in range(150)]
     digest = D.build_digest("energy", hits, TITLES, T0)
-    expected = D.slack_messages(digest)
+    expected = slack_messages(digest)
     assert len(expected) >= 3
     hook.replies.extend([Reply(), Reply(429, "rate_limited", {"Retry-After": "1"})])
     progress: list[int] = []
@@ -472,7 +487,7 @@ def test_webhook_is_signed_json(hook: Hook, monkeypatch: pytest.MonkeyPatch) -> 
     assert req.headers["x-news-monitor-timestamp"] == "1767322800"
     assert verify("s3cret", req.headers["x-news-monitor-timestamp"], req.body,
                   req.headers["x-news-monitor-signature"], now=1767322801)
-    assert req.json() == D.webhook_document(digest, delivery_id=7)
+    assert req.json() == webhook_document(digest, delivery_id=7)
 
 
 def test_webhook_failures(hook: Hook) -> None:
@@ -492,10 +507,10 @@ def test_webhook_failures(hook: Hook) -> None:
 
 def test_registry_builds_the_channels_a_desk_has(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SLACK", "http://127.0.0.1:9/x")
-    desk = DeskConfig(name="energy", email=("a@example.org",),
-                      slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url="http://127.0.0.1:9/")
+    desk = desk_config("energy", email=("a@example.org",),
+                       slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url="http://127.0.0.1:9/")
     settings = Settings(source="<test>", storage_url="sqlite://", rules_dir=Path("."),
-                        smtp=smtp(25), desks=(desk,))
+                        channel_tables={"smtp": smtp(25)}, desks=(desk,))
     built = build_notifiers(desk, settings)
     assert {k: type(v).__name__ for k, v in built.items()} == {
         "email": "EmailNotifier", "slack": "SlackNotifier", "webhook": "WebhookNotifier"}

@@ -11,7 +11,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 from monitor.store import Store
 
 HOSTILE = "CPC halt \x1b[2J\x1b[31mRED\x1b]0;owned\x07 \x9b31m\r\rfake line\x00\x08"

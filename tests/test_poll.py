@@ -12,7 +12,7 @@ import pytest
 from feedserver import Feed, FeedServer, Status
 from procenv import cli_env
 
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from test_rules_validation import BAD, EXPECTED
 from test_settings import MISTAKES
 
 from monitor.daemon import Daemon
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 GOOD_CONFIG = '[storage]\nurl = "sqlite:///monitor.db"\n[rules]\ndir = "rules"\n'
 

@@ -19,7 +19,7 @@ from feedserver import Feed, FeedServer
 from procenv import cli_env
 from test_poll import feed_doc
 
-from monitor.settings import shipped_rules_dir
+from monitor.rules import shipped_rules_dir
 
 FEEDS = 300
 INTERVAL = 3.0
@@ -155,9 +155,9 @@ def test_a_long_cycle_keeps_its_queued_feeds(store_url: str, tmp_path: Path,
                                              feed_server: FeedServer) -> None:
     """Feeds waiting behind the concurrency bound for longer than a lease stay
     leased to the cycle that claimed them: another instance never takes them."""
+    from monitor.config import load_settings
     from monitor.pipeline import Poller
     from monitor.rules import load_rules
-    from monitor.settings import load_settings
     from monitor.store import Store
 
     for i in range(4):

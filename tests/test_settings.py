@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from monitor.channels import SPECS
+from monitor.channels.email import SmtpConfig
+from monitor.channels.slack import SlackOptions
+from monitor.channels.webhook import WebhookOptions
+from monitor.config import load_settings, parse_settings
 from monitor.errors import ConfigError
 from monitor.models import Severity
 from monitor.settings import (
     DEFAULT_FEEDS,
+    DESK_KEYS,
     default_settings,
     format_duration,
-    load_settings,
     parse_cron,
     parse_duration,
-    parse_settings,
+    secret,
 )
 
 GOOD = """\
@@ -72,8 +79,9 @@ def test_parses_every_section(base: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert s.feeds[0].url == "https://example.org/rss" and s.feeds[0].name == "Example"
     assert s.feeds[1].url == str(base / "feeds" / "local.xml")
     assert s.feed_interval(s.feeds[1]) == 5400 and s.feed_interval(s.feeds[0]) == 600
-    assert s.smtp is not None and s.smtp.port == 2525 and s.smtp.security == "starttls"
-    assert s.smtp.password is not None and s.smtp.password.reveal() == "hunter2"
+    smtp = s.channel_tables["smtp"]
+    assert isinstance(smtp, SmtpConfig) and smtp.port == 2525 and smtp.security == "starttls"
+    assert smtp.password is not None and smtp.password.reveal() == "hunter2"
     desk = s.desks[0]
     assert desk.alert_min_severity is Severity.HIGH
     assert desk.wants("cpc-disruption") and not desk.wants("eaeu-grain-ban")
@@ -84,7 +92,7 @@ def test_parses_every_section(base: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_secret_never_shows_its_value(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "hunter2")
     s = parse_settings(GOOD, "monitor.toml", base=base)
-    assert "hunter2" not in repr(s) and "hunter2" not in str(s.smtp)
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.channel_tables["smtp"])
 
 
 def test_embedded_default_works_without_a_file(tmp_path: Path,
@@ -225,3 +233,45 @@ def test_all_problems_are_reported_at_once(base: Path) -> None:
     with pytest.raises(ConfigError) as err:
         parse_settings(text, "bad.toml", base=base)
     assert [p.line for p in err.value.problems] == [2, 3, 5]
+
+
+# -- the channels' keys --------------------------------------------------------
+
+
+def test_each_key_is_declared_once_and_channels_are_named_once() -> None:
+    names = [s.name for s in SPECS]
+    assert len(names) == len(set(names))
+    desk_keys = [k.name for k in DESK_KEYS] + [k.name for s in SPECS for k in s.desk_keys]
+    assert len(desk_keys) == len(set(desk_keys))
+    assert all(k.secret for s in SPECS for k in s.desk_keys if k.parse is secret)
+
+
+def test_a_channel_key_is_read_by_its_channel(base: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    monkeypatch.setenv("NM_TEST_SLACK", "https://hooks.example/x")
+    s = parse_settings('[[desks]]\nname = "energy"\nslack_webhook = "env:NM_TEST_SLACK"\n'
+                       'webhook_url = "https://hooks.example/y"\n', "monitor.toml", base=base)
+    desk = s.desks[0]
+    assert desk.channels == ("slack", "webhook")  # the registry's order
+    assert isinstance(desk.channel_options["slack"], SlackOptions)
+    assert desk.channel_options["webhook"] == WebhookOptions("https://hooks.example/y")
+
+
+def _loaded(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print(*sys.modules)"],
+                         capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    return set(out.stdout.split())
+
+
+def test_the_channel_modules_import_nothing_heavy() -> None:
+    """The configuration imports them, and a poll loads the configuration."""
+    loaded = _loaded("import monitor.channels")
+    heavy = {"jinja2", "smtplib", "ssl", "urllib.request", "json", "hmac", "email.message",
+             "monitor.digest", "monitor.stories", "rapidfuzz", "sqlalchemy", "aiohttp"}
+    assert loaded & heavy == set()
+
+
+def test_a_configuration_of_feeds_alone_loads_no_channel() -> None:
+    loaded = _loaded("import monitor.config; monitor.config.load_settings('examples/monitor.toml')")
+    assert not any(m.startswith("monitor.channels") for m in loaded)

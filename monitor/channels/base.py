@@ -1,4 +1,5 @@
-"""What every channel has in common: the :class:`Notifier` protocol and a small HTTP POST.
+"""What every channel has in common: its :class:`ChannelSpec`, the :class:`Notifier`
+protocol, and a small HTTP POST.
 
 A notifier sends one :class:`~monitor.digest.Digest` and returns only when the
 channel confirmed it (SMTP 250, HTTP 2xx); otherwise it raises
@@ -11,18 +12,17 @@ their host at most.
 HTTP is the standard library's ``urllib.request``: a few synchronous POSTs per
 digest need no client library. Redirects are not followed (a POST that is
 redirected is a misconfigured URL, and following it could hand the body and
-its signature to another host).
+its signature to another host). ``urllib`` is imported on the first POST: a
+channel module is imported with the configuration, which a poll loads too.
 """
 
 from __future__ import annotations
 
-import socket
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from monitor import __version__
@@ -30,7 +30,10 @@ from monitor.errors import NotifyError
 from monitor.text import parse_retry_after, strip_control, truncate
 
 if TYPE_CHECKING:
+    import urllib.request
+
     from monitor.digest import Digest
+    from monitor.settings import DeskConfig, Key, Settings, Table
 
 USER_AGENT = f"news-monitor/{__version__}"
 
@@ -61,6 +64,39 @@ class Notifier(Protocol):
         ...
 
 
+#: Builds a desk's notifier: ``(desk, settings, options) -> Notifier``; ``options``
+#: are the Deliverer's (``timeout``, ``slack_pause``, ``ssl_context``...): each
+#: channel reads the ones it knows.
+NotifierFactory = Callable[["DeskConfig", "Settings", Mapping[str, Any]], Notifier]
+
+
+def _no_checks(options: object, table: object | None) -> Iterable[tuple[str, str]]:
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """A channel, declared: what the configuration reader and the Deliverer need.
+
+    ``desk_keys`` are the channel's keys in ``[[desks]]``
+    (:class:`monitor.settings.Key`); ``desk_options`` turns the ones a desk
+    gives into the channel's frozen options (None: the desk does not use the
+    channel); ``table`` is a top-level table of its own (``[smtp]``), if any;
+    ``cross_check(options, table value or None)`` yields (desk key, message)
+    problems; ``notifier`` builds the desk's :class:`Notifier`.
+    """
+
+    name: str
+    desk_keys: tuple[Key, ...]
+    desk_options: Callable[[Mapping[str, Any]], object | None]
+    notifier: NotifierFactory
+    table: Table | None = None
+    cross_check: Callable[[object, object | None], Iterable[tuple[str, str]]] = _no_checks
+
+    def check(self, options: object, table: object | None) -> Iterable[tuple[str, str]]:
+        return self.cross_check(options, table)
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
@@ -68,18 +104,24 @@ class Response:
     headers: Mapping[str, str]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # the 3xx surfaces as an HTTPError, classified below
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    import urllib.request
 
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None  # the 3xx surfaces as an HTTPError, classified below
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+    return urllib.request.build_opener(NoRedirect)
 
 
 def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
          timeout: float) -> Response:
     """POST ``body``; return the response, whatever its status. Raises NotifyError
     (transient) when no response came: refused, timed out, TLS or DNS failure."""
+    import urllib.error
+    import urllib.request
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # The URL itself may be the secret: say what is wrong, not what it is.
@@ -87,7 +129,7 @@ def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "User-Agent": USER_AGENT, **headers})
     try:
-        with _OPENER.open(request, timeout=timeout) as resp:
+        with _opener().open(request, timeout=timeout) as resp:
             return Response(resp.status, _text(resp.read(4096)), dict(resp.headers.items()))
     except urllib.error.HTTPError as e:
         with e:
@@ -103,6 +145,8 @@ def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
 
 
 def _reason(reason: object) -> str:
+    import socket
+
     if isinstance(reason, TimeoutError):
         return "timed out"
     if isinstance(reason, socket.gaierror):

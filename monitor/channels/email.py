@@ -1,11 +1,8 @@
-"""Email: multipart text + HTML from Jinja2 templates, sent over SMTP.
+"""Email: multipart text + HTML from the Jinja2 templates, sent over SMTP.
 
-Templates: ``digest.txt``, ``digest.html``, ``alert.txt``, ``alert.html`` ship
-in ``monitor/templates``; a file of the same name in the configured
-``[templates] dir`` overrides one. HTML templates are autoescaped, so feed
-text can only ever be text; links are http(s) only (:func:`monitor.digest.safe_url`);
-there are no images and no scripts. An override that fails to render is
-logged and the shipped template is used instead: a typo must not stop mail.
+Configuration: a desk's ``email`` (its recipients) and the top-level
+``[smtp]`` table (:data:`SMTP`), which a desk with email needs. The body is
+:class:`monitor.channels.templates.Renderer`'s text and HTML.
 
 SMTP: ``security = "none"`` (plain), ``"starttls"`` (upgrade, certificate
 verified) or ``"tls"`` (implicit TLS, usually port 465); AUTH when a username
@@ -18,73 +15,88 @@ Errors: 4xx replies, refused connections, timeouts, TLS failures and
 disconnections are transient; a 5xx reply is permanent (a recipient that does
 not exist will not exist on the next try either). When only some recipients
 are refused the message went out: it counts as sent, and the refusals are logged.
+
+``smtplib``, ``ssl`` and Jinja2 are imported when a message is composed or
+sent: the configuration imports this module, and a poll needs none of them.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
-import ssl
-from collections.abc import Mapping, Sequence
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
-from pathlib import Path
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import jinja2
-
+from monitor.channels.base import ChannelSpec, Envelope
 from monitor.errors import ConfigError, NotifyError
-from monitor.notify.base import Envelope
+from monitor.settings import Key, Secret, Table, duration, integer, one_of, secret, str_list, text
 
 if TYPE_CHECKING:
+    import ssl
+    from email.message import EmailMessage
+
+    from monitor.channels.templates import Renderer
     from monitor.digest import Digest
-    from monitor.settings import DeskConfig, Settings, SmtpConfig
+    from monitor.settings import DeskConfig, Settings
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """The ``[smtp]`` table."""
+
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"
+    sender: str = "News Monitor <news-monitor@localhost>"
+    username: str = ""
+    password: Secret | None = None
+    timeout: float = 30.0
 
 
-def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=loader,
-        # Everything but .txt is escaped, whatever an operator names a template.
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm"),
-                                            disabled_extensions=("txt",), default=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+@dataclass(frozen=True, slots=True)
+class EmailOptions:
+    """A desk's email: its recipients."""
+
+    recipients: tuple[str, ...]
 
 
-class Renderer:
-    """A digest as text and as HTML, from the shipped or the operator's templates."""
+SMTP = Table("smtp", (
+    Key("host", text("a host name")),
+    Key("port", integer(65535)),
+    Key("security", one_of("none", "starttls", "tls"), "none, starttls or tls (port 465)"),
+    Key("sender", text("an address"), "the From: header"),
+    Key("username", text(), "AUTH when set"),
+    Key("password", secret, "env:NAME or file:PATH", secret=True),
+    Key("timeout", duration),
+), SmtpConfig)
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
-        shipped = jinja2.FileSystemLoader(TEMPLATES)
-        self._shipped = _environment(shipped)
-        self._custom = None if templates_dir is None else _environment(
-            jinja2.ChoiceLoader([jinja2.FileSystemLoader(templates_dir), shipped]))
-        self._reported: set[str] = set()
 
-    def text(self, digest: Digest) -> str:
-        return self._render(digest, "txt")
+def _address(addr: str) -> str | None:
+    if re.match(r"^[^@\s<>]+@[^@\s<>]+$", addr):
+        return None
+    return f"{addr!r} is not an email address"
 
-    def html(self, digest: Digest) -> str:
-        return self._render(digest, "html")
 
-    def _render(self, digest: Digest, ext: str) -> str:
-        name = f"{'alert' if digest.kind == 'alert' else 'digest'}.{ext}"
-        if self._custom is not None:
-            try:
-                return self._custom.get_template(name).render(digest=digest)
-            except jinja2.TemplateError as e:
-                if name not in self._reported:  # once per template, not per message
-                    self._reported.add(name)
-                    log.error("template %s: %s: %s; using the shipped one", name,
-                              type(e).__name__, e)
-        return self._shipped.get_template(name).render(digest=digest)
+DESK_KEYS = (Key("email", str_list(_address), "the desk's recipients", field="recipients"),)
+
+
+def _options(values: Mapping[str, Any]) -> EmailOptions | None:
+    return EmailOptions(**values) if values.get("recipients") else None
+
+
+def _needs_smtp(options: object, smtp: object | None) -> Iterable[tuple[str, str]]:
+    if smtp is None:
+        yield "email", "a desk with email needs an [smtp] table"
+
+
+def smtp_config(settings: Settings) -> SmtpConfig | None:
+    """The ``[smtp]`` table of ``settings``, if it has one."""
+    smtp = settings.channel_tables.get(SMTP.name)
+    assert smtp is None or isinstance(smtp, SmtpConfig)
+    return smtp
 
 
 class EmailNotifier:
@@ -93,20 +105,29 @@ class EmailNotifier:
     def __init__(self, smtp: SmtpConfig, recipients: Sequence[str], *,
                  renderer: Renderer | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
+        from monitor.channels.templates import renderer as shipped
+
         self.smtp = smtp
         self.recipients = tuple(recipients)
-        self.renderer = renderer or Renderer()
+        self.renderer = renderer or shipped(None)
         self.ssl_context = ssl_context
 
     @classmethod
     def for_desk(cls, desk: DeskConfig, settings: Settings, options: Mapping[str, Any]
                  ) -> EmailNotifier:
-        assert settings.smtp is not None  # the configuration requires [smtp] for email
-        return cls(settings.smtp, desk.email,
-                   renderer=options.get("renderer") or Renderer(settings.templates_dir),
+        from monitor.channels.templates import renderer
+
+        mine = desk.channel_options[cls.channel]
+        smtp = smtp_config(settings)
+        assert isinstance(mine, EmailOptions)
+        assert smtp is not None  # the configuration requires [smtp] for email
+        return cls(smtp, mine.recipients, renderer=renderer(settings.templates_dir),
                    ssl_context=options.get("ssl_context"))
 
     def compose(self, digest: Digest, envelope: Envelope) -> EmailMessage:
+        from email.message import EmailMessage
+        from email.utils import format_datetime, parseaddr
+
         domain = parseaddr(self.smtp.sender)[1].rpartition("@")[2] or "localhost"
         msg = EmailMessage()
         msg["From"] = self.smtp.sender
@@ -128,6 +149,9 @@ class EmailNotifier:
 
     def submit(self, msg: EmailMessage) -> None:
         """Hand one message to the SMTP server; return once it answered 250."""
+        import smtplib
+        import ssl
+
         cfg = self.smtp
         where = f"{cfg.host}:{cfg.port}"
         context = self.ssl_context or ssl.create_default_context()
@@ -173,6 +197,9 @@ def _reply(text: bytes | str) -> str:
 
 def _error(e: BaseException, where: str) -> NotifyError:
     """An SMTP failure as a NotifyError: 5xx permanent, anything else transient."""
+    import smtplib
+    import ssl
+
     if isinstance(e, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in e.recipients.values()]
         detail = "; ".join(f"{addr} {code} {_reply(text)}"
@@ -198,3 +225,7 @@ def _error(e: BaseException, where: str) -> NotifyError:
     if isinstance(e, OSError):
         return NotifyError("email", f"{where}: {(e.strerror or type(e).__name__).lower()}")
     return NotifyError("email", f"{where}: {type(e).__name__}: {_reply(str(e))}")
+
+
+SPEC = ChannelSpec("email", DESK_KEYS, _options, EmailNotifier.for_desk, table=SMTP,
+                   cross_check=_needs_smtp)
