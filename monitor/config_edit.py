@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from monitor.config import parse_settings
 from monitor.errors import ConfigError, Problem
-from monitor.settings import CONFIG_ENV, Settings, parse_duration, parse_settings
+from monitor.settings import CONFIG_ENV, Settings, parse_duration
 
 
 def target_path(explicit: str | None, settings: Settings) -> Path:

@@ -388,32 +388,3 @@ class Deliverer:
             log.error("desk %s: channels not set up: %s", d.name, e)
             return {}
 
-
-# -- for status ----------------------------------------------------------------------
-
-
-def pending_pairs(settings: Settings, store: Store) -> int:
-    """Hit x channel pairs not yet delivered, over every desk (``status``'s
-    ``pending_deliveries``): unclaimed hits, and hits held by unsent deliveries."""
-    first_seen = store.register_desks(d.name for d in settings.desks)
-    return sum(store.count_pending(d.name, channel, rule_ids=_rule_ids(d),
-                                   since=first_seen[d.name])
-               for d in settings.desks for channel in d.channels)
-
-
-def delivery_status(settings: Settings, store: Store, *, limit: int = 20) -> dict[str, Any]:
-    """What ``status`` shows about deliveries: pending pairs, retries under way, failures."""
-    retrying = [d for d in store.list_deliveries(states=["pending"], limit=limit)
-                if d.attempts > 0]
-    return {"pending_deliveries": pending_pairs(settings, store),
-            "retrying": [delivery_row(d) for d in retrying],
-            "failed": [delivery_row(d)
-                       for d in store.list_deliveries(states=["failed"], limit=limit)]}
-
-
-def delivery_row(d: Delivery) -> dict[str, Any]:
-    """One delivery as JSON (``status``, ``deliveries list``)."""
-    return {"id": d.id, "desk": d.desk, "channel": d.channel, "kind": d.kind,
-            "state": d.state, "attempts": d.attempts, "created_at": isoformat_z(d.created_at),
-            "next_attempt": isoformat_z(d.next_attempt), "sent_at": isoformat_z(d.sent_at),
-            "last_error": d.last_error}

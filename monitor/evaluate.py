@@ -1,8 +1,11 @@
-"""Rule quality against a labelled corpus: precision, recall and F1 per rule and language.
+"""Rule quality: against a labelled corpus (precision, recall and F1 per rule and
+language), and against the stored items (a backtest).
 
 This module owns how rules are scored against labelled items (the format of
 ``../shared/corpus/dev.jsonl``: ``id``, ``title``, ``summary``, ``lang``,
-``labels``) and the text report of it. Pure: the caller reads the file.
+``labels``) and the text report of it, and what a rule, edited or deployed,
+would catch among stored items next to what the deployed rule did catch
+(:func:`backtest`). Pure: the caller reads the file or the store.
 
 A rule with no hit on a slice of the corpus has precision 1.0 there (it raised
 no false alarm), and a slice with no item of the rule's topic has recall 1.0;
@@ -13,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from monitor.match import Matcher
-from monitor.models import Evidence
+from monitor.models import Evidence, Match
 
-__all__ = ["Counts", "Miss", "Report", "RuleReport", "evaluate", "format_report"]
+__all__ = ["Backtest", "Caught", "Counts", "Miss", "Report", "RuleReport", "backtest",
+           "evaluate", "format_report"]
 
 
 @dataclass(slots=True)
@@ -174,3 +180,55 @@ def format_report(report: Report) -> str:
             f"{report.macro_precision:5.3f} {report.macro_recall:5.3f} {report.macro_f1:5.3f}"
     lines.append(macro)
     return "\n".join(lines)
+
+
+# -- backtest ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caught:
+    """A stored item the rule under test matches."""
+
+    guid: str
+    feed: str
+    title: str
+    published: datetime
+    match: Match
+    new: bool  # the deployed rule has no hit on it
+
+    @property
+    def terms(self) -> list[str]:
+        """The distinct texts its evidence matched, sorted."""
+        return sorted({e.text for e in self.match.evidence})
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """The outcome of :func:`backtest`. Items are keyed by (guid, feed URL)."""
+
+    scanned: int
+    caught: tuple[Caught, ...]  # newest first
+    new: frozenset[tuple[str, str]]  # caught, and not by the deployed rule
+    lost: frozenset[tuple[str, str]]  # caught by the deployed rule, and not by this one
+
+
+def backtest(matcher: Matcher, items: Iterable[Mapping[str, Any]],
+             deployed: Iterable[tuple[str, str]]) -> Backtest:
+    """Match stored items (records of ``guid``, ``feed``, ``title``, ``summary``
+    and ``published``, as :meth:`monitor.store.Store.iter_items` gives them)
+    with the rule of ``matcher``, and compare with the (guid, feed) of the
+    deployed rule's stored hits on the same items."""
+    stored = frozenset(deployed)
+    found: list[tuple[Mapping[str, Any], Match]] = []
+    scanned = 0
+    for rec in items:
+        scanned += 1
+        got = matcher.match(rec["title"], rec["summary"])
+        if got:
+            found.append((rec, got[0]))
+    keys = frozenset((rec["guid"], rec["feed"]) for rec, _ in found)
+    new = keys - stored
+    caught = tuple(Caught(rec["guid"], rec["feed"], rec["title"], rec["published"], m,
+                          (rec["guid"], rec["feed"]) in new)
+                   for rec, m in sorted(found, key=lambda c: c[0]["published"], reverse=True))
+    return Backtest(scanned, caught, new, stored - keys)

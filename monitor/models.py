@@ -213,7 +213,7 @@ class Delivery:
 
     id: int
     desk: str
-    channel: str  # email, slack, webhook
+    channel: str  # a registered channel name (monitor.channels.SPECS)
     kind: str  # digest, alert, notice
     state: str  # pending, sent, failed (permanently)
     created_at: datetime

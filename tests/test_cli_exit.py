@@ -1,5 +1,5 @@
 """How the ``news-monitor`` process ends: it skips the interpreter's teardown
-(``cli.entry``), so these check, on real processes, that its output and exit
+(``monitor.cli.fastexit``), so these check, on real processes, that its output and exit
 status are still whole, and that a reader going away or a full disk are said
 plainly."""
 

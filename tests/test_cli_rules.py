@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
-from monitor.rules import shipped_rules_dir
+from monitor.evaluate import backtest
+from monitor.match import Matcher
+from monitor.rules import RuleSet, load_rules, shipped_rules_dir
 
 ITEMS = [
     {"id": "a", "title": "CPC halts loadings at Novorossiysk after a storm damages a mooring",
@@ -103,6 +106,21 @@ def test_backtest_shows_what_an_edited_rule_would_catch(config: Path,
     out = capsys.readouterr().out
     assert "1 of 4 stored items would match" in out
     assert "1 caught by it that this version would drop" in out
+
+
+def test_backtest_compares_a_rule_with_its_deployed_hits() -> None:
+    rule = load_rules(shipped_rules_dir()).get("cpc-disruption")
+    assert rule is not None
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    items = [{"guid": i["id"], "feed": "f", "title": i["title"], "summary": i["summary"],
+              "published": t0 + timedelta(hours=n)} for n, i in enumerate(ITEMS)]
+    # The deployed rule caught a and d; this one catches a and c.
+    result = backtest(Matcher(RuleSet((rule,))), items, [("a", "f"), ("d", "f")])
+    assert result.scanned == 4
+    assert [(c.guid, c.new) for c in result.caught] == [("c", True), ("a", False)]  # newest first
+    assert (result.new, result.lost) == ({("c", "f")}, {("d", "f")})
+    terms = result.caught[1].terms
+    assert terms == sorted(set(terms)) and "CPC" in terms
 
 
 def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,15 +22,14 @@ from monitor.deliver import (
     LEASE,
     Deliverer,
     backoff,
-    delivery_status,
     in_quiet_hours,
-    pending_pairs,
     quiet_hours_ended,
 )
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
 from monitor.rules import shipped_rules_dir
 from monitor.settings import DeskConfig, Secret, Settings
+from monitor.status import delivery_status, pending_pairs
 from monitor.store import Store
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday

@@ -5,7 +5,6 @@ needs it first."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from procenv import cli_env
 
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
@@ -125,7 +125,7 @@ def _hits_command(config: Path, *args: str) -> tuple[list[str], bool]:
     imported SQLAlchemy."""
     code = ("import sys; from monitor.cli import main; status = main(sys.argv[1:]); "
             "print('sqlalchemy' in sys.modules, file=sys.stderr); sys.exit(status)")
-    env = {**os.environ, "NM_HOOK": "https://hooks.example.org/x"}
+    env = {**cli_env(), "NM_HOOK": "https://hooks.example.org/x"}
     r = subprocess.run([sys.executable, "-c", code, "--config", str(config), "hits", *args],
                        capture_output=True, text=True, timeout=60, check=True, env=env)
     return r.stdout.splitlines(), r.stderr.strip().splitlines()[-1] == "True"

@@ -117,7 +117,7 @@ deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("desk", sa.Text, nullable=False),
-    sa.Column("channel", sa.Text, nullable=False),  # email, slack, webhook
+    sa.Column("channel", sa.Text, nullable=False),  # a registered channel name
     sa.Column("kind", sa.Text, nullable=False),  # digest, alert, notice
     sa.Column("state", sa.Text, nullable=False),  # pending, sent, failed
     sa.Column("created_at", UTCDateTime, nullable=False),

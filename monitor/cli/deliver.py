@@ -1,7 +1,6 @@
-"""The ``digest``, ``silence`` and ``deliveries`` commands (registered by :func:`add_commands`).
-
-Wiring only, like :mod:`monitor.cli`: build the settings, rules and store,
-hand them to :class:`monitor.deliver.Deliverer` or the store, print the outcome.
+"""The ``digest``, ``silence`` and ``deliveries`` commands: build the settings,
+rules and store, hand them to :class:`monitor.deliver.Deliverer` or the store,
+print the outcome.
 
     news-monitor digest [--desk NAME] [--preview [--html FILE]]
     news-monitor silence add RULE [--desk NAME] --for 2d --reason TEXT
@@ -16,44 +15,47 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from monitor import cli
+from monitor.cli import common
 from monitor.errors import MonitorError
 from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
     from monitor.deliver import Deliverer, DeliveryReport
+    from monitor.digest import Digest
     from monitor.settings import Settings
 
 
 def _owner() -> str:
+    """Who claims the deliveries this command sends (its leases name it)."""
+    import socket
+
     return f"{socket.gethostname()}:{os.getpid()}:cli"
 
 
 def _desk_or_fail(settings: Settings, name: str | None) -> None:
     if name is not None and settings.desk(name) is None:
         known = ", ".join(d.name for d in settings.desks) or "none configured"
-        raise cli._fail(f"no desk {name!r} (desks: {known})")
+        raise common.fail(f"no desk {name!r} (desks: {known})")
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from monitor.deliver import Deliverer
 
-    settings = cli._settings(args)
-    cli._setup_logging(args, settings)
-    rules = cli._rules(settings)
+    settings = common.settings(args)
+    common.setup_logging(args, settings)
+    rules = common.rules(settings)
     _desk_or_fail(settings, args.desk)
     if args.html and not args.preview:
-        raise cli._fail("--html goes with --preview")
+        raise common.fail("--html goes with --preview")
     if not settings.desks:
         print("no desks configured: add a [[desks]] table to the configuration")
         return 0
-    store = cli._store(settings)
+    store = common.store(settings)
     try:
         deliverer = Deliverer(settings, store, rules, owner=_owner())
         if args.preview:
@@ -61,7 +63,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         # What an earlier run left pending goes first, then the new digest.
         report = deliverer.retry_due(args.desk).add(deliverer.send_digests(args.desk))
     except MonitorError as e:
-        raise cli._fail(str(e)) from e
+        raise common.fail(str(e)) from e
     finally:
         store.close()
     return 0 if _print_report(report) else 1
@@ -70,23 +72,34 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def _print_report(report: DeliveryReport) -> bool:
     """Each failure on stderr, the summary line on stdout; whether all went out."""
     for error in report.errors:
-        print(f"FAIL {cli._safe(error)}", file=sys.stderr)
+        print(f"FAIL {common.safe(error)}", file=sys.stderr)
     print(report.summary())
     return report.ok
 
 
-def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.notify.email import Renderer
+class _Renderer(Protocol):
+    def text(self, digest: Digest) -> str: ...
+    def html(self, digest: Digest) -> str: ...
 
-    renderer = Renderer(settings.templates_dir)
+
+def _preview_renderer(settings: Settings) -> _Renderer:
+    """How ``digest --preview`` renders a digest: as the email channel does (its
+    text and HTML parts). The one place this module names a channel."""
+    from monitor.channels.templates import Renderer
+
+    return Renderer(settings.templates_dir)
+
+
+def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace) -> int:
+    renderer = _preview_renderer(settings)
     desks = [d.name for d in settings.desks if args.desk in (None, d.name)]
     for n, name in enumerate(desks):
         digest = deliverer.preview(name)
         if n:
             print()
-        print(f"Subject: {cli._safe(digest.subject)}\n")
-        # The text part is already free of control characters; _safe is a second lock.
-        print("\n".join(cli._safe(line) for line in renderer.text(digest).splitlines()))
+        print(f"Subject: {common.safe(digest.subject)}\n")
+        # The text part is already free of control characters; safe() is a second lock.
+        print("\n".join(common.safe(line) for line in renderer.text(digest).splitlines()))
         if args.html:
             path = Path(args.html)
             if len(desks) > 1:  # one file per desk: digest.html -> digest-energy.html
@@ -94,7 +107,7 @@ def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace)
             try:
                 path.write_text(renderer.html(digest), encoding="utf-8")
             except OSError as e:
-                raise cli._fail(f"{path}: {e.strerror}") from e
+                raise common.fail(f"{path}: {e.strerror}") from e
             print(f"(HTML written to {path})", file=sys.stderr)
     return 0
 
@@ -102,20 +115,20 @@ def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace)
 def cmd_silence(args: argparse.Namespace) -> int:
     from monitor.settings import parse_duration
 
-    settings = cli._settings(args)
+    settings = common.settings(args)
     now = datetime.now(UTC)
     if args.silence_command == "add":
-        rules = cli._rules(settings)
+        rules = common.rules(settings)
         if rules.get(args.rule) is None:
-            raise cli._fail(f"no rule {args.rule!r} (rules: {', '.join(rules.ids)})")
+            raise common.fail(f"no rule {args.rule!r} (rules: {', '.join(rules.ids)})")
         _desk_or_fail(settings, args.desk)
         try:
             seconds = parse_duration(args.duration)
         except ValueError:
-            raise cli._fail(f"--for {args.duration!r} is not a duration such as 2d") from None
+            raise common.fail(f"--for {args.duration!r} is not a duration such as 2d") from None
         if not args.reason.strip():
-            raise cli._fail("--reason must say why (it is shown by `silence list`)")
-    store = cli._store(settings)
+            raise common.fail("--reason must say why (it is shown by `silence list`)")
+    store = common.store(settings)
     try:
         if args.silence_command == "add":
             until = now + timedelta(seconds=seconds)
@@ -125,12 +138,12 @@ def cmd_silence(args: argparse.Namespace) -> int:
             return 0
         if args.silence_command == "remove":
             if not store.remove_silence(args.id, now=now):
-                raise cli._fail(f"no active silence {args.id} (see `news-monitor silence list`)")
+                raise common.fail(f"no active silence {args.id} (see `news-monitor silence list`)")
             print(f"silence {args.id} ended")
             return 0
         silences = store.list_silences(active_at=None if args.all else now)
     except MonitorError as e:
-        raise cli._fail(str(e)) from e
+        raise common.fail(str(e)) from e
     finally:
         store.close()
     if not silences:
@@ -139,26 +152,26 @@ def cmd_silence(args: argparse.Namespace) -> int:
     rows = [("ID", "RULE", "DESK", "UNTIL", "REASON")]
     rows += [(str(s.id), s.rule_id, s.desk or "*",
               (isoformat_z(s.until) or "") + ("" if s.until > now else " (ended)"),
-              cli._safe(s.reason)[:60]) for s in silences]
-    cli._table(rows)
+              common.safe(s.reason)[:60]) for s in silences]
+    common.table(rows)
     return 0
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    settings = cli._settings(args)
+    settings = common.settings(args)
     _desk_or_fail(settings, args.desk)
     if args.deliveries_command == "retry":
         return _retry(args, settings)
-    store = cli._store(settings)
+    store = common.store(settings)
     try:
         found = store.list_deliveries(states=[args.state] if args.state else None,
                                       desk=args.desk, limit=args.limit)
     except MonitorError as e:
-        raise cli._fail(str(e)) from e
+        raise common.fail(str(e)) from e
     finally:
         store.close()
     if args.format == "json":
-        from monitor.deliver import delivery_row
+        from monitor.status import delivery_row
 
         print(json.dumps([delivery_row(d) for d in found], ensure_ascii=False, indent=2))
         return 0
@@ -166,10 +179,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         print("no deliveries")
         return 0
     rows = [("ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR")]
-    rows += [(str(d.id), cli._safe(d.desk), d.channel, d.kind, d.state, str(d.attempts),
-              isoformat_z(d.created_at) or "", cli._safe(d.last_error or "")[:60])
+    rows += [(str(d.id), common.safe(d.desk), d.channel, d.kind, d.state, str(d.attempts),
+              isoformat_z(d.created_at) or "", common.safe(d.last_error or "")[:60])
              for d in found]
-    cli._table(rows)
+    common.table(rows)
     return 0
 
 
@@ -177,11 +190,11 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.deliver import Deliverer
 
     if bool(args.ids) == args.failed:
-        raise cli._fail("give the ids of failed deliveries, or --failed for all of them "
+        raise common.fail("give the ids of failed deliveries, or --failed for all of them "
                         "(see `news-monitor deliveries list --state failed`)")
-    cli._setup_logging(args, settings)
-    rules = cli._rules(settings)
-    store = cli._store(settings)
+    common.setup_logging(args, settings)
+    rules = common.rules(settings)
+    store = common.store(settings)
     status = 0
     try:
         requeued = store.requeue_failed(args.ids or None, desk=args.desk)
@@ -195,7 +208,7 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
                     why = f"it is {d.state}"
                 else:  # failed, but not on the --desk asked for
                     why = f"it is desk {d.desk}'s"
-                print(f"news-monitor: delivery {i} not retried: {cli._safe(why)}",
+                print(f"news-monitor: delivery {i} not retried: {common.safe(why)}",
                       file=sys.stderr)
                 status = 1
         if not requeued:
@@ -206,14 +219,13 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
               + ", ".join(f"#{i}" for i in requeued))
         report = Deliverer(settings, store, rules, owner=_owner()).retry_due(args.desk)
     except MonitorError as e:
-        raise cli._fail(str(e)) from e
+        raise common.fail(str(e)) from e
     finally:
         store.close()
     return status if _print_report(report) else 1
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``digest``, ``silence`` and ``deliveries`` on the main parser's subcommands."""
+def register(sub: common.Subparsers) -> None:
     p = sub.add_parser("digest", help="send each desk its digest now (or preview it)")
     p.add_argument("--desk", metavar="NAME", help="only this desk")
     p.add_argument("--preview", action="store_true",
@@ -243,7 +255,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     lst.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
     lst.add_argument("--format", choices=("table", "json"), default="table")
     r = ds.add_parser("retry", help="send failed deliveries again now, once their cause "
-                                    "is fixed (a recipient, a webhook URL)")
+                                    "is fixed (a recipient, a URL)")
     r.add_argument("ids", type=int, nargs="*", metavar="ID")
     r.add_argument("--failed", action="store_true", help="every delivery that failed for good")
     r.add_argument("--desk", metavar="NAME", help="only this desk's")

@@ -1,0 +1,75 @@
+"""The commands that need neither the network nor the store: ``check`` validates
+the configuration and the rules, ``match`` runs the rules on items it reads.
+
+    news-monitor check
+    news-monitor match [FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from monitor.cli import common
+from monitor.errors import ConfigError, Problem, RuleFileError
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.config import load_settings
+    from monitor.rules import load_rules
+    from monitor.settings import validate_desk_rules
+
+    problems: list[Problem] = []
+    settings = None
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    rules_dir = settings.rules_dir if settings else None
+    if rules_dir is None:
+        from monitor.rules import shipped_rules_dir
+
+        rules_dir = shipped_rules_dir()
+    rule_ids: set[str] = set()
+    try:
+        rules = load_rules(rules_dir)
+        rule_ids = set(rules.ids)
+    except RuleFileError as e:
+        problems.extend(e.problems)
+        rules = None
+    if settings is not None and rules is not None:
+        validate_desk_rules(settings, rule_ids, problems.append)
+    if problems:
+        raise common.fail(problems)
+    assert settings is not None and rules is not None
+    print(f"ok: {settings.source}: {len(settings.feeds)} feeds, {len(rules.rules)} rules "
+          f"({', '.join(rules.ids)}), {len(settings.desks)} desks")
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    settings = common.settings(args)
+    matcher = common.matcher(common.rules(settings))
+    stream, source = common.open_input(args.file)
+    try:
+        for rec in common.read_jsonl(stream, source):
+            title, summary = str(rec.get("title") or ""), str(rec.get("summary") or "")
+            for m in matcher.match(title, summary):
+                sys.stdout.write(json.dumps({
+                    "id": rec.get("id"), "rule": m.rule_id, "score": round(m.score, 1),
+                    "evidence": [e.to_dict() for e in m.evidence],
+                }, ensure_ascii=False) + "\n")
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return 0
+
+
+def register(sub: common.Subparsers) -> None:
+    p = sub.add_parser("check", help="validate the configuration and every rule file")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("match", help="match JSON Lines items (file or stdin) against the rules")
+    p.add_argument("file", nargs="?", help="JSON Lines file (default: stdin)")
+    p.set_defaults(func=cmd_match)

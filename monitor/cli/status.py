@@ -1,0 +1,60 @@
+"""The ``status`` command: :func:`monitor.status.status_document`, as a table or JSON.
+
+    news-monitor status [--format json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from monitor.cli import common
+from monitor.errors import MonitorError
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from monitor.status import status_document
+
+    settings = common.settings(args)
+    store = common.store(settings)
+    try:
+        doc = status_document(settings, store)
+    except MonitorError as e:
+        raise common.fail(str(e)) from e
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return 0
+    safe = common.safe
+    rows = [("FEED", "ITEMS", "LAST POLLED", "STATUS", "FAIL", "NEXT POLL", "ERROR")]
+    for f in doc["feeds"]:
+        rows.append((safe(f["name"])[:40], str(f["items"]), f["last_polled"] or "never",
+                     str(f["last_status"] if f["last_status"] is not None else "-"),
+                     str(f["failures"]), f["next_poll"] or ("disabled" if f["disabled"] else "-"),
+                     safe(f["error"] or f["flag"] or "")[:60]))
+    common.table(rows)
+    print(f"\n{doc['items']} items, {doc['hits']} hits, "
+          f"{doc['pending_deliveries']} pending deliveries (hit x channel)")
+    for d in doc["retrying"]:
+        print(f"retrying: {d['desk']}/{d['channel']} {d['kind']} #{d['id']}, "
+              f"{d['attempts']} attempts, next {d['next_attempt']}: {safe(d['last_error'])}")
+    for d in doc["failed"]:
+        print(f"FAILED:   {d['desk']}/{d['channel']} {d['kind']} #{d['id']} "
+              f"(not retried until `deliveries retry {d['id']}`): {safe(d['last_error'])}")
+    for daemon in doc["daemons"]:
+        reload = daemon.get("last_reload") or {}
+        rules = ", ".join(daemon.get("rules", {}))
+        line = f"daemon {daemon.get('owner')}: up since {daemon.get('started')}, rules {rules}"
+        if reload:
+            verdict = "ok" if reload.get("ok") else \
+                "REJECTED: " + "; ".join(reload.get("errors", []))
+            line += f"; last reload {reload.get('at')} {verdict}"
+        print(safe(line))
+    return 0
+
+
+def register(sub: common.Subparsers) -> None:
+    p = sub.add_parser("status", help="the state of each feed and of the deliveries")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_status)
