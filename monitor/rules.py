@@ -470,6 +470,7 @@ class _Checker:
         import yaml
 
         if isinstance(node, yaml.MappingNode):
+            allowed: tuple[str, ...]
             if context:
                 allowed = _TERM_KEYS
             elif within_alone:

@@ -103,13 +103,13 @@ def create_engine(url: str, timeout: float = 30.0) -> sa.Engine:
                             connect_args={"connect_timeout": max(1, int(timeout))})
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
+def _insert_or_skip(dialect: str, table: sa.Table) -> sa.Insert:
     """INSERT ... ON CONFLICT DO NOTHING, for both backends."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+        return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _status_text(value: int | str | None) -> str | None:
@@ -161,7 +161,7 @@ class Store:
             new = [{"url": u, "name": n, "added_at": now}
                    for u, n in wanted.items() if u not in existing]
             if new:
-                conn.execute(_insert(self.dialect, feeds).on_conflict_do_nothing(), new)
+                conn.execute(_insert_or_skip(self.dialect, feeds), new)
             renamed = [{"b_url": url, "name": name} for url, name in wanted.items()
                        if url in existing and existing[url] != name]
             if renamed:
@@ -286,7 +286,7 @@ class Store:
                 # rows skipped on conflict return nothing.
                 ids = {r.guid: r.id for r in conn.execute(self._insert_items, rows)}
                 stored_items = len(ids)
-            hit_rows = []
+            hit_rows: list[dict[str, Any]] = []  # SQLAlchemy's parameter rows
             for n in new:
                 item_id = ids.get(n.item.guid)
                 if item_id is None:
@@ -318,12 +318,12 @@ class Store:
 
     @functools.cached_property
     def _insert_items(self) -> Any:
-        return (_insert(self.dialect, items).on_conflict_do_nothing()
+        return (_insert_or_skip(self.dialect, items)
                 .returning(items.c.id, items.c.guid))
 
     @functools.cached_property
-    def _insert_hits(self) -> Any:
-        return _insert(self.dialect, hits).on_conflict_do_nothing()
+    def _insert_hits(self) -> sa.Insert:
+        return _insert_or_skip(self.dialect, hits)
 
     @functools.cached_property
     def _state_by_url(self) -> sa.Update:
@@ -426,7 +426,7 @@ class Store:
         names = list(names)
         with self.engine.begin() as conn:
             if names:
-                conn.execute(_insert(self.dialect, desks).on_conflict_do_nothing(),
+                conn.execute(_insert_or_skip(self.dialect, desks),
                              [{"name": n, "first_seen": now} for n in names])
             return dict(conn.execute(sa.select(desks.c.name, desks.c.first_seen)).all())
 
@@ -501,7 +501,7 @@ class Store:
                 .returning(deliveries.c.id)).scalar_one()
             claimed: list[int] = []
             if hit_ids:
-                stmt = (_insert(self.dialect, delivery_hits).on_conflict_do_nothing()
+                stmt = (_insert_or_skip(self.dialect, delivery_hits)
                         .returning(delivery_hits.c.hit_id))
                 claimed = [r.hit_id for r in conn.execute(stmt, [
                     {"delivery_id": delivery_id, "hit_id": h, "desk": desk, "channel": channel}
@@ -608,9 +608,10 @@ class Store:
                     now: datetime | None = None) -> int:
         now = now or _now()
         with self.engine.begin() as conn:
-            return conn.execute(silences.insert().values(
+            silence_id: int = conn.execute(silences.insert().values(
                 rule_id=rule_id, desk=desk, created_at=now, until=until, reason=reason)
                 .returning(silences.c.id)).scalar_one()
+        return silence_id
 
     @_wrap
     def list_silences(self, *, active_at: datetime | None = None) -> list[Silence]:
@@ -667,7 +668,7 @@ class Store:
             updated = conn.execute(daemon_state.update().where(daemon_state.c.key == key)
                                    .values(value=value, updated_at=now)).rowcount
             if not updated:
-                conn.execute(_insert(self.dialect, daemon_state).on_conflict_do_nothing(),
+                conn.execute(_insert_or_skip(self.dialect, daemon_state),
                              {"key": key, "value": value, "updated_at": now})
 
     @_wrap
