@@ -49,7 +49,6 @@ __all__ = [
     "Term",
     "load_rule_file",
     "load_rules",
-    "shipped_rules_dir",
 ]
 
 #: The fields of an item a rule can look at, in the order evidence lists them.
@@ -143,11 +142,6 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.rules)
-
-
-def shipped_rules_dir() -> Path:
-    """The ``rules/`` folder of this repository: the shipped watch rules."""
-    return Path(__file__).resolve().parents[1] / "rules"
 
 
 def load_rules(directory: Path) -> RuleSet:

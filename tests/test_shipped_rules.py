@@ -17,7 +17,8 @@ import yaml
 from monitor.evaluate import Report, evaluate, format_report
 from monitor.match import Matcher
 from monitor.models import Severity
-from monitor.rules import load_rules, shipped_rules_dir
+from monitor.rules import load_rules
+from monitor.settings import shipped_rules_dir
 
 CASES = Path(__file__).parent / "data" / "rule_cases"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
