@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
@@ -42,24 +42,25 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+S = TypeVar("S", bound="Store")
 
 _GUID_BATCH = 500  # bound on IN (...) lists: SQLite allows 32,766 parameters
 
 
-def _wrap(method: Callable[P, T]) -> Callable[P, T]:
+def _wrap(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
     """Turn database errors (not programming errors) into StorageError: SQLAlchemy's,
     and the driver's own from a query run on its connection (:mod:`monitor.store.direct`)."""
 
     @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as e:
             if isinstance(e, sa.exc.ProgrammingError):
                 raise
             raise StorageError(f"database error: {_short(e)}") from e
         except Exception as e:
-            dbapi = args[0].engine.dialect.loaded_dbapi  # type: ignore[attr-defined]
+            dbapi = self.engine.dialect.loaded_dbapi
             if isinstance(e, dbapi.Error) and not isinstance(e, dbapi.ProgrammingError):
                 raise StorageError(f"database error: {direct.first_line(e)}") from e
             raise
@@ -317,7 +318,7 @@ class Store:
     # more than running it. Values come as bound parameters.
 
     @functools.cached_property
-    def _insert_items(self) -> Any:
+    def _insert_items(self) -> Any:  # ReturningInsert: generic as 2.0 and 2.1 disagree
         return (_insert_or_skip(self.dialect, items)
                 .returning(items.c.id, items.c.guid))
 
@@ -696,18 +697,18 @@ def _hit_query() -> sa.Select[Any]:
             .join(feeds, feeds.c.id == items.c.feed_id))
 
 
-def _stored_hit(row: Any) -> StoredHit:
+def _stored_hit(row: sa.Row[Any]) -> StoredHit:
     return direct.stored_hit(tuple(row))
 
 
-def _delivery(row: Any) -> Delivery:
+def _delivery(row: sa.Row[Any]) -> Delivery:
     return Delivery(id=row.id, desk=row.desk, channel=row.channel, kind=row.kind,
                     state=row.state, created_at=row.created_at, attempts=row.attempts,
                     next_attempt=row.next_attempt, last_error=row.last_error,
                     sent_at=row.sent_at, payload=row.payload)
 
 
-def _feed_state(row: Any) -> FeedState:
+def _feed_state(row: sa.Row[Any]) -> FeedState:
     return FeedState(
         url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
         last_polled=row.last_polled, last_ok=row.last_ok, last_status=row.last_status,
