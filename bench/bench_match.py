@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 from monitor.match import Matcher
-from monitor.rules import RuleSet, load_rules, shipped_rules_dir
+from monitor.rules import RuleSet, load_rules
+from monitor.settings import shipped_rules_dir
 
 SEED = "news-monitor-bench-v1"
 

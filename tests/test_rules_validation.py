@@ -21,8 +21,8 @@ from monitor.rules import (
     Term,
     load_rule_file,
     load_rules,
-    shipped_rules_dir,
 )
+from monitor.settings import shipped_rules_dir
 
 BAD = Path(__file__).parent / "data" / "rules_bad"
 
