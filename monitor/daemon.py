@@ -29,18 +29,23 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor import __version__, sdnotify
 from monitor.config import load_settings
-from monitor.errors import ConfigError, MonitorError, RuleFileError
+from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.match import Matcher
 from monitor.pipeline import Poller, PollReport
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import Settings, parse_cron, validate_desk_rules
 from monitor.store import Store
 
+if TYPE_CHECKING:
+    from monitor.deliver import DeliveryReport
+    from monitor.metrics import Metrics
+
 log = logging.getLogger("monitor.daemon")
+T = TypeVar("T")
 
 STOP_DEADLINE = 8.0  # seconds: systemd's TimeoutStopSec is 10 s
 
@@ -56,12 +61,12 @@ class Daemon:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.notify = sdnotify.Notifier()
         self._lock = threading.RLock()
-        self._rules_signature: tuple[Any, ...] = ()
+        self._rules_signature: tuple[tuple[str, int, int], ...] = ()
         self.started = datetime.now(UTC)
-        self.last_reload: dict[str, Any] | None = None
+        self.last_reload: dict[str, object] | None = None
         self.last_poll: PollReport | None = None
-        self.scheduler: Any = None
-        self.metrics: Any = None
+        self.scheduler: Any = None  # APScheduler's BackgroundScheduler: it ships no types
+        self.metrics: Metrics | None = None
 
     # -- loading ------------------------------------------------------------------
 
@@ -69,7 +74,7 @@ class Daemon:
         """Configuration and rules, or ConfigError/RuleFileError with every problem."""
         settings = load_settings(self.config)
         rules = load_rules(settings.rules_dir)
-        problems: list[Any] = []
+        problems: list[Problem] = []
         validate_desk_rules(settings, set(rules.ids), problems.append)
         if problems:
             raise ConfigError(problems)
@@ -219,7 +224,7 @@ class Daemon:
     def _job_error(self, event: Any) -> None:
         log.error("job %s failed: %s", event.job_id, event.exception)
 
-    def _guard(self, name: str, work: Callable[[], Any]) -> Any:
+    def _guard(self, name: str, work: Callable[[], T]) -> T | None:
         """Run a job's work; a store outage fails this run only, logged once per run."""
         if self.stop.is_set():
             return None
@@ -262,7 +267,7 @@ class Daemon:
         self._guard(f"digest:{desk}", lambda: self.store.put_state(
             f"digest:{desk}", datetime.now(UTC).isoformat()))
 
-    def _count(self, report: Any) -> None:
+    def _count(self, report: DeliveryReport | None) -> None:
         if report is not None and self.metrics is not None:
             self.metrics.observe_deliveries(report.sent, report.failed)
 
@@ -307,7 +312,7 @@ class Daemon:
             if rules_only:
                 settings = self.settings
                 rules = load_rules(settings.rules_dir)
-                problems: list[Any] = []
+                problems: list[Problem] = []
                 validate_desk_rules(settings, set(rules.ids), problems.append)
                 if problems:
                     raise ConfigError(problems)
@@ -372,7 +377,7 @@ class Daemon:
             log.error("metrics endpoint %s not started: %s", self.settings.metrics_listen, e)
 
 
-def _signature(directory: Path) -> tuple[Any, ...]:
+def _signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
     """What changes when a rule file is saved, added or removed."""
     try:
         entries = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))

@@ -7,15 +7,15 @@ channel), so callers can print it as it is::
     MonitorError
     ├── ConfigError          monitor.toml:12: feeds[3].interval: ...
     ├── RuleFileError        rules/cpc.yaml:4:3: unknown key 'term' ...
-    ├── FeedError(url)
-    │   ├── FetchError       the request failed (kind: timeout, dns, tls, ...)
-    │   └── ParseError       the body is no feed
     ├── StorageError         the database failed or is unreachable
     └── NotifyError(channel) a delivery failed (transient or permanent)
 
+A feed that cannot be fetched or parsed raises nothing: the fetch and parse
+stages return it as a value (``FetchResult.error_kind``, ``ParsedFeed.problem``),
+and the pipeline records it in the feed's state.
 Third-party exceptions are wrapped exactly once, at the module that owns the
-library (aiohttp in ``fetch``, SQLAlchemy in ``store``), with ``raise ... from``.
-Programming errors (TypeError, KeyError...) are never wrapped.
+library (SQLAlchemy in ``store``, a channel's transport in its module), with
+``raise ... from``. Programming errors (TypeError, KeyError...) are never wrapped.
 """
 
 from __future__ import annotations
@@ -65,27 +65,6 @@ class ConfigError(_ProblemsError):
 
 class RuleFileError(_ProblemsError):
     """One or more rule files are invalid."""
-
-
-class FeedError(MonitorError):
-    """Something went wrong with one feed."""
-
-    def __init__(self, url: str, message: str) -> None:
-        self.url = url
-        self.message = message
-        super().__init__(f"{url}: {message}")
-
-
-class FetchError(FeedError):
-    """The feed could not be fetched; ``kind`` is the word ``status`` shows."""
-
-    def __init__(self, url: str, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(url, message)
-
-
-class ParseError(FeedError):
-    """The fetched body is no feed."""
 
 
 class StorageError(MonitorError):

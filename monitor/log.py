@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from typing import TextIO
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
@@ -22,6 +23,10 @@ class _JournalFormatter(logging.Formatter):
         text = super().format(record)
         # One event, one line: the journal would split a multi-line message.
         return prefix + text.replace("\n", " | ")
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler :func:`setup` installs, so that a second call replaces it."""
 
 
 def _under_journald() -> bool:
@@ -40,10 +45,9 @@ def setup(level: str = "info") -> None:
     """Configure the root logger once (idempotent: a reload may call it again)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_news_monitor", False):
+        if isinstance(handler, _Handler):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler._news_monitor = True  # type: ignore[attr-defined]
+    handler = _Handler(sys.stderr)
     if _under_journald():
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:

@@ -447,15 +447,15 @@ class Matcher:
                 continue
             total = weight = 0.0
             for j, w in enumerate(phrase):
-                score = known.get(j)
-                if score is None:  # misspelt in both its keys: the index missed it
-                    score = w.score(words[first + j], stems)
-                    if not score and kazakh and w.takes_kazakh_ending(words[first + j]):
-                        score = 100.0
-                    if not score:
+                word_score = known.get(j)
+                if word_score is None:  # misspelt in both its keys: the index missed it
+                    word_score = w.score(words[first + j], stems)
+                    if not word_score and kazakh and w.takes_kazakh_ending(words[first + j]):
+                        word_score = 100.0
+                    if not word_score:
                         break
                 size = len(w.text)
-                total += score * size
+                total += word_score * size
                 weight += size
             else:
                 occs[pid].append(_Occ(field, first, last, spans[first][0], spans[last - 1][1],

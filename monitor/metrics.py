@@ -5,15 +5,18 @@ Enabled by ``[metrics] listen = "127.0.0.1:9464"``; keep it on a local address.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from monitor.pipeline import PollReport
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.pipeline import PollReport
 
 
 class Metrics:
     """The daemon's counters, served over HTTP by prometheus-client."""
 
-    def __init__(self, registry: Any = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = registry or CollectorRegistry()

@@ -218,15 +218,16 @@ def is_cyrillic(word: str) -> bool:
     return _CYRILLIC_RE.search(word) is not None
 
 
-_RUSSIAN = Stemmer.Stemmer("russian")
-_ENGLISH = Stemmer.Stemmer("english")
+# PyStemmer ships no type hints: its one method used here is typed where it enters.
+_RUSSIAN: Callable[[str], str] = Stemmer.Stemmer("russian").stemWord
+_ENGLISH: Callable[[str], str] = Stemmer.Stemmer("english").stemWord
 
 
 def stem(word: str) -> str:
     """The Snowball stem of one normalised word: Russian for Cyrillic, else English."""
     if _CYRILLIC_RE.search(word):
-        return _RUSSIAN.stemWord(word)
-    return _ENGLISH.stemWord(word)
+        return _RUSSIAN(word)
+    return _ENGLISH(word)
 
 
 # Folded Cyrillic (no ё, Kazakh letters already Russian) -> a common Latin spelling.

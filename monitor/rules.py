@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monitor.errors import Problem, RuleFileError
 from monitor.models import Severity
@@ -49,7 +49,6 @@ __all__ = [
     "Term",
     "load_rule_file",
     "load_rules",
-    "shipped_rules_dir",
 ]
 
 #: The fields of an item a rule can look at, in the order evidence lists them.
@@ -235,7 +234,7 @@ def _load(path: Path) -> _Loaded:
                    where.line + 1 if where else None, where.column + 1 if where else None)
 
 
-def _compose(text: str) -> Any:  # -> yaml.Node | None
+def _compose(text: str) -> yaml.Node | None:
     """The YAML node tree, through libyaml when PyYAML has it (the four shipped
     rules compose in ~2 ms instead of ~30: start-up of every poll); a document
     libyaml rejects is composed again by the pure loader, whose error messages
@@ -251,7 +250,7 @@ def _compose(text: str) -> Any:  # -> yaml.Node | None
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def _yaml_problem(name: str, e: Any) -> Problem:
+def _yaml_problem(name: str, e: yaml.MarkedYAMLError) -> Problem:
     """A PyYAML syntax error -> one Problem at the place it names."""
     mark = e.problem_mark or e.context_mark
     line = mark.line + 1 if mark is not None else None
@@ -474,6 +473,7 @@ class _Checker:
         import yaml
 
         if isinstance(node, yaml.MappingNode):
+            allowed: tuple[str, ...]
             if context:
                 allowed = _TERM_KEYS
             elif within_alone:
@@ -542,7 +542,7 @@ def _term_key(term: Term) -> object:
             tuple(_term_key(n) for n in term.near))
 
 
-def _kind(node: Any) -> str:
+def _kind(node: yaml.Node) -> str:
     """How a YAML node reads to a rule author: 'a list', 'a mapping', 'nothing', 'text'."""
     import yaml
 

@@ -56,7 +56,7 @@ def parse_with_feedparser(body: bytes, url: str, headers: dict[str, str]) -> Par
     ``headers`` have lower-case names, the charset already fixed
     (:func:`monitor.parse.defuse.fix_charset`).
     """
-    import feedparser  # type: ignore[import-untyped]  # heavy (~50 ms): only parsing pays
+    import feedparser  # heavy (~50 ms): only parsing pays
 
     try:
         # A stream, not bytes: feedparser.parse(b"/etc/passwd") would read the file.

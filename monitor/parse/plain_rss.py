@@ -106,9 +106,9 @@ class _PlainReader:
     def __init__(self, header_lang: str | None) -> None:
         # feedparser's own helpers, so that every value comes out as its does;
         # importing these loads feedparser, but not its parsers' per-element work.
-        from feedparser.datetimes import _parse_date  # type: ignore[import-untyped]
-        from feedparser.html import _cp1252  # type: ignore[import-untyped]
-        from feedparser.urls import _urljoin  # type: ignore[import-untyped]
+        from feedparser.datetimes import _parse_date
+        from feedparser.html import _cp1252
+        from feedparser.urls import _urljoin
 
         self._parse_date: Callable[[str], Any] = _parse_date
         self._cp1252: dict[int, str] = _cp1252

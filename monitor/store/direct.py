@@ -195,9 +195,7 @@ def _sqlite_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
+def _utc(value: datetime | str) -> datetime:
     if isinstance(value, str):  # SQLite
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -8,11 +8,15 @@ query, and an empty database gets the current schema directly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from monitor.errors import StorageError
 from monitor.store import SCHEMA_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK = 727274  # the advisory lock several daemons starting at once take to migrate
@@ -24,7 +28,7 @@ def current_revision(conn: sa.Connection) -> str | None:
     return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def alembic_config(conn: sa.Connection | None = None):  # -> alembic.config.Config
+def alembic_config(conn: sa.Connection | None = None) -> Config:
     from alembic.config import Config
 
     config = Config()

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
@@ -42,24 +42,25 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+S = TypeVar("S", bound="Store")
 
 _GUID_BATCH = 500  # bound on IN (...) lists: SQLite allows 32,766 parameters
 
 
-def _wrap(method: Callable[P, T]) -> Callable[P, T]:
+def _wrap(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
     """Turn database errors (not programming errors) into StorageError: SQLAlchemy's,
     and the driver's own from a query run on its connection (:mod:`monitor.store.direct`)."""
 
     @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as e:
             if isinstance(e, sa.exc.ProgrammingError):
                 raise
             raise StorageError(f"database error: {_short(e)}") from e
         except Exception as e:
-            dbapi = args[0].engine.dialect.loaded_dbapi  # type: ignore[attr-defined]
+            dbapi = self.engine.dialect.loaded_dbapi
             if isinstance(e, dbapi.Error) and not isinstance(e, dbapi.ProgrammingError):
                 raise StorageError(f"database error: {direct.first_line(e)}") from e
             raise
@@ -103,13 +104,13 @@ def create_engine(url: str, timeout: float = 30.0) -> sa.Engine:
                             connect_args={"connect_timeout": max(1, int(timeout))})
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
+def _insert_or_skip(dialect: str, table: sa.Table) -> sa.Insert:
     """INSERT ... ON CONFLICT DO NOTHING, for both backends."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+        return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _status_text(value: int | str | None) -> str | None:
@@ -161,7 +162,7 @@ class Store:
             new = [{"url": u, "name": n, "added_at": now}
                    for u, n in wanted.items() if u not in existing]
             if new:
-                conn.execute(_insert(self.dialect, feeds).on_conflict_do_nothing(), new)
+                conn.execute(_insert_or_skip(self.dialect, feeds), new)
             renamed = [{"b_url": url, "name": name} for url, name in wanted.items()
                        if url in existing and existing[url] != name]
             if renamed:
@@ -286,7 +287,7 @@ class Store:
                 # rows skipped on conflict return nothing.
                 ids = {r.guid: r.id for r in conn.execute(self._insert_items, rows)}
                 stored_items = len(ids)
-            hit_rows = []
+            hit_rows: list[dict[str, Any]] = []  # SQLAlchemy's parameter rows
             for n in new:
                 item_id = ids.get(n.item.guid)
                 if item_id is None:
@@ -317,13 +318,13 @@ class Store:
     # more than running it. Values come as bound parameters.
 
     @functools.cached_property
-    def _insert_items(self) -> Any:
-        return (_insert(self.dialect, items).on_conflict_do_nothing()
+    def _insert_items(self) -> Any:  # ReturningInsert: generic as 2.0 and 2.1 disagree
+        return (_insert_or_skip(self.dialect, items)
                 .returning(items.c.id, items.c.guid))
 
     @functools.cached_property
-    def _insert_hits(self) -> Any:
-        return _insert(self.dialect, hits).on_conflict_do_nothing()
+    def _insert_hits(self) -> sa.Insert:
+        return _insert_or_skip(self.dialect, hits)
 
     @functools.cached_property
     def _state_by_url(self) -> sa.Update:
@@ -426,7 +427,7 @@ class Store:
         names = list(names)
         with self.engine.begin() as conn:
             if names:
-                conn.execute(_insert(self.dialect, desks).on_conflict_do_nothing(),
+                conn.execute(_insert_or_skip(self.dialect, desks),
                              [{"name": n, "first_seen": now} for n in names])
             return dict(conn.execute(sa.select(desks.c.name, desks.c.first_seen)).all())
 
@@ -501,7 +502,7 @@ class Store:
                 .returning(deliveries.c.id)).scalar_one()
             claimed: list[int] = []
             if hit_ids:
-                stmt = (_insert(self.dialect, delivery_hits).on_conflict_do_nothing()
+                stmt = (_insert_or_skip(self.dialect, delivery_hits)
                         .returning(delivery_hits.c.hit_id))
                 claimed = [r.hit_id for r in conn.execute(stmt, [
                     {"delivery_id": delivery_id, "hit_id": h, "desk": desk, "channel": channel}
@@ -608,9 +609,10 @@ class Store:
                     now: datetime | None = None) -> int:
         now = now or _now()
         with self.engine.begin() as conn:
-            return conn.execute(silences.insert().values(
+            silence_id: int = conn.execute(silences.insert().values(
                 rule_id=rule_id, desk=desk, created_at=now, until=until, reason=reason)
                 .returning(silences.c.id)).scalar_one()
+        return silence_id
 
     @_wrap
     def list_silences(self, *, active_at: datetime | None = None) -> list[Silence]:
@@ -667,7 +669,7 @@ class Store:
             updated = conn.execute(daemon_state.update().where(daemon_state.c.key == key)
                                    .values(value=value, updated_at=now)).rowcount
             if not updated:
-                conn.execute(_insert(self.dialect, daemon_state).on_conflict_do_nothing(),
+                conn.execute(_insert_or_skip(self.dialect, daemon_state),
                              {"key": key, "value": value, "updated_at": now})
 
     @_wrap
@@ -695,18 +697,18 @@ def _hit_query() -> sa.Select[Any]:
             .join(feeds, feeds.c.id == items.c.feed_id))
 
 
-def _stored_hit(row: Any) -> StoredHit:
+def _stored_hit(row: sa.Row[Any]) -> StoredHit:
     return direct.stored_hit(tuple(row))
 
 
-def _delivery(row: Any) -> Delivery:
+def _delivery(row: sa.Row[Any]) -> Delivery:
     return Delivery(id=row.id, desk=row.desk, channel=row.channel, kind=row.kind,
                     state=row.state, created_at=row.created_at, attempts=row.attempts,
                     next_attempt=row.next_attempt, last_error=row.last_error,
                     sent_at=row.sent_at, payload=row.payload)
 
 
-def _feed_state(row: Any) -> FeedState:
+def _feed_state(row: sa.Row[Any]) -> FeedState:
     return FeedState(
         url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
         last_polled=row.last_polled, last_ok=row.last_ok, last_status=row.last_status,
