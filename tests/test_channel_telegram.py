@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,9 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def api() -> TelegramStandIn:
+def api() -> Iterator[TelegramStandIn]:
     with TelegramStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_messages_hold_for_any_feed_text(title: str, summary: str, outlet: str,
             assert " ".join(strip_control(title).split())[:20] in " ".join(visible.split())
         expected = {u for s in digest.sections for story in s.stories
                     for u in [story.url, *(m.url for m in story.more)] if u}
-        assert set(sum((hrefs(t) for t in messages), [])) == expected
+        assert {h for t in messages for h in hrefs(t)} == expected
 
 
 def test_a_big_digest_is_split_between_stories_keeping_every_link_in_order() -> None:
@@ -223,7 +224,7 @@ def test_a_story_too_long_for_one_message_is_cut_with_an_ellipsis() -> None:
     assert len(digest.sections[0].stories) == 1
     messages = telegram_messages(digest)
     assert all(utf16_length(m) <= 4096 for m in messages)
-    visible, entities = parse_telegram_html(messages[-1])
+    visible, _ = parse_telegram_html(messages[-1])
     assert visible.endswith("…")
     assert len(hrefs(messages[-1])) < 40  # the outlets that fit, each a whole link
     assert all(h.startswith("https://o") for h in hrefs(messages[-1]))

@@ -147,10 +147,11 @@ def _story(story: Story, section: Section, kind: str, budget: int) -> dict[str, 
     """A story as a container within ``budget`` bytes: the other outlets are listed
     while they fit, then an ellipsis."""
     title = _link(story.url, story.title_text) if story.url else (
-        _spans(story.title) or "(no title)")
-    where = teams_escape(story.outlet) + (f" ({teams_escape(story.host)})"
-                                          if story.host else "")
-    head = f"{title} — {where}, {teams_escape(story.when)}"
+        _spans(story.title) or teams_escape("(no title)"))
+    # Every bracket left unescaped in a card is one of its links: ours are escaped too.
+    where = teams_escape(story.outlet + (f" ({story.host})" if story.host else "")
+                         + f", {story.when}")
+    head = f"{title} — {where}"
     if kind == "alert":
         head = f"**{teams_escape(section.label)}**: {head}"
         if story.terms:
@@ -193,8 +194,8 @@ def teams_message(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _part_marker(digest: Digest, n: int, total: int) -> dict[str, Any]:
-    return _block(f"{teams_escape(truncate(digest.headline, _PART_HEADLINE_CHARS))} "
-                  f"(part {n} of {total})", isSubtle=True)
+    return _block(teams_escape(f"{truncate(digest.headline, _PART_HEADLINE_CHARS)} "
+                               f"(part {n} of {total})"), isSubtle=True)
 
 
 def teams_cards(digest: Digest, *, budget: int = TEAMS_BUDGET) -> list[dict[str, Any]]:
@@ -216,8 +217,8 @@ def teams_cards(digest: Digest, *, budget: int = TEAMS_BUDGET) -> list[dict[str,
         header: list[dict[str, Any]] = []
         if digest.kind != "alert":
             sev = f" · {section.severity}" if section.severity else ""
-            header = [_block(f"**{teams_escape(section.title)}**{sev} · {section.count} new",
-                             size="Medium", separator=True, spacing="Large")]
+            header = [_block(teams_escape(f"{section.title}{sev} · {section.count} new"),
+                             size="Medium", weight="Bolder", separator=True, spacing="Large")]
         for story in section.stories:
             head_cost = sum(teams_size(e) + 1 for e in header)
             units.append([*header, _story(story, section, digest.kind, room - head_cost)])
