@@ -427,3 +427,13 @@ def test_importing_loads_no_heavy_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)
     assert out.stdout.strip() == ""
+
+
+def test_cards_are_paused_between_but_not_before(flow: TeamsStandIn, webhook: Secret,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("monitor.channels.teams.time.sleep", slept.append)
+    digest = big_digest(60)
+    parts = len(teams_cards(digest))
+    TeamsNotifier(webhook, pause=2.0).send(digest, Envelope(7, T0, 1))
+    assert slept == [2.0] * (parts - 2) and len(flow.cards) == parts - 1

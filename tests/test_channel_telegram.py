@@ -406,3 +406,14 @@ def test_no_fixed_format_leaks_markup_tags() -> None:
     texts = telegram_messages(big_digest(10)) + telegram_messages(a_digest("alert"))
     assert {m.group(1) for t in texts for m in re.finditer(r"</?([a-z-]+)", t)} <= {"b", "i",
                                                                                     "a"}
+
+
+def test_parts_are_paused_between_but_not_before(api: TelegramStandIn, token: Secret,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("monitor.channels.telegram.time.sleep", slept.append)
+    digest = big_digest(40)
+    parts = len(telegram_messages(digest))
+    TelegramNotifier(token, CHAT, api_url=api.api_url, pause=1.5).send(
+        digest, Envelope(7, T0, 1))
+    assert slept == [1.5] * (parts - 2) and len(api.sent) == parts - 1
