@@ -406,8 +406,10 @@ def _hint(code: int, description: str, migrate_to: object) -> str:
     if isinstance(migrate_to, int) and not isinstance(migrate_to, bool):
         return (f" (the group became a supergroup: set telegram_chat_id = "
                 f"\"{migrate_to}\")")
-    if code == 401 or code == 404:
+    if code == 401:
         return " (check telegram_bot_token)"
+    if code == 404:
+        return " (check telegram_bot_token and telegram_api_url)"
     if code == 403:
         return " (add the bot to the chat, or unblock it)"
     if code == 400 and "chat not found" in description.lower():
