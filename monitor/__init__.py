@@ -2,7 +2,7 @@
 
 The data flows one way::
 
-    fetch -> parse -> match -> store -> digest -> notify
+    fetch -> parse -> match -> store -> digest -> channels
 
 ``monitor.pipeline`` is the only module that calls the stages in order;
 ``monitor.daemon`` and ``monitor.cli`` build the objects and hand them to it.

@@ -3,6 +3,8 @@
     email    monitor.channels.email    SMTP, text + HTML (Jinja2 templates), [smtp] table
     slack    monitor.channels.slack    incoming webhook, Block Kit
     webhook  monitor.channels.webhook  signed JSON to any URL
+    telegram monitor.channels.telegram Bot API sendMessage, HTML parse mode
+    teams    monitor.channels.teams    Workflows webhook, Adaptive Cards
 
 :data:`SPECS` is the one place that lists channels; its order is the order a
 desk's channels are set up and tried in. Each module owns its configuration
@@ -60,7 +62,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from monitor.channels import email, slack, webhook
+from monitor.channels import email, slack, teams, telegram, webhook
 from monitor.channels.base import ChannelSpec, Envelope, Notifier
 
 if TYPE_CHECKING:
@@ -73,6 +75,8 @@ SPECS: tuple[ChannelSpec, ...] = (
     email.SPEC,
     slack.SPEC,
     webhook.SPEC,
+    telegram.SPEC,
+    teams.SPEC,
 )
 
 
