@@ -2,7 +2,7 @@
 
 :mod:`monitor.settings` reads a configuration file but knows no channel (it
 is a lower layer than :mod:`monitor.channels`, which declares its keys with
-the reader's :class:`~monitor.settings.Key` records). This module joins the
+the reader's :class:`~monitor.config_keys.Key` records). This module joins the
 two: it hands the registry's :data:`monitor.channels.SPECS` to the reader.
 The CLI, the daemon and the tests load settings through it.
 
@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monitor.settings import ChannelConfig, Settings
+from monitor.config_keys import ChannelConfig
+from monitor.settings import Settings
 from monitor.settings import load_settings as _load
 from monitor.settings import parse_settings as _parse
 

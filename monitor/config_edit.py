@@ -11,7 +11,8 @@ from pathlib import Path
 
 from monitor.config import parse_settings
 from monitor.errors import ConfigError, Problem
-from monitor.settings import CONFIG_ENV, Settings, parse_duration
+from monitor.settings import CONFIG_ENV, Settings
+from monitor.timespec import parse_duration
 
 
 def target_path(explicit: str | None, settings: Settings) -> Path:

@@ -37,8 +37,9 @@ from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.match import Matcher
 from monitor.pipeline import Poller, PollReport
 from monitor.rules import RuleSet, load_rules
-from monitor.settings import Settings, parse_cron, validate_desk_rules
+from monitor.settings import Settings, validate_desk_rules
 from monitor.store import Store
+from monitor.timespec import parse_cron
 
 if TYPE_CHECKING:
     from monitor.deliver import DeliveryReport

@@ -132,7 +132,7 @@ def rhythm_flag(published: Sequence[datetime], now: datetime) -> str | None:
     usual = gaps[len(gaps) // 2]
     quiet = (now - times[0]).total_seconds()
     if quiet > max(4 * usual, 86400.0):
-        from monitor.settings import format_duration
+        from monitor.timespec import format_duration
 
         return (f"silent: nothing new for {format_duration(quiet)}; it usually publishes "
                 f"every {format_duration(max(usual, 1))}")

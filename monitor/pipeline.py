@@ -359,7 +359,7 @@ def check_rhythms(store: Store, settings: Settings, now: datetime) -> list[tuple
 def _until(when: datetime | None, now: datetime | None) -> str:
     if when is None or now is None:
         return "never"
-    from monitor.settings import format_duration
+    from monitor.timespec import format_duration
 
     return format_duration(max(0.0, (when - now).total_seconds()))
 

@@ -1,13 +1,12 @@
 """The configuration: a TOML file (or the embedded default) -> frozen, typed settings.
 
-Every key is declared once, as a :class:`Key` (its name, its parser, which
-validates and converts, whether it holds a secret, a line of help) in the
-table that holds it; the dataclass the table builds (:class:`PollConfig`...)
-carries the defaults. One generic reader (:meth:`_Reader.read`) applies the
-declarations: unknown keys with a "did you mean", a parser's refusal as
-``file:line: key.path: message`` (:class:`monitor.errors.ConfigError`), every
-problem reported at once. ``tomllib`` gives values but no positions, so
-:func:`_locate_keys` maps each key path to its line by a light scan of the text.
+Every key is declared once, as a :class:`~monitor.config_keys.Key` (its name,
+its parser, which validates and converts, whether it holds a secret, a line
+of help) in the table that holds it; the dataclass the table builds
+(:class:`PollConfig`...) carries the defaults. One generic reader
+(:class:`monitor.config_keys.Reader`) applies the declarations: unknown keys
+with a "did you mean", a parser's refusal as ``file:line: key.path: message``
+(:class:`monitor.errors.ConfigError`), every problem reported at once.
 
 Channels (``monitor.channels``, one module each) sit above this module and
 declare their own keys with the same :class:`Key` records: per-desk keys and,
@@ -23,18 +22,35 @@ Discovery order (SPEC): ``--config PATH``, ``$NEWS_MONITOR_CONFIG``,
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from monitor.config_keys import (
+    ChannelConfig,
+    Invalid,
+    Key,
+    Reader,
+    Table,
+    boolean,
+    did_you_mean,
+    duration,
+    folder,
+    integer,
+    locate_keys,
+    one_of,
+    str_list,
+    string,
+    text,
+)
 from monitor.errors import ConfigError, Problem
 from monitor.models import Severity
+from monitor.timespec import parse_cron
 
 CONFIG_ENV = "NEWS_MONITOR_CONFIG"
 
@@ -59,310 +75,6 @@ DEFAULT_FEEDS: tuple[tuple[str, str], ...] = (
     ("Council of the EU: press releases",
      "https://www.consilium.europa.eu/en/rss/pressreleases.ashx"),
 )
-
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``15m``, ``2h``, ``1d`` or combined (``1h30m``) -> seconds.
-
-    Raises ValueError for anything else (including zero-length input).
-    """
-    m = _DURATION_RE.match(text.strip().lower()) if isinstance(text, str) else None
-    if not m or not any(m.groups()):
-        raise ValueError(text)
-    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return float(d * 86400 + h * 3600 + mi * 60 + s)
-
-
-def format_duration(seconds: float) -> str:
-    """The inverse of :func:`parse_duration`, for messages and ``status``."""
-    rest = int(seconds)
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    if rest or not out:
-        out += f"{rest}s"
-    return out
-
-
-# -- cron ---------------------------------------------------------------------
-
-_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
-                ("day_of_week", 0, 7))
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_CRON_ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-                 "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
-                 "@annually": "0 0 1 1 *"}
-
-
-def parse_cron(expr: str) -> dict[str, str]:
-    """Validate a standard 5-field cron expression and return APScheduler fields.
-
-    Standard cron counts weekdays from Sunday = 0 (7 is Sunday too), while
-    APScheduler's ``CronTrigger`` counts from Monday = 0, so numeric weekdays
-    are rewritten as names (``1-5`` -> ``mon-fri``), which both read alike.
-    Raises ValueError with a message naming the bad field.
-    """
-    expr = _CRON_ALIASES.get(expr.strip().lower(), expr)
-    parts = expr.split()
-    if len(parts) != 5:
-        raise ValueError(f"{expr!r} is not a cron expression: it needs 5 fields "
-                         f"(minute hour day month weekday), it has {len(parts)}")
-    out: dict[str, str] = {}
-    for text, (name, lo, hi) in zip(parts, _CRON_FIELDS, strict=True):
-        names = _MONTHS if name == "month" else _DAYS if name == "day_of_week" else ()
-        base = 1 if name == "month" else 0
-
-        def value(tok: str, name: str = name, lo: int = lo, hi: int = hi,
-                  names: tuple[str, ...] = names, base: int = base) -> int:
-            if tok.lower() in names:
-                return names.index(tok.lower()) + base
-            if not tok.isdigit() or not lo <= int(tok) <= hi:
-                raise ValueError(f"cron field {name} {tok!r} is out of range {lo}-{hi}")
-            return int(tok)
-
-        converted = []
-        for item in text.split(","):
-            rng, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                raise ValueError(f"cron field {name} has a bad step {step!r}")
-            if rng == "*":
-                va, vb = lo, (6 if name == "day_of_week" else hi)
-            else:
-                a, dash, b = rng.partition("-")
-                va = value(a)
-                vb = value(b) if dash else (hi if step else va)
-                if vb < va:
-                    raise ValueError(f"cron field {name} range {rng!r} runs backwards")
-            if name == "day_of_week":
-                # Spell weekdays out: no numbering to mistranslate, and "5-7"
-                # (Friday to Sunday) needs no wrap-around in APScheduler.
-                if rng == "*" and not step:
-                    converted.append("*")
-                    continue
-                days = range(va, vb + 1, int(step or 1))
-                converted.append(",".join(dict.fromkeys(_DAYS[d % 7] for d in days)))
-            elif rng == "*":
-                converted.append("*" + (f"/{step}" if step else ""))
-            else:
-                converted.append((str(va) if va == vb else f"{va}-{vb}")
-                                 + (f"/{step}" if step else ""))
-        out[name] = ",".join(converted)
-    return out
-
-
-# -- secrets ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A reference to a secret (``env:NAME`` or ``file:PATH``), never its value.
-
-    ``repr`` and ``str`` show only the reference, so a secret cannot reach a
-    log line or ``status`` by accident; :meth:`reveal` reads it when needed.
-    """
-
-    ref: str
-    base: Path | None = None
-
-    def reveal(self) -> str:
-        kind, _, name = self.ref.partition(":")
-        if kind == "env":
-            value = os.environ.get(name)
-            if value is None:
-                raise ConfigError([Problem("<environment>", None, None,
-                                           f"secret {self.ref}: variable {name} is not set")])
-            return value
-        path = Path(name)
-        if not path.is_absolute() and self.base is not None:
-            path = self.base / path
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise ConfigError([Problem(str(path), None, None,
-                                       f"secret {self.ref}: {e.strerror}")]) from e
-
-    def __str__(self) -> str:
-        return self.ref
-
-
-# -- declaring keys -------------------------------------------------------------
-
-
-class Invalid(ValueError):
-    """A parser's refusal; its text follows ``file:line: key.path: `` in the report."""
-
-
-#: A key's parser: the TOML value and the config file's folder -> the typed value.
-#: Raises :class:`Invalid`.
-Parser = Callable[[Any, Path], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """One configuration key, declared once: read by :meth:`_Reader.read`.
-
-    An absent key is left out of what the reader returns, so the dataclass the
-    table builds supplies the default; ``required`` keys are reported missing
-    instead. ``field`` names the dataclass field when it differs from the key.
-    """
-
-    name: str
-    parse: Parser
-    help: str = ""
-    secret: bool = False  # holds a reference to a secret (env:NAME, file:PATH)
-    required: bool = False
-    field: str = ""
-
-    @property
-    def target(self) -> str:
-        return self.field or self.name
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A top-level table: its keys and the frozen value it builds from them."""
-
-    name: str
-    keys: tuple[Key, ...]
-    build: Callable[..., Any]  # called with the given keys' values as keyword arguments
-
-
-class ChannelConfig(Protocol):
-    """What the reader needs of a channel (``monitor.channels.base.ChannelSpec``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def desk_keys(self) -> tuple[Key, ...]:
-        """The channel's keys in a ``[[desks]]`` table."""
-        ...
-
-    @property
-    def table(self) -> Table | None:
-        """A top-level table the channel owns, or None."""
-        ...
-
-    def desk_options(self, values: Mapping[str, Any]) -> object | None:
-        """The desk's given channel keys -> the channel's options; None: not used."""
-        ...
-
-    def check(self, options: object, table: object | None) -> Iterable[tuple[str, str]]:
-        """Cross-checks on a desk using the channel: (desk key, message) problems."""
-        ...
-
-
-# Parsers. Each factory returns a Parser; the messages are the operator's.
-
-def _string(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"{value!r} is not {what}")
-    return value
-
-
-def text(what: str = "a string", check: Callable[[str], str | None] | None = None
-         ) -> Parser:
-    """A string; ``check`` returns a problem's message, or None when the value is fine."""
-    def parse(value: Any, base: Path) -> str:
-        given = _string(value, what)
-        problem = check(given) if check is not None else None
-        if problem:
-            raise Invalid(problem)
-        return given
-    return parse
-
-
-def integer(upper: int, lower: int = 1) -> Parser:
-    def parse(value: Any, base: Path) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise Invalid(f"{value!r} is not an integer")
-        if not lower <= value <= upper:
-            raise Invalid(f"{value} is out of range {lower}-{upper}")
-        return value
-    return parse
-
-
-def boolean(value: Any, base: Path) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid(f"{value!r} is not true or false")
-    return value
-
-
-def duration(value: Any, base: Path) -> float:
-    """``"5m"`` -> 300.0: a positive duration (:func:`parse_duration`)."""
-    if not isinstance(value, str):
-        raise Invalid(f"{value!r} is not a duration such as 5m")
-    try:
-        seconds = parse_duration(value)
-    except ValueError:
-        raise Invalid(f'"{value}" is not a duration such as 5m') from None
-    if seconds <= 0:
-        raise Invalid(f'"{value}" must be longer than 0s')
-    return seconds
-
-
-def one_of(*choices: str, fold: bool = False) -> Parser:
-    """One of ``choices`` (compared in lower case when ``fold``)."""
-    def parse(value: Any, base: Path) -> str:
-        given = _string(value, "a string")
-        given = given.lower() if fold else given
-        if given not in choices:
-            raise Invalid(f"{given!r} is not one of {', '.join(choices)}")
-        return given
-    return parse
-
-
-def str_list(check: Callable[[str], str | None] | None = None) -> Parser:
-    """A list of strings (a lone string is a list of one), as a tuple."""
-    def parse(value: Any, base: Path) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise Invalid(f"{value!r} is not a list of strings")
-        for v in value:
-            problem = check(v) if check is not None else None
-            if problem:
-                raise Invalid(problem)
-        return tuple(value)
-    return parse
-
-
-def folder(value: Any, base: Path) -> Path:
-    """A folder that exists, relative to the config file's."""
-    path = base / _string(value, "a folder path")
-    if not path.is_dir():
-        raise Invalid(f"folder {path} does not exist")
-    return path
-
-
-def secret(value: Any, base: Path) -> Secret | None:
-    """A :class:`Secret` reference (``env:NAME``, ``file:PATH``), checked but not read."""
-    if not isinstance(value, str):
-        raise Invalid(f"{value!r} is not a secret reference (env:NAME or file:PATH)")
-    if not value:
-        return None
-    kind, sep, ref = value.partition(":")
-    if not sep or kind not in ("env", "file") or not ref:
-        raise Invalid("secrets are given as env:NAME or file:PATH, never inline")
-    if kind == "env" and ref not in os.environ:
-        raise Invalid(f"environment variable {ref} is not set")
-    if kind == "file":
-        path = Path(ref) if Path(ref).is_absolute() else base / ref
-        if not path.is_file():
-            raise Invalid(f"secret file {path} does not exist")
-    return Secret(value, base)
-
-
-def http_url(value: Any, base: Path) -> str:
-    url = _string(value, "a URL")
-    if url and not re.match(r"^https?://", url):
-        raise Invalid(f"{url!r} is not an http(s) URL")
-    return url
 
 
 # -- the settings -------------------------------------------------------------
@@ -460,7 +172,7 @@ _DEFAULT_STORAGE = "sqlite:///state/monitor.db"
 
 
 def _storage_url(value: Any, base: Path) -> str:
-    url = _string(value, "a database URL")
+    url = string(value, "a database URL")
     resolved = _resolve_sqlite(url, base)
     if not re.match(r"^[a-z][a-z0-9+]*://", resolved):
         raise Invalid(f"{url!r} is not a database URL such as sqlite:///state/monitor.db")
@@ -478,7 +190,7 @@ def _listen(value: str) -> str | None:
 
 
 def _templates(value: Any, base: Path) -> Path | None:
-    return folder(value, base) if _string(value, "a folder path") else None
+    return folder(value, base) if string(value, "a folder path") else None
 
 
 # Top-level tables whose keys are fields of Settings itself (table, its keys).
@@ -534,7 +246,7 @@ def _timezone(value: str) -> str | None:
 
 
 def _severity(value: Any, base: Path) -> Severity:
-    name = _string(value, "a severity")
+    name = string(value, "a severity")
     try:
         return Severity.parse(name)
     except KeyError:
@@ -542,7 +254,7 @@ def _severity(value: Any, base: Path) -> Severity:
 
 
 def _quiet_hours(value: Any, base: Path) -> tuple[time, time]:
-    qtext = _string(value, "a range such as 22:00-07:00")
+    qtext = string(value, "a range such as 22:00-07:00")
     qm = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", qtext)
     if qm and int(qm[1]) < 24 and int(qm[3]) < 24 and int(qm[2]) < 60 and int(qm[4]) < 60:
         return (time(int(qm[1]), int(qm[2])), time(int(qm[3]), int(qm[4])))
@@ -561,101 +273,6 @@ DESK_KEYS: tuple[Key, ...] = (
     Key("send_empty", boolean, "send a digest when nothing matched"),
     Key("ops_notices", boolean, "operator notices (a feed failing for days...)"),
 )
-
-
-# -- locating keys in the TOML text ------------------------------------------
-
-_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
-
-
-def _locate_keys(text: str) -> dict[str, int]:
-    """Map key paths (``poll.timeout``, ``feeds[3].interval``, ``desks[0]``) to lines."""
-    lines: dict[str, int] = {}
-    counters: dict[str, int] = {}
-    prefix = ""
-    in_multiline: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
-            if in_multiline in line:
-                in_multiline = None
-            continue
-        header = _HEADER_RE.match(line)
-        if header:
-            name = header.group(2).strip()
-            if header.group(1) == "[[":
-                index = counters.get(name, -1) + 1
-                counters[name] = index
-                prefix = f"{name}[{index}]"
-            else:
-                prefix = name
-            lines.setdefault(prefix, number)
-            continue
-        key = _KEY_RE.match(line)
-        if key:
-            k = key.group(1).strip("\"'")
-            lines.setdefault(f"{prefix}.{k}" if prefix else k, number)
-            rest = line[key.end():]
-            for quote in ('"""', "'''"):
-                if rest.count(quote) == 1:
-                    in_multiline = quote
-    return lines
-
-
-class _Reader:
-    """Collects problems while the declared keys are read from the parsed TOML."""
-
-    def __init__(self, path: str, text: str, base: Path) -> None:
-        self.path = path
-        self.base = base
-        self.lines = _locate_keys(text) if text else {}
-        self.problems: list[Problem] = []
-
-    def line_of(self, key: str) -> int | None:
-        while key:
-            if key in self.lines:
-                return self.lines[key]
-            key = key.rpartition(".")[0] if "." in key else key.rpartition("[")[0]
-        return None
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(Problem(self.path, self.line_of(key), None,
-                                     f"{key}: {message}" if key else message))
-
-    def known(self, table: Mapping[str, Any], key: str, allowed: Sequence[str]) -> None:
-        for name in table:
-            if name not in allowed:
-                where = f"{key}.{name}" if key else name
-                self.problem(where, f"unknown key{_did_you_mean(name, allowed)}")
-
-    def read(self, table: Mapping[str, Any], where: str, keys: Iterable[Key]
-             ) -> dict[str, Any]:
-        """The given keys' parsed values by field name; absent and refused keys left out."""
-        out: dict[str, Any] = {}
-        for k in keys:
-            if k.name not in table or (k.required and table[k.name] == ""):
-                if k.required:
-                    self.problem(where, f"{k.name} is required")
-                continue
-            try:
-                out[k.target] = k.parse(table[k.name], self.base)
-            except Invalid as e:
-                self.problem(f"{where}.{k.name}", str(e))
-        return out
-
-    def table(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            self.problem(name, f"must be a table ([{name}])")
-            return {}
-        return value
-
-    def array(self, data: Mapping[str, Any], name: str) -> list[Any]:
-        value = data.get(name, [])
-        if not isinstance(value, list):
-            self.problem(name, f"must be an array of tables ([[{name}]])")
-            return []
-        return value
 
 
 def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[ChannelConfig]],
@@ -726,7 +343,7 @@ def parse_settings(text: str, source: str, *, base: Path,
         if msg.startswith("Cannot overwrite a value") or msg.startswith("Cannot declare"):
             msg += " (a key or table is given twice)"
         raise ConfigError([Problem(source, line, col, f"invalid TOML: {msg}")]) from e
-    r = _Reader(source, text, base)
+    r = Reader(source, text, base)
     own = ("storage", "rules", "poll", "feeds", "desks", "log", "retention", "metrics",
            "templates")
     specs = channels() if "desks" in data or any(k not in own for k in data) else ()
@@ -772,7 +389,7 @@ def parse_settings(text: str, source: str, *, base: Path,
                     channel_tables=channel_tables, **flat)
 
 
-def _read_feeds(r: _Reader, data: Mapping[str, Any]) -> list[FeedConfig]:
+def _read_feeds(r: Reader, data: Mapping[str, Any]) -> list[FeedConfig]:
     feeds: list[FeedConfig] = []
     seen_urls: dict[str, int] = {}
     for i, f in enumerate(r.array(data, "feeds")):
@@ -792,7 +409,7 @@ def _read_feeds(r: _Reader, data: Mapping[str, Any]) -> list[FeedConfig]:
     return feeds
 
 
-def _read_desks(r: _Reader, data: Mapping[str, Any], channels: Sequence[ChannelConfig],
+def _read_desks(r: Reader, data: Mapping[str, Any], channels: Sequence[ChannelConfig],
                 channel_tables: Mapping[str, object]) -> list[DeskConfig]:
     desks: list[DeskConfig] = []
     names: set[str] = set()
@@ -832,7 +449,7 @@ def _read_desks(r: _Reader, data: Mapping[str, Any], channels: Sequence[ChannelC
     return desks
 
 
-def _check_alert_channels(r: _Reader, key: str, desk: DeskConfig) -> None:
+def _check_alert_channels(r: Reader, key: str, desk: DeskConfig) -> None:
     """``alert_channels``: some of the desk's own channels (one for alerts, all of
     them for the digest)."""
     where = f"{key}.alert_channels"
@@ -840,14 +457,9 @@ def _check_alert_channels(r: _Reader, key: str, desk: DeskConfig) -> None:
         r.problem(where, "has no effect without alert_min_severity (which hits to alert)")
     for channel in desk.alert_channels or ():
         if channel not in desk.channels:
-            hint = _did_you_mean(channel, desk.channels) or \
+            hint = did_you_mean(channel, desk.channels) or \
                 f" (its channels: {', '.join(desk.channels) or 'none'})"
             r.problem(where, f"{channel!r} is not a channel of this desk{hint}")
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _valid_timezone(name: str) -> bool:
@@ -883,7 +495,7 @@ def validate_desk_rules(settings: Settings, rule_ids: set[str],
     lines = {}
     if settings.source != "<default>":
         try:
-            lines = _locate_keys(Path(settings.source).read_text(encoding="utf-8"))
+            lines = locate_keys(Path(settings.source).read_text(encoding="utf-8"))
         except OSError:
             lines = {}
     for i, desk in enumerate(settings.desks):
@@ -892,4 +504,4 @@ def validate_desk_rules(settings: Settings, rule_ids: set[str],
                 key = f"desks[{i}].rules"
                 on_problem(Problem(settings.source, lines.get(key, lines.get(f"desks[{i}]")),
                                    None, f"{key}: unknown rule {rule!r}"
-                                         f"{_did_you_mean(rule, sorted(rule_ids))}"))
+                                         f"{did_you_mean(rule, sorted(rule_ids))}"))

@@ -40,9 +40,9 @@ from monitor.channels.teams import (
     teams_message,
     teams_size,
 )
+from monitor.config_keys import Secret
 from monitor.errors import NotifyError
 from monitor.models import Evidence
-from monitor.settings import Secret
 from monitor.text import strip_control
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)

@@ -42,9 +42,9 @@ from monitor.channels.telegram import (
     telegram_length,
     telegram_messages,
 )
+from monitor.config_keys import Secret
 from monitor.errors import NotifyError
 from monitor.models import Evidence
-from monitor.settings import Secret
 from monitor.text import strip_control
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)

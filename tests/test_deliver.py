@@ -18,6 +18,7 @@ from test_notify import Hook, Mailbox, Reply, desk_config, free_port, parts
 
 from monitor.channels.email import SmtpConfig
 from monitor.cli import main
+from monitor.config_keys import Secret
 from monitor.deliver import (
     LEASE,
     Deliverer,
@@ -28,7 +29,7 @@ from monitor.deliver import (
 from monitor.errors import StorageError
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
 from monitor.rules import shipped_rules_dir
-from monitor.settings import DeskConfig, Secret, Settings
+from monitor.settings import DeskConfig, Settings
 from monitor.status import delivery_status, pending_pairs
 from monitor.store import Store
 

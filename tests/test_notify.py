@@ -35,9 +35,10 @@ from monitor.channels.email import EmailNotifier, EmailOptions, SmtpConfig
 from monitor.channels.slack import SlackNotifier, SlackOptions, slack_messages
 from monitor.channels.templates import Renderer
 from monitor.channels.webhook import WebhookNotifier, WebhookOptions, verify, webhook_document
+from monitor.config_keys import Secret
 from monitor.errors import NotifyError
 from monitor.models import Evidence
-from monitor.settings import DeskConfig, Secret, Settings
+from monitor.settings import DeskConfig, Settings
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)
 

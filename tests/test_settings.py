@@ -13,17 +13,11 @@ from monitor.channels.email import SmtpConfig
 from monitor.channels.slack import SlackOptions
 from monitor.channels.webhook import WebhookOptions
 from monitor.config import load_settings, parse_settings
+from monitor.config_keys import secret
 from monitor.errors import ConfigError
 from monitor.models import Severity
-from monitor.settings import (
-    DEFAULT_FEEDS,
-    DESK_KEYS,
-    default_settings,
-    format_duration,
-    parse_cron,
-    parse_duration,
-    secret,
-)
+from monitor.settings import DEFAULT_FEEDS, DESK_KEYS, default_settings
+from monitor.timespec import format_duration, parse_cron, parse_duration
 
 GOOD = """\
 # a comment

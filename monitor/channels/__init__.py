@@ -19,7 +19,7 @@ classification (:class:`~monitor.errors.NotifyError`, ``permanent`` or not,
         webhook: Secret
 
     DESK_KEYS = (Key("slack_webhook", secret, "the webhook's URL", secret=True,
-                     field="webhook"),)  # monitor.settings.Key: name, parser, help...
+                     field="webhook"),)  # monitor.config_keys.Key: name, parser, help...
 
     def _options(values):               # {field: value} of the keys the desk gave
         return SlackOptions(**values) if values.get("webhook") else None  # None: unused
@@ -42,7 +42,7 @@ classification (:class:`~monitor.errors.NotifyError`, ``permanent`` or not,
         cross_check=...,                # (options, table value or None) -> (desk key,
     )                                   #   message) problems; default none
 
-A key's parser (``monitor.settings``: ``text``, ``integer``, ``duration``,
+A key's parser (``monitor.config_keys``: ``text``, ``integer``, ``duration``,
 ``boolean``, ``one_of``, ``str_list``, ``secret``, ``http_url``...) raises
 ``Invalid(message)``; the reader reports it as ``file:line: desks[N].key:
 message``. A channel's top-level table (``Table(name, keys, build)``, its

@@ -32,8 +32,9 @@ from monitor.text import parse_retry_after, strip_control, truncate
 if TYPE_CHECKING:
     import urllib.request
 
+    from monitor.config_keys import Key, Table
     from monitor.digest import Digest
-    from monitor.settings import DeskConfig, Key, Settings, Table
+    from monitor.settings import DeskConfig, Settings
 
 USER_AGENT = f"news-monitor/{__version__}"
 
@@ -79,7 +80,7 @@ class ChannelSpec:
     """A channel, declared: what the configuration reader and the Deliverer need.
 
     ``desk_keys`` are the channel's keys in ``[[desks]]``
-    (:class:`monitor.settings.Key`); ``desk_options`` turns the ones a desk
+    (:class:`monitor.config_keys.Key`); ``desk_options`` turns the ones a desk
     gives into the channel's frozen options (None: the desk does not use the
     channel); ``table`` is a top-level table of its own (``[smtp]``), if any;
     ``cross_check(options, table value or None)`` yields (desk key, message)

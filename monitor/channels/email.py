@@ -29,8 +29,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from monitor.channels.base import ChannelSpec, Envelope
+from monitor.config_keys import (
+    Key,
+    Secret,
+    Table,
+    duration,
+    integer,
+    one_of,
+    secret,
+    str_list,
+    text,
+)
 from monitor.errors import ConfigError, NotifyError
-from monitor.settings import Key, Secret, Table, duration, integer, one_of, secret, str_list, text
 
 if TYPE_CHECKING:
     import ssl

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from monitor.channels.base import ChannelSpec, Envelope, classify, post
+from monitor.config_keys import Key, Secret, secret
 from monitor.errors import ConfigError, NotifyError
-from monitor.settings import Key, Secret, secret
 from monitor.text import truncate
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ and 5xx are transient; any other status (400 a card the flow refused, 401/403
 a bad signature, 404 a deleted or disabled flow) is permanent.
 
 Secrets. The Workflows URL carries its signature (``sig=``) and is a
-:class:`~monitor.settings.Secret`: errors name its host at most, and what the
+:class:`~monitor.config_keys.Secret`: errors name its host at most, and what the
 server answers is scrubbed of the URL and the signature.
 """
 
@@ -50,15 +50,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from monitor.channels.base import ChannelSpec, Envelope, classify, post
+from monitor.config_keys import Key, secret
 from monitor.errors import ConfigError, NotifyError
-from monitor.settings import Key, secret
 from monitor.text import truncate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from monitor.config_keys import Secret
     from monitor.digest import Digest, Section, Span, Story
-    from monitor.settings import DeskConfig, Secret, Settings
+    from monitor.settings import DeskConfig, Settings
 
 __all__ = [
     "CARD_SCHEMA",

@@ -34,7 +34,7 @@ that became a supergroup, a bad request), 401 (bad token), 403 (the bot was
 blocked, kicked, or never added) and 404 (no such bot) are permanent, with a
 hint naming the key to fix.
 
-Secrets. The bot token is a :class:`~monitor.settings.Secret` (``env:`` or
+Secrets. The bot token is a :class:`~monitor.config_keys.Secret` (``env:`` or
 ``file:``), revealed at send time only. It is part of the request URL, so no
 error message, log line or ``repr`` here contains the URL or the token:
 errors name the API host at most, and Telegram's own description is scrubbed
@@ -52,13 +52,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from monitor.channels.base import ChannelSpec, Envelope, Response, post
+from monitor.config_keys import Invalid, Key, http_url, secret
 from monitor.errors import ConfigError, NotifyError
-from monitor.settings import Invalid, Key, http_url, secret
 from monitor.text import parse_retry_after, truncate
 
 if TYPE_CHECKING:
+    from monitor.config_keys import Secret
     from monitor.digest import Digest, Section, Span, Story
-    from monitor.settings import DeskConfig, Secret, Settings
+    from monitor.settings import DeskConfig, Settings
 
 __all__ = [
     "DEFAULT_API_URL",

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from monitor.channels.base import ChannelSpec, Envelope, classify, post
+from monitor.config_keys import Key, Secret, http_url, secret
 from monitor.errors import ConfigError, NotifyError
 from monitor.models import isoformat_z
-from monitor.settings import Key, Secret, http_url, secret
 
 if TYPE_CHECKING:
     from monitor.digest import Digest

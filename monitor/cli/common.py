@@ -118,7 +118,7 @@ def parse_since(text: str | None) -> datetime | None:
     """``2d`` (back from now) or an ISO date/time (UTC unless it says otherwise)."""
     if not text:
         return None
-    from monitor.settings import parse_duration
+    from monitor.timespec import parse_duration
 
     try:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(text))

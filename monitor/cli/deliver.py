@@ -18,7 +18,7 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from monitor.cli import common
 from monitor.errors import MonitorError
@@ -26,7 +26,6 @@ from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
     from monitor.deliver import Deliverer, DeliveryReport
-    from monitor.digest import Digest
     from monitor.settings import Settings
 
 
@@ -77,21 +76,11 @@ def _print_report(report: DeliveryReport) -> bool:
     return report.ok
 
 
-class _Renderer(Protocol):
-    def text(self, digest: Digest) -> str: ...
-    def html(self, digest: Digest) -> str: ...
-
-
-def _preview_renderer(settings: Settings) -> _Renderer:
-    """How ``digest --preview`` renders a digest: as the email channel does (its
-    text and HTML parts). The one place this module names a channel."""
+def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace) -> int:
+    """Each desk's digest as the templates render it (text, or HTML with ``--html``)."""
     from monitor.channels.templates import Renderer
 
-    return Renderer(settings.templates_dir)
-
-
-def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace) -> int:
-    renderer = _preview_renderer(settings)
+    renderer = Renderer(settings.templates_dir)
     desks = [d.name for d in settings.desks if args.desk in (None, d.name)]
     for n, name in enumerate(desks):
         digest = deliverer.preview(name)
@@ -113,7 +102,7 @@ def _preview(deliverer: Deliverer, settings: Settings, args: argparse.Namespace)
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
-    from monitor.settings import parse_duration
+    from monitor.timespec import parse_duration
 
     settings = common.settings(args)
     now = datetime.now(UTC)

@@ -22,7 +22,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     settings = common.settings(args)
     if args.feeds_command == "list":
         rows = [("NAME", "INTERVAL", "URL")]
-        from monitor.settings import format_duration
+        from monitor.timespec import format_duration
 
         for f in settings.feeds:
             rows.append((common.safe(f.name or "-"), format_duration(settings.feed_interval(f)),
