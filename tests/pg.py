@@ -89,13 +89,36 @@ def postgres_server() -> Iterator[str | None]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    """Create (or recreate) database ``name`` on the server; return its URL."""
+def _url(server_url: str, name: str) -> str:
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def fresh_database(server_url: str, name: str, template: str = "template0") -> str:
+    """Create (or recreate) database ``name`` on the server as a copy of
+    ``template`` (by default empty); return its URL."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        # A file copy is the quicker way for a database of a few pages.
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" '
+                             "STRATEGY FILE_COPY"))
     engine.dispose()
-    return server_url.rsplit("/", 1)[0] + "/" + name
+    return _url(server_url, name)
+
+
+_TEMPLATE = "nm_template"
+_templates: set[str] = set()  # the servers whose template is made
+
+
+def migrated_database(server_url: str, name: str) -> str:
+    """Like :func:`fresh_database`, with the store's current schema already in
+    it: a copy of a template database migrated once per server and session
+    (~0.03 s a test instead of a migration's ~0.1 s)."""
+    if server_url not in _templates:
+        from monitor.store import Store
+
+        Store.open(fresh_database(server_url, _TEMPLATE)).close()  # closed: copied only unused
+        _templates.add(server_url)
+    return fresh_database(server_url, name, template=_TEMPLATE)

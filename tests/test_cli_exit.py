@@ -15,6 +15,8 @@ from procenv import cli_env
 
 from monitor.settings import shipped_rules_dir
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 STORY = {"title": "CPC halts loadings at Novorossiysk after a storm damages a mooring",
          "summary": "Kazakh crude exports through the Caspian Pipeline Consortium stopped."}
 

@@ -80,6 +80,7 @@ def test_rules_eval_reports_precision_recall_and_errors(config: Path,
     assert out.rstrip().splitlines()[-1].startswith("macro average")
 
 
+@pytest.mark.slow
 def test_backtest_shows_what_an_edited_rule_would_catch(config: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     feed = config.parent / "feed.xml"
@@ -105,6 +106,7 @@ def test_backtest_shows_what_an_edited_rule_would_catch(config: Path,
     assert "1 caught by it that this version would drop" in out
 
 
+@pytest.mark.slow
 def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     feed = config.parent / "feed.xml"
     feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
@@ -123,6 +125,7 @@ def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFix
     assert main(["--config", str(config), "hits", "--since", "2099-01-01"]) == 0
 
 
+@pytest.mark.slow
 def test_an_entry_republished_under_a_new_id_is_not_a_new_hit(
         config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     feed = config.parent / "feed.xml"

@@ -21,6 +21,8 @@ from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 
 class Daemon:
     def __init__(self, config: Path, env: dict[str, str]) -> None:

@@ -560,6 +560,7 @@ def test_cli_silence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     store.close()
 
 
+@pytest.mark.slow
 def test_cli_deliveries_list_and_retry_after_the_cause_is_fixed(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], mailbox: Mailbox) -> None:
     cfg, db = _config(tmp_path, mailbox.port)

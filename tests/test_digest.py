@@ -433,6 +433,7 @@ def renderer() -> Renderer:
     return Renderer()
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(title=_hostile, summary=_hostile, outlet=_hostile, link=_hostile)
 def test_html_email_holds_for_any_feed_text(renderer: Renderer, title: str, summary: str,
@@ -494,6 +495,7 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
 # -- the module stays pure -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["monitor.digest", "monitor.notify.slack",
                                     "monitor.notify.webhook"])
 def test_importing_loads_no_heavy_library(module: str) -> None:

@@ -18,6 +18,8 @@ from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 FEEDS, ENTRIES = 24, 20
 
 

@@ -317,6 +317,7 @@ def test_a_mail_server_that_is_down_is_a_transient_failure() -> None:
     assert str(err.value).endswith("connection refused")
 
 
+@pytest.mark.slow
 def test_starttls_and_auth(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
                            caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "pa55word")
@@ -340,6 +341,7 @@ def test_starttls_and_auth(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
         assert not err.value.permanent and "TLS" in str(err.value)
 
 
+@pytest.mark.slow
 def test_implicit_tls(cert: tuple[Path, Path]) -> None:
     with Mailbox(ssl_context=server_tls(cert)) as box:
         EmailNotifier(smtp(box.port, security="tls"), ["desk@example.org"],

@@ -14,6 +14,8 @@ from procenv import cli_env
 
 from monitor.settings import shipped_rules_dir
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -21,6 +21,9 @@ from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
 
+# Processes, or (in process) a cycle that outlasts its leases several times.
+pytestmark = pytest.mark.slow
+
 FEEDS = 300
 INTERVAL = 3.0
 
@@ -65,7 +68,6 @@ def start(config: Path, n: int) -> subprocess.Popen[bytes]:
                             stderr=(config.parent / f"daemon{n}.log").open("w"), env=env)
 
 
-@pytest.mark.slow
 def test_three_daemons_one_killed(feed_server: FeedServer, tmp_path: Path,
                                   postgres_url: str | None) -> None:
     if postgres_url is None:

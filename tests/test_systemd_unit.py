@@ -12,8 +12,9 @@ import pytest
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "news-monitor.service"
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                reason="systemd-analyze is not installed")
+pytestmark = [pytest.mark.slow,  # every test here starts a process
+              pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                 reason="systemd-analyze is not installed")]
 
 
 def _installed_copy(tmp_path: Path) -> Path:
