@@ -35,7 +35,7 @@ def _bindir() -> str | None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -60,23 +60,25 @@ def postgres_server() -> Iterator[str | None]:
         user = ["runuser", "-u", "postgres", "--"]
     data = os.path.join(tmp, "data")
     port = _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
+
+    def run(args: list[str]) -> None:
+        subprocess.run(args, check=True, capture_output=True, timeout=120)
+
     try:
-        subprocess.run([*user, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust",
-                        "--no-sync"], **run)
-        subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-l",
-                        os.path.join(tmp, "log"), "-o",
-                        f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
-                        "start"], **run)
+        run([*user, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust",
+             "--no-sync"])
+        run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(tmp, "log"),
+             "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
+             "start"])
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
         shutil.rmtree(tmp, ignore_errors=True)
         yield None
         return
+
     def restart() -> None:
-        subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-m", "fast", "-l",
-                        os.path.join(tmp, "log"), "restart",
-                        "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"],
-                       **run)
+        run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-m", "fast", "-l",
+             os.path.join(tmp, "log"), "restart",
+             "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"])
 
     RESTART["fn"] = restart
     try:
