@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from feedserver import Feed, FeedServer
+from feedserver import Feed, FeedServer, feed_doc
 from procenv import cli_env
-from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_notify import Hook, Mailbox, Reply, free_port, parts
+from servers import Hook, Mailbox, Reply, free_port, parts
 
 from monitor.cli import main
 from monitor.deliver import (

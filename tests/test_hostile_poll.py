@@ -21,12 +21,12 @@ from feedserver import (
     Redirect,
     Status,
     empty,
+    feed_doc,
     html_page,
     random_bytes,
     wrong_charset,
 )
 from procenv import cli_env
-from test_poll import feed_doc
 
 from monitor.settings import shipped_rules_dir
 
