@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 ENV = "NEWS_MONITOR_TEST_POSTGRES"
@@ -85,9 +84,9 @@ def postgres_server() -> Iterator[str | None]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         RESTART.pop("fn", None)
+        # Waits until the server has stopped (-w is pg_ctl stop's default).
         subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
-        time.sleep(0.1)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -128,8 +128,7 @@ def test_an_unreachable_store_exits_1_and_polls_nothing(tmp_path: Path, url: str
                                                         feed_server: FeedServer) -> None:
     (tmp_path / "not-a-database.txt").write_text("notes, not SQLite\n" * 100)
     feed_server.routes["/feed.xml"] = Feed(feed_doc(0, 3))
-    config = write_config(tmp_path, [feed_server.url("/feed.xml")])
-    config.write_text(config.read_text().replace("sqlite:///state/monitor.db", url))
+    config = write_config(tmp_path, [feed_server.url("/feed.xml")], db=url)
     result = run(config, "poll")
     assert result.returncode == 1
     assert result.stderr.startswith("news-monitor: cannot open the store: "), result.stderr
