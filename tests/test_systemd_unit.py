@@ -12,9 +12,8 @@ import pytest
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "news-monitor.service"
 
-pytestmark = [pytest.mark.slow,  # every test here starts a process
-              pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                 reason="systemd-analyze is not installed")]
+pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                reason="systemd-analyze is not installed")
 
 
 def _installed_copy(tmp_path: Path) -> Path:
@@ -27,6 +26,7 @@ def _installed_copy(tmp_path: Path) -> Path:
     return unit
 
 
+@pytest.mark.slow
 def test_unit_verifies_cleanly(tmp_path: Path) -> None:
     unit = _installed_copy(tmp_path)
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
@@ -36,6 +36,7 @@ def test_unit_verifies_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 0 and problems == [], result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_unit_exposure_is_at_most_2_5(tmp_path: Path) -> None:
     unit = _installed_copy(tmp_path)
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
