@@ -90,10 +90,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip("no PostgreSQL: install Debian's postgresql or set NEWS_MONITOR_TEST_POSTGRES")
     from pg import fresh_database, migrated_database
 
-    # A test of the store gets it migrated (a copy of a template); one that
-    # names only store_url gets an empty database, as a first start does.
-    make = migrated_database if "store" in request.fixturenames else fresh_database
-    return make(server, "nm_test")
+    # A test of the store gets it migrated (and emptied); one that names only
+    # store_url gets an empty database, as a first start does.
+    if "store" in request.fixturenames:
+        return migrated_database(server)
+    return fresh_database(server, "nm_test")
 
 
 @pytest.fixture
