@@ -51,6 +51,31 @@ def rss(title: str = "Test feed", items: int = 3, *, seed: str = "") -> bytes:
             f"<description>{title}</description>{entries}</channel></rss>").encode()
 
 
+def _outlet_entry(feed: int, n: int) -> str:
+    """One RSS item; every tenth is a story the CPC rule should catch."""
+    if n % 10 == 3:
+        title = f"CPC halts oil loadings at Novorossiysk terminal after storm (report {feed}-{n})"
+        summary = ("The Caspian Pipeline Consortium suspended tanker loadings after a storm "
+                   "damaged a single point mooring.")
+    else:
+        title = f"Regional market update {feed}-{n}: currencies and equities"
+        summary = f"Traders watched the tenge and local shares in session {n}."
+    date = email.utils.formatdate(1_767_225_600 + feed * 86_400 + n * 600, usegmt=True)
+    return (f"<item><title>{title}</title><link>https://outlet{feed}.example/{n}</link>"
+            f"<guid>urn:outlet{feed}:{n}</guid><description>{summary}</description>"
+            f"<pubDate>{date}</pubDate></item>")
+
+
+def feed_doc(feed: int, count: int, start: int = 0) -> bytes:
+    """Outlet ``feed``'s RSS with entries ``start`` to ``start + count - 1``: every
+    tenth (3, 13, ...) a story the shipped CPC rule catches."""
+    items = "".join(_outlet_entry(feed, n) for n in range(start, start + count))
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Outlet {feed}</title><link>https://outlet{feed}.example/</link>"
+            f"<description>Outlet {feed}</description><language>en</language>{items}"
+            f"</channel></rss>").encode()
+
+
 @dataclass
 class LogEntry:
     """One request as the server saw it; ``sent`` counts body bytes written so far."""

@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 ENV = "NEWS_MONITOR_TEST_POSTGRES"
@@ -35,7 +34,7 @@ def _bindir() -> str | None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -60,37 +59,43 @@ def postgres_server() -> Iterator[str | None]:
         user = ["runuser", "-u", "postgres", "--"]
     data = os.path.join(tmp, "data")
     port = _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
+
+    def run(args: list[str]) -> None:
+        subprocess.run(args, check=True, capture_output=True, timeout=120)
+
     try:
-        subprocess.run([*user, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust",
-                        "--no-sync"], **run)
-        subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-l",
-                        os.path.join(tmp, "log"), "-o",
-                        f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
-                        "start"], **run)
+        run([*user, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust",
+             "--no-sync"])
+        run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(tmp, "log"),
+             "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
+             "start"])
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
         shutil.rmtree(tmp, ignore_errors=True)
         yield None
         return
+
     def restart() -> None:
-        subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-m", "fast", "-l",
-                        os.path.join(tmp, "log"), "restart",
-                        "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"],
-                       **run)
+        run([*user, f"{bindir}/pg_ctl", "-D", data, "-w", "-m", "fast", "-l",
+             os.path.join(tmp, "log"), "restart",
+             "-o", f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"])
 
     RESTART["fn"] = restart
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         RESTART.pop("fn", None)
+        # Waits until the server has stopped (-w is pg_ctl stop's default).
         subprocess.run([*user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
-        time.sleep(0.1)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _url(server_url: str, name: str) -> str:
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
 def fresh_database(server_url: str, name: str) -> str:
-    """Create (or recreate) database ``name`` on the server; return its URL."""
+    """Create (or recreate) an empty database ``name`` on the server; return its URL."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
@@ -98,4 +103,58 @@ def fresh_database(server_url: str, name: str) -> str:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
-    return server_url.rsplit("/", 1)[0] + "/" + name
+    return _url(server_url, name)
+
+
+_STORE = "nm_store"  # the database of the store tests, migrated once
+_made: dict[str, str] = {}  # server URL -> the schema's fingerprint once migrated
+
+# Everything a test could change about the schema: tables, columns, indexes, and
+# the revision Alembic reads. Rows are emptied with TRUNCATE instead.
+_FINGERPRINT = """
+SELECT md5(coalesce((SELECT string_agg(concat_ws(':', table_name, column_name, data_type,
+                                                 is_nullable, column_default), ','
+                                       ORDER BY table_name, column_name)
+                     FROM information_schema.columns WHERE table_schema = 'public'), '')
+           || coalesce((SELECT string_agg(indexdef, ',' ORDER BY indexdef)
+                        FROM pg_indexes WHERE schemaname = 'public'), '')
+           || coalesce((SELECT string_agg(version_num, ',') FROM alembic_version), ''))
+"""
+
+
+def migrated_database(server_url: str) -> str:
+    """The URL of a database with the store's current schema and no rows.
+
+    Migrated once per server; before each test its tables are emptied
+    (TRUNCATE, ~10 ms instead of a migration's ~0.1 s), after ending whatever
+    connection a test left open. A test that changed the schema (such as the
+    recorded revision) leaves a database that is made again from scratch."""
+    import sqlalchemy as sa
+
+    url = _url(server_url, _STORE)
+    if server_url in _made:
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+                if conn.execute(sa.text(_FINGERPRINT)).scalar_one() == _made[server_url]:
+                    tables = conn.execute(sa.text(
+                        "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                        "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                    )).scalar_one()
+                    conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                    return url
+        except sa.exc.DBAPIError:
+            pass  # e.g. alembic_version dropped: made again below
+        finally:
+            engine.dispose()
+    from monitor.store import Store
+
+    Store.open(fresh_database(server_url, _STORE)).close()
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        _made[server_url] = conn.execute(sa.text(_FINGERPRINT)).scalar_one()
+    engine.dispose()
+    return url

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from procenv import cli_env
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 

@@ -153,6 +153,7 @@ def test_channel_mistakes_are_located(tmp_path: Path, monkeypatch: pytest.Monkey
     assert (problem.line, problem.message) == (line, message)
 
 
+@pytest.mark.slow
 def test_check_names_the_new_channels_keys_like_any_other(tmp_path: Path) -> None:
     path = write_config(tmp_path, 'name = "energy"\ntelegram_chat_id = "@energy_desk"\n'
                                   'teams_webhok = "env:X"\n')

@@ -419,6 +419,7 @@ def test_repr_and_options(webhook: Secret) -> None:
     assert (n.webhook, n.timeout, n.pause) == (webhook, 5.0, 0)
 
 
+@pytest.mark.slow
 def test_importing_loads_no_heavy_library() -> None:
     code = ("import sys, monitor.channels.teams; "
             "print(','.join(m for m in ('sqlalchemy', 'aiohttp', 'feedparser', 'jinja2', "

@@ -392,6 +392,7 @@ def test_options_check_chat_id_and_api_url() -> None:
     assert (n.chat_id, n.api_url, n.pause) == ("@energy_desk", "http://127.0.0.1:8081", 0)
 
 
+@pytest.mark.slow
 def test_importing_loads_no_heavy_library() -> None:
     code = ("import sys, monitor.channels.telegram; "
             "print(','.join(m for m in ('sqlalchemy', 'aiohttp', 'feedparser', 'jinja2', "

@@ -83,6 +83,7 @@ def test_rules_eval_reports_precision_recall_and_errors(config: Path,
     assert out.rstrip().splitlines()[-1].startswith("macro average")
 
 
+@pytest.mark.slow
 def test_backtest_shows_what_an_edited_rule_would_catch(config: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     feed = config.parent / "feed.xml"
@@ -123,6 +124,7 @@ def test_backtest_compares_a_rule_with_its_deployed_hits() -> None:
     assert terms == sorted(set(terms)) and "CPC" in terms
 
 
+@pytest.mark.slow
 def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     feed = config.parent / "feed.xml"
     feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
@@ -141,6 +143,7 @@ def test_hits_lists_stored_hits_as_jsonl(config: Path, capsys: pytest.CaptureFix
     assert main(["--config", str(config), "hits", "--since", "2099-01-01"]) == 0
 
 
+@pytest.mark.slow
 def test_an_entry_republished_under_a_new_id_is_not_a_new_hit(
         config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     feed = config.parent / "feed.xml"

@@ -62,6 +62,7 @@ def _invariant_errors(feed: ParsedFeed) -> list[str]:
     return errors
 
 
+@pytest.mark.slow
 def test_feedparser_test_documents_all_ingest() -> None:
     files = _corpus_files(FEEDPARSER_TESTS, (".xml", ".json"))
     assert len(files) > 2000

@@ -7,19 +7,22 @@ import json
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from feedserver import Feed, FeedServer
+from feedserver import Feed, FeedServer, feed_doc
 from procenv import cli_env
-from test_poll import feed_doc
+from waiting import wait_until
 
 from monitor.rules import shipped_rules_dir
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 class Daemon:
@@ -33,21 +36,30 @@ class Daemon:
     def stderr(self) -> str:
         return self.log.read_text()
 
-    def hits(self) -> list[dict]:
+    def hits(self) -> list[dict[str, object]]:
         result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(self.config),
                                  "hits", "--format", "jsonl"], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0, result.stderr
         return [json.loads(line) for line in result.stdout.splitlines()]
 
-    def wait_for(self, what: str, check: object, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():  # type: ignore[operator]
-                return
+    def stored_hits(self) -> int:
+        """How many hits the store holds (read directly: cheaper than ``hits`` to wait on)."""
+        db = self.config.parent / "state" / "monitor.db"
+        if not db.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            try:
+                return int(conn.execute("SELECT count(*) FROM hits").fetchone()[0])
+            except sqlite3.OperationalError:  # no schema yet
+                return 0
+
+    def wait_for(self, what: str, check: Callable[[], object], timeout: float = 20.0) -> None:
+        def running_and_check() -> object:
             assert self.proc.poll() is None, f"daemon exited:\n{self.stderr()}"
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.stderr()}")
+            return check()
+
+        wait_until(running_and_check, what, timeout, detail=self.stderr)
 
 
 @pytest.fixture
@@ -99,7 +111,7 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
         # A new entry about a CPC halt becomes a hit within seconds.
         server.routes["/a.xml"] = Feed(feed_doc(1, 4))  # entry 3 is a CPC story
         started = time.monotonic()
-        daemon.wait_for("the hit", lambda: len(daemon.hits()) == 1)
+        daemon.wait_for("the hit", lambda: daemon.stored_hits() == 1)
         assert time.monotonic() - started < 10
         assert daemon.hits()[0]["rule"] == "cpc-disruption"
 
@@ -111,7 +123,8 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
         assert f"{broken}:" in daemon.stderr()
         assert daemon.proc.poll() is None
         server.routes["/b.xml"] = Feed(feed_doc(2, 4))
-        daemon.wait_for("a hit on the old rules", lambda: len(daemon.hits()) == 2)
+        daemon.wait_for("a hit on the old rules", lambda: daemon.stored_hits() == 2)
+        assert len(daemon.hits()) == 2
 
         # SIGTERM: exit 0 within 10 s.
         stopped = time.monotonic()

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_notify import Hook, Mailbox, Reply, desk_config, free_port, parts
+from desks import desk_config
+from servers import Hook, Mailbox, Reply, free_port, parts
 
 from monitor.channels.email import SmtpConfig
 from monitor.cli import main
@@ -563,6 +564,7 @@ def test_cli_silence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     store.close()
 
 
+@pytest.mark.slow
 def test_cli_deliveries_list_and_retry_after_the_cause_is_fixed(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], mailbox: Mailbox) -> None:
     cfg, db = _config(tmp_path, mailbox.port)

@@ -7,15 +7,14 @@ one subprocess that checks what importing monitor.digest loads.
 from __future__ import annotations
 
 import html.parser
-import itertools
 import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hits import T0, TITLES, hit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,21 +27,6 @@ from monitor.models import Evidence, Severity, StoredHit
 from monitor.text import strip_control
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-TITLES = {"cpc-disruption": "CPC disruption", "btc-diversion": "BTC diversion"}
-_ids = itertools.count(1)
-
-
-def hit(title: str, summary: str = "", *, rule: str = "cpc-disruption", feed: str = "Reuters",
-        link: str | None = "auto", hours: float = 0.0, score: float = 90.0,
-        severity: Severity = Severity.HIGH, evidence: tuple[Evidence, ...] = ()) -> StoredHit:
-    n = next(_ids)
-    return StoredHit(
-        id=n, rule_id=rule, rule_version="v1", severity=severity, score=score,
-        evidence=evidence, matched_at=T0, item_id=n, guid=f"g{n}", title=title,
-        summary=summary, link=f"https://news.example/{n}" if link == "auto" else link,
-        published=T0 - timedelta(hours=hours), lang=None, feed_url=f"https://{feed}.example/rss",
-        feed_name=feed)
 
 
 def distinct(n: int, rule: str = "cpc-disruption", **kw: object) -> list[StoredHit]:
@@ -435,6 +419,7 @@ def renderer() -> Renderer:
     return Renderer()
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(title=_hostile, summary=_hostile, outlet=_hostile, link=_hostile)
 def test_html_email_holds_for_any_feed_text(renderer: Renderer, title: str, summary: str,
@@ -496,6 +481,7 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
 # -- the module stays pure -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["monitor.digest", "monitor.stories", "monitor.highlight",
                                     "monitor.channels.slack", "monitor.channels.webhook"])
 def test_importing_loads_no_heavy_library(module: str) -> None:

@@ -131,6 +131,7 @@ def _hits_command(config: Path, *args: str) -> tuple[list[str], bool]:
     return r.stdout.splitlines(), r.stderr.strip().splitlines()[-1] == "True"
 
 
+@pytest.mark.slow
 def test_hits_command_skips_sqlalchemy_once_the_database_is_ready(tmp_path: Path) -> None:
     db = tmp_path / "monitor.db"
     config = tmp_path / "monitor.toml"

@@ -8,15 +8,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from feedserver import Feed, FeedServer
+from feedserver import Feed, FeedServer, feed_doc
 from procenv import cli_env
-from test_poll import feed_doc
+from waiting import wait_until
 
 from monitor.rules import shipped_rules_dir
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 FEEDS, ENTRIES = 24, 20
 
@@ -30,11 +32,12 @@ def config_for(server: FeedServer, tmp_path: Path, extra: str = "") -> Path:
     return config
 
 
-def poll(config: Path, **kw: object) -> subprocess.Popen[str]:
+def poll(config: Path, preexec_fn: Callable[[], object] | None = None
+         ) -> subprocess.Popen[str]:
     env = cli_env()
     return subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "poll"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            **kw)  # type: ignore[call-overload]
+                            preexec_fn=preexec_fn)
 
 
 def counts(db: Path) -> tuple[int, int, int, int]:
@@ -69,10 +72,11 @@ def test_poll_killed_then_rerun_loses_and_duplicates_nothing(
     db = tmp_path / "monitor.db"
     proc = poll(config)
     # Kill it in the middle: once the server has answered this many feeds.
-    deadline = time.monotonic() + 60
-    while sum(slow_feeds.count(f"/f{i}.xml") for i in range(FEEDS)) < answered:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.01)
+    def answered_enough() -> bool:
+        assert proc.poll() is None, "the poll ended before the kill"
+        return sum(slow_feeds.count(f"/f{i}.xml") for i in range(FEEDS)) >= answered
+
+    wait_until(answered_enough, f"{answered} feeds answered", timeout=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     partial = counts(db)[0]
@@ -153,8 +157,7 @@ def test_digest_killed_mid_send_goes_out_once_more_and_loses_nothing(tmp_path: P
     import sqlalchemy as sa
 
     posts: list[tuple[str, list[int]]] = []
-    hold = threading.Event()  # while set, the receiver reads the post and never answers
-    hold.set()
+    answer = threading.Event()  # until set, the receiver reads a post and does not answer
     got_post = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
@@ -164,8 +167,7 @@ def test_digest_killed_mid_send_goes_out_once_more_and_loses_nothing(tmp_path: P
                     for h in st["hits"]]
             posts.append((self.headers["X-News-Monitor-Delivery"], hits))
             got_post.set()
-            while hold.is_set():
-                time.sleep(0.05)
+            answer.wait(120)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -201,7 +203,7 @@ def test_digest_killed_mid_send_goes_out_once_more_and_loses_nothing(tmp_path: P
         assert got_post.wait(30)
         sender.send_signal(signal.SIGKILL)  # sent, not yet marked
         sender.wait(timeout=10)
-        hold.clear()
+        answer.set()
         # Five minutes later the crashed sender's lease has expired.
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE deliveries SET lease_until = NULL"))

@@ -226,6 +226,7 @@ def test_redirect_to_another_scheme_is_invalid(feed_server: FeedServer) -> None:
 # -- bounds: time, size -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_drip_feed_hits_the_total_deadline(feed_server: FeedServer) -> None:
     # A byte every 0.3 s would defeat any per-read timeout; the total one ends it.
     feed_server.routes["/drip"] = Drip(interval=0.3)
@@ -412,6 +413,7 @@ def test_local_file_failures(tmp_path: Path) -> None:
     assert fetch(str(big), max_bytes=1000).error_kind == "too_large"
 
 
+@pytest.mark.slow
 def test_local_files_alone_do_not_import_aiohttp(tmp_path: Path) -> None:
     path = tmp_path / "feed.xml"
     path.write_bytes(rss())
@@ -428,6 +430,7 @@ def test_local_files_alone_do_not_import_aiohttp(tmp_path: Path) -> None:
 # -- concurrency and streaming results ----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("concurrency", "per_host"), [(8, 2), (3, 10)])
 def test_concurrency_bounds(feed_server: FeedServer, concurrency: int, per_host: int) -> None:
     for i in range(12):
@@ -440,6 +443,7 @@ def test_concurrency_bounds(feed_server: FeedServer, concurrency: int, per_host:
     assert feed_server.peak_in_flight == min(concurrency, per_host)
 
 
+@pytest.mark.slow
 def test_one_bad_feed_costs_only_itself(feed_server: FeedServer) -> None:
     feed_server.routes["/good.xml"] = Feed()
     feed_server.routes["/bomb"] = GzipBomb(256 * MiB)
@@ -454,6 +458,7 @@ def test_one_bad_feed_costs_only_itself(feed_server: FeedServer) -> None:
     assert results[3].body == rss()
 
 
+@pytest.mark.slow
 def test_fetch_many_yields_as_completed(feed_server: FeedServer) -> None:
     feed_server.routes["/slow.xml"] = Feed(delay=0.5)
     feed_server.routes["/fast.xml"] = Feed()

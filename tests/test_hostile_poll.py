@@ -21,14 +21,16 @@ from feedserver import (
     Redirect,
     Status,
     empty,
+    feed_doc,
     html_page,
     random_bytes,
     wrong_charset,
 )
 from procenv import cli_env
-from test_poll import feed_doc
 
 from monitor.rules import shipped_rules_dir
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SECRET = "NM-SECRET-CANARY-31337"
@@ -58,7 +60,6 @@ def xxe(path: Path) -> bytes:
             ).encode()
 
 
-@pytest.mark.slow
 def test_poll_over_hostile_feeds(feed_server: FeedServer, tmp_path: Path) -> None:
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text(SECRET)

@@ -235,6 +235,7 @@ def test_evidence_lists_one_entry_per_span(tmp_path: Path) -> None:
     assert [(e.start, e.end) for e in hit.evidence] == [(0, 10), (12, 22)]
 
 
+@pytest.mark.slow
 def test_importing_the_matcher_loads_no_io_library() -> None:
     code = ("import sys, monitor.match; "
             "print(sorted(m for m in ('yaml', 'sqlalchemy', 'aiohttp', 'feedparser', 'httpx') "

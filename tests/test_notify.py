@@ -1,40 +1,30 @@
 """The channels against real servers on 127.0.0.1: aiosmtpd for mail, an HTTP server for
 Slack and the generic webhook that answers ok, 500, 429 + Retry-After, 404 no_service...
 
-``Mailbox`` and ``Hook`` are reused by tests/test_deliver.py.
+The servers are tests/servers.py's.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
-import json
 import logging
-import socket
 import ssl
 import subprocess
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-from test_digest import T0, TITLES, hit
+from desks import desk_config
+from hits import T0, TITLES, hit
+from servers import Hook, Mailbox, Reply, free_port, parts
 
 from monitor import digest as D
 from monitor.channels import Envelope, build_notifiers
-from monitor.channels.email import EmailNotifier, EmailOptions, SmtpConfig
-from monitor.channels.slack import SlackNotifier, SlackOptions, slack_messages
+from monitor.channels.email import EmailNotifier, SmtpConfig
+from monitor.channels.slack import SlackNotifier, slack_messages
 from monitor.channels.templates import Renderer
-from monitor.channels.webhook import WebhookNotifier, WebhookOptions, verify, webhook_document
+from monitor.channels.webhook import WebhookNotifier, verify, webhook_document
 from monitor.config_keys import Secret
 from monitor.errors import NotifyError
 from monitor.models import Evidence
@@ -51,95 +41,13 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # -- a real SMTP server -------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    sender: str
-    recipients: list[str]
-    message: EmailMessage
-
-
-class Mailbox:
-    """aiosmtpd on 127.0.0.1 that keeps what it accepts, and can be told to refuse:
-    ``rcpt_replies[address]`` or ``data_reply`` such as "451 4.3.0 try later"."""
-
-    def __init__(self, port: int | None = None, **smtp_options: Any) -> None:
-        self.port = port or free_port()
-        self.received: list[Received] = []
-        self.rcpt_replies: dict[str, str] = {}
-        self.data_reply: str | None = None
-        self.logins: list[tuple[str, str]] = []
-        self.options = smtp_options
-        self.controller: Controller | None = None
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: Any) -> str:
-        if address in self.rcpt_replies:
-            return self.rcpt_replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_reply:
-            return self.data_reply
-        message = email.message_from_bytes(envelope.original_content or envelope.content,
-                                           policy=email.policy.default)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
-                     auth_data: Any) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        login = (auth_data.login.decode(), auth_data.password.decode())
-        self.logins.append(login)
-        # handled=False: aiosmtpd sends the 235 or 535 reply itself.
-        return AuthResult(success=login == ("monitor", "pa55word"), handled=False)
-
-    def start(self) -> Mailbox:
-        if "authenticator" in self.options:
-            self.options["authenticator"] = self.authenticate
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **self.options)
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def __enter__(self) -> Mailbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
     with Mailbox() as box:
         yield box
-
-
-def desk_config(name: str, *, email: tuple[str, ...] = (), slack_webhook: Secret | None = None,
-                webhook_url: str | None = None, webhook_secret: Secret | None = None,
-                **kw: Any) -> DeskConfig:
-    """A desk with the channels its keys would give it, as the configuration reads them."""
-    options: dict[str, object] = {}
-    if email:
-        options["email"] = EmailOptions(email)
-    if slack_webhook is not None:
-        options["slack"] = SlackOptions(slack_webhook)
-    if webhook_url:
-        options["webhook"] = WebhookOptions(webhook_url, webhook_secret)
-    return DeskConfig(name=name, channel_options=options, **kw)
 
 
 def smtp(port: int, **kw: Any) -> SmtpConfig:
@@ -156,79 +64,7 @@ def a_digest(kind: str = "digest") -> D.Digest:
     return D.build_digest("energy", hits, TITLES, T0, kind=kind, timezone="Asia/Almaty")
 
 
-def parts(message: EmailMessage) -> dict[str, str]:
-    return {part.get_content_type(): part.get_content() for part in message.walk()
-            if not part.is_multipart()}
-
-
 # -- a real HTTP endpoint standing in for Slack and webhooks -----------------------------------
-
-
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: str = "ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class Hook:
-    """A loopback HTTP server: records each POST and answers the next scripted
-    :class:`Reply` (200 "ok" once the script runs out)."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self.replies: deque[Reply] = deque()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.requests.append(Request(self.path, {k.lower(): v for k, v in
-                                                         self.headers.items()}, body))
-                reply = hook.replies.popleft() if hook.replies else Reply()
-                if reply.delay:
-                    time.sleep(reply.delay)
-                data = reply.body.encode()
-                self.send_response(reply.status)
-                for k, v in reply.headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that timed out and left: nothing to report
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-
-    def url(self, path: str = "/services/T0001/B0002/S3CR3TTOKEN") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def __enter__(self) -> Hook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -333,6 +169,7 @@ def test_a_mail_server_that_is_down_is_a_transient_failure() -> None:
     assert str(err.value).endswith("connection refused")
 
 
+@pytest.mark.slow
 def test_starttls_and_auth(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
                            caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "pa55word")
@@ -356,6 +193,7 @@ def test_starttls_and_auth(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
         assert not err.value.permanent and "TLS" in str(err.value)
 
 
+@pytest.mark.slow
 def test_implicit_tls(cert: tuple[Path, Path]) -> None:
     with Mailbox(ssl_context=server_tls(cert)) as box:
         EmailNotifier(smtp(box.port, security="tls"), ["desk@example.org"],

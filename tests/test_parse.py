@@ -521,6 +521,7 @@ def test_damaged_golden_feeds_never_raise(data: st.DataObject) -> None:
     _assert_item_invariants(feed)
 
 
+@pytest.mark.slow
 def test_importing_parse_does_not_load_feedparser() -> None:
     code = ("import sys, monitor.parse, monitor.text; "
             "assert 'feedparser' not in sys.modules, 'feedparser loaded at import'; "

@@ -118,6 +118,7 @@ def _both(body: bytes, headers: dict[str, str], url: str = "https://feeds.exampl
     return _parse_xml(body, url, dict(hdrs)), _parse_xml(body, url, dict(hdrs), fast=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(plain_documents())
 def test_the_fast_path_gives_what_feedparser_gives(doc: tuple[bytes, dict[str, str]]) -> None:
@@ -146,6 +147,7 @@ MUTATIONS = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(plain_documents(), st.sampled_from(MUTATIONS),
        st.sampled_from([None, "text/xml", "text/html", "application/rss+xml; charset=latin-1"]))

@@ -5,39 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-from feedserver import Feed, FeedServer, Status
+from feedserver import Feed, FeedServer, Status, feed_doc
 from procenv import cli_env
 
 from monitor.rules import shipped_rules_dir
 
+pytestmark = pytest.mark.slow  # every test here starts a process
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def entry(feed: int, n: int) -> str:
-    """One RSS item; every tenth is a story the CPC rule should catch."""
-    if n % 10 == 3:
-        title = f"CPC halts oil loadings at Novorossiysk terminal after storm (report {feed}-{n})"
-        summary = ("The Caspian Pipeline Consortium suspended tanker loadings after a storm "
-                   "damaged a single point mooring.")
-    else:
-        title = f"Regional market update {feed}-{n}: currencies and equities"
-        summary = f"Traders watched the tenge and local shares in session {n}."
-    date = formatdate(1_767_225_600 + feed * 86_400 + n * 600, usegmt=True)
-    return (f"<item><title>{title}</title><link>https://outlet{feed}.example/{n}</link>"
-            f"<guid>urn:outlet{feed}:{n}</guid><description>{summary}</description>"
-            f"<pubDate>{date}</pubDate></item>")
-
-
-def feed_doc(feed: int, count: int, start: int = 0) -> bytes:
-    items = "".join(entry(feed, n) for n in range(start, start + count))
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>Outlet {feed}</title><link>https://outlet{feed}.example/</link>"
-            f"<description>Outlet {feed}</description><language>en</language>{items}"
-            f"</channel></rss>").encode()
 
 
 def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -150,8 +128,7 @@ def test_an_unreachable_store_exits_1_and_polls_nothing(tmp_path: Path, url: str
                                                         feed_server: FeedServer) -> None:
     (tmp_path / "not-a-database.txt").write_text("notes, not SQLite\n" * 100)
     feed_server.routes["/feed.xml"] = Feed(feed_doc(0, 3))
-    config = write_config(tmp_path, [feed_server.url("/feed.xml")])
-    config.write_text(config.read_text().replace("sqlite:///state/monitor.db", url))
+    config = write_config(tmp_path, [feed_server.url("/feed.xml")], db=url)
     result = run(config, "poll")
     assert result.returncode == 1
     assert result.stderr.startswith("news-monitor: cannot open the store: "), result.stderr

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_rules_validation import BAD, EXPECTED
-from test_settings import MISTAKES
+from mistakes import BAD, EXPECTED, MISTAKES
 
 from monitor.daemon import Daemon
 from monitor.rules import shipped_rules_dir

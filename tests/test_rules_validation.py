@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mistakes import BAD, EXPECTED
 
 from monitor.errors import RuleFileError
 from monitor.models import Severity
@@ -23,48 +24,6 @@ from monitor.rules import (
     load_rules,
     shipped_rules_dir,
 )
-
-BAD = Path(__file__).parent / "data" / "rules_bad"
-
-# fixture name -> the problems it must produce, after "path:".
-EXPECTED: dict[str, list[str]] = {
-    "unknown_key": ["5:1: unknown key 'fuzy' (did you mean 'fuzzy'?)"],
-    "unknown_term_key": ["8:5: terms[1]: unknown key 'neer' (did you mean 'near'?)"],
-    "wrong_type": ["5:8: terms: expected a list, found the text 'Caspian Pipeline Consortium'"],
-    "wrong_type_number": ["5:8: fuzzy: expected a number from 50 to 100, found the text 'high'"],
-    "empty_terms": ["5:8: terms: must not be empty"],
-    "empty_require_terms": ["9:12: require[0].terms: must not be empty"],
-    "fuzzy_out_of_range": ["5:8: fuzzy: 120 is out of range (expected a number from 50 to 100)"],
-    "within_out_of_range": [
-        "9:13: require[0].within: 0 is out of range (expected a whole number from 1 to 200)"],
-    "unknown_severity": ["4:11: severity: unknown severity 'hgh' (did you mean 'high'? "
-                         "expected one of low, medium, high, critical)"],
-    "invalid_pattern": ["6:5: terms[0]: invalid term 'pipe*line': '*' may only end a word"],
-    "regex_pattern": ["6:5: terms[0]: invalid term '(CPC|KTK) terminal': '(' is not allowed "
-                      "in a term (write one term per entry; '*' at the end of a word is the "
-                      "only wildcard)"],
-    "short_prefix": ["6:5: terms[0]: invalid term 'oi*': the prefix 'oi*' is too short "
-                     "(at least 3 letters before '*')"],
-    "tab_indent": ["6:1: invalid YAML: a tab character; indent with spaces only"],
-    "unclosed_quote": ["2:8: invalid YAML: this quote is never closed"],
-    "duplicate_key": ["7:1: duplicate key 'terms' (first at line 5)"],
-    "missing_required": ["1:1: missing required key 'title'"],
-    "within_without_near": ["7:13: terms[0].within: needs 'near' (the terms that must occur "
-                            "within that many words)"],
-    "bad_id": ["1:5: id: 'CPC Disruption' must be lower-case letters, digits and '-', "
-               "starting with a letter or digit"],
-    "unknown_field": ["5:17: fields[1]: unknown field 'sumary' (did you mean 'summary'? "
-                      "expected title or summary)"],
-    "duplicate_term": ["7:5: terms[1]: duplicate term 'Baku Tbilisi Ceyhan' (also at line 6)"],
-    "not_a_mapping": ["1:1: expected a mapping of keys (id, title, description, severity, "
-                      "fields, fuzzy, terms, require, exclude), found a list"],
-    "not_utf8": ["6: is not UTF-8 text"],
-    "several_problems": [
-        "5:8: fuzzy: 30 is out of range (expected a number from 50 to 100)",
-        "8:5: terms[1]: invalid term '*barley': '*' must directly follow a word",
-        "11:5: exclude[0]: unknown key 'whithin' (did you mean 'within'?)",
-    ],
-}
 
 
 def _problems(path: Path) -> list[str]:

@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from feedserver import Feed, FeedServer
+from feedserver import Feed, FeedServer, feed_doc
 from procenv import cli_env
-from test_poll import feed_doc
+from waiting import wait_until
 
 from monitor.rules import shipped_rules_dir
+
+# Processes, or (in process) a cycle that outlasts its leases several times.
+pytestmark = pytest.mark.slow
 
 FEEDS = 300
 INTERVAL = 3.0
@@ -65,7 +71,6 @@ def start(config: Path, n: int) -> subprocess.Popen[bytes]:
                             stderr=(config.parent / f"daemon{n}.log").open("w"), env=env)
 
 
-@pytest.mark.slow
 def test_three_daemons_one_killed(feed_server: FeedServer, tmp_path: Path,
                                   postgres_url: str | None) -> None:
     if postgres_url is None:
@@ -99,29 +104,47 @@ def test_three_daemons_one_killed(feed_server: FeedServer, tmp_path: Path,
                         "SELECT count(DISTINCT (feed_id, guid)) FROM items")).scalar_one(),
                     conn.execute(sa.text("SELECT count(*) FROM hits")).scalar_one())
 
+    def scalar(sql: str, **params: object) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(sql), params).scalar_one())
+
+    def delivered(desk: str) -> set[int]:
+        with receiver.lock:
+            return {h for d, _, hs in receiver.posts if d == desk for h in hs}
+
+    def settled() -> bool:
+        """Each desk has every hit, and the store has no delivery left to send."""
+        return (len(delivered("energy")) == FEEDS * 2 and len(delivered("all")) == FEEDS * 2
+                and scalar("SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0)
+
     def wait(what: str, check: object, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():  # type: ignore[operator]
-                return
-            time.sleep(0.25)
-        logs = "\n".join((tmp_path / f"daemon{n}.log").read_text()[-2000:] for n in range(3))
-        raise AssertionError(f"timed out waiting for {what}: {stored()}\n{logs}")
+        def logs() -> str:
+            return f"{stored()}\n" + "\n".join(
+                (tmp_path / f"daemon{n}.log").read_text()[-2000:] for n in range(3))
+        wait_until(check, what, timeout, detail=logs)  # type: ignore[arg-type]
 
     daemons = [start(config, n) for n in range(3)]
     try:
         wait("round 1", lambda: stored()[0] == FEEDS * 4)
         started = time.monotonic()
-        # Round 2: a new story in every feed, and one daemon dies while they come in.
+        # Round 2: a new story in every feed, and one daemon dies while they come in:
+        # once the round has begun and it holds feed leases.
         for i in range(FEEDS):
             feed_server.routes[f"/f{i}.xml"] = Feed(feed_doc(i, 14))  # entry 13: CPC again
-        time.sleep(INTERVAL / 2)
+        first = f"{socket.gethostname()}:{daemons[0].pid}"  # its owner name (monitor.daemon)
+        wait("daemon 0 in the middle of round 2", lambda: stored()[0] > FEEDS * 4 and scalar(
+            "SELECT count(*) FROM feeds WHERE lease_owner = :o", o=first) > 0)
         daemons[0].send_signal(signal.SIGKILL)
         daemons[0].wait(timeout=10)
         wait("round 2", lambda: stored()[0] == FEEDS * 14, timeout=120)
-        wait("the deliveries", lambda: len({h for d, _, hs in receiver.posts if d == "energy"
-                                            for h in hs}) == FEEDS * 2, timeout=120)
-        time.sleep(2 * INTERVAL)  # room for any duplicate to show up
+        wait("the deliveries", settled, timeout=120)
+        # Room for any duplicate to show up: the two left poll every feed once more
+        # (which would store a duplicate entry or hit, and queue its delivery),
+        # and every delivery is sent.
+        seen = [feed_server.count(f"/f{i}.xml") for i in range(FEEDS)]
+        wait("one more round", lambda: all(feed_server.count(f"/f{i}.xml") > seen[i]
+                                           for i in range(FEEDS)), timeout=60)
+        wait("the deliveries of that round", settled, timeout=60)
         elapsed = time.monotonic() - started
         for d in daemons[1:]:
             d.send_signal(signal.SIGTERM)
@@ -170,18 +193,17 @@ def test_a_long_cycle_keeps_its_queued_feeds(store_url: str, tmp_path: Path,
     mine, theirs = Store.open(store_url), Store.open(store_url)
     poller = Poller(settings, mine, lambda: load_rules(settings.rules_dir), owner="first")
     poller.lease = 0.6  # the cycle (4 x 0.5 s, one at a time) outlasts it three times
-    done = threading.Event()
-    report: list[object] = []
-    worker = threading.Thread(target=lambda: (report.append(poller.poll(due_only=True)),
-                                              done.set()))
-    worker.start()
     urls = [f.url for f in settings.feeds]
     stolen: list[str] = []
-    while not done.wait(0.05):
-        stolen += theirs.claim_due_feeds("second", urls, lease=60)
-    worker.join()
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(poller.poll, due_only=True)
+        deadline = time.monotonic() + 60
+        while not wait_futures([cycle], timeout=0.05).done:  # claiming all along
+            assert time.monotonic() < deadline, "the cycle never ended"
+            stolen += theirs.claim_due_feeds("second", urls, lease=60)
+        report = cycle.result()  # what poll() raised, if it did
     assert stolen == []
-    assert len(report[0].outcomes) == 4  # type: ignore[attr-defined]
+    assert len(report.outcomes) == 4
     assert all(s.next_poll is not None for s in mine.feed_states(urls).values())
     assert mine.renew_feed_leases("first", lease=60) == 0  # every lease released
     mine.close()
@@ -230,13 +252,13 @@ def test_the_fetch_child_takes_requests_before_its_prepared_answer_is_read(
 
 
 _REFUSED = """
-import time
+import os
 from monitor.models import FetchRequest
 from monitor.fetch_child import ForkedFetcher
 from monitor.settings import PollConfig
 
 fetcher = ForkedFetcher.start(lambda: ["rules are broken"], fetch_if=lambda r: not r)
-time.sleep(0.5)  # the child has answered and ended by now
+os.waitid(os.P_PID, fetcher.pid, os.WEXITED | os.WNOWAIT)  # it has ended (close() reaps it)
 requests = [FetchRequest(f"http://127.0.0.1:1/{i:06d}") for i in range(20000)]  # > a pipe
 fetcher.send(requests, PollConfig())
 print(fetcher.prepared())

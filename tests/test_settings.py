@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mistakes import MISTAKES
 
 from monitor.channels import SPECS
 from monitor.channels.email import SmtpConfig
@@ -145,73 +146,6 @@ def test_cron_weekdays_are_translated_for_apscheduler() -> None:
                                              "month": "*", "day_of_week": "*"}
 
 
-# One case per mistake: (file text, the exact message). Line numbers are those
-# of the key (or table) at fault in the text.
-MISTAKES = {
-    "duration_in_words": ('[[feeds]]\nurl = "https://a.example/rss"\n'
-                          '[[feeds]]\nurl = "https://b.example/rss"\ninterval = "5 minutes"\n',
-                          'bad.toml:5: feeds[1].interval: "5 minutes" is not a duration '
-                          'such as 5m'),
-    "unknown_key": ('[poll]\nintervall = "5m"\n',
-                    "bad.toml:2: poll.intervall: unknown key (did you mean 'interval'?)"),
-    "unknown_section": ('[smpt]\nhost = "x"\n',
-                        "bad.toml:1: smpt: unknown key (did you mean 'smtp'?)"),
-    "wrong_type": ('[poll]\nconcurrency = "32"\n',
-                   "bad.toml:2: poll.concurrency: '32' is not an integer"),
-    "out_of_range": ('[poll]\nconcurrency = 0\n',
-                     "bad.toml:2: poll.concurrency: 0 is out of range 1-1024"),
-    "inline_secret": ('[smtp]\nhost = "localhost"\npassword = "hunter2"\n',
-                      "bad.toml:3: smtp.password: secrets are given as env:NAME or file:PATH, "
-                      "never inline"),
-    "unset_secret": ('[smtp]\nhost = "localhost"\npassword = "env:NM_TEST_UNSET_VARIABLE"\n',
-                     "bad.toml:3: smtp.password: environment variable NM_TEST_UNSET_VARIABLE "
-                     "is not set"),
-    "bad_security": ('[smtp]\nsecurity = "ssl"\n',
-                     "bad.toml:2: smtp.security: 'ssl' is not one of none, starttls, tls"),
-    "bad_cron": ('[[desks]]\nname = "energy"\nschedule = "0 7 * *"\n',
-                 "bad.toml:3: desks[0].schedule: '0 7 * *' is not a cron expression: it needs 5 "
-                 "fields (minute hour day month weekday), it has 4"),
-    "cron_out_of_range": ('[[desks]]\nname = "energy"\nschedule = "0 25 * * *"\n',
-                          "bad.toml:3: desks[0].schedule: cron field hour '25' is out of "
-                          "range 0-23"),
-    "unknown_timezone": ('[[desks]]\nname = "energy"\ntimezone = "Asia/Almati"\n',
-                         "bad.toml:3: desks[0].timezone: unknown time zone 'Asia/Almati' (use a "
-                         "name such as Asia/Almaty)"),
-    "unknown_severity": ('[[desks]]\nname = "energy"\nalert_min_severity = "urgent"\n',
-                         "bad.toml:3: desks[0].alert_min_severity: 'urgent' is not one of low, "
-                         "medium, high, critical"),
-    "email_without_smtp": ('[[desks]]\nname = "energy"\nemail = ["a@example.org"]\n',
-                           "bad.toml:3: desks[0].email: a desk with email needs an [smtp] table"),
-    "duplicate_feed": ('[[feeds]]\nurl = "https://a.example/rss"\n'
-                       '[[feeds]]\nurl = "https://a.example/rss"\n',
-                       "bad.toml:4: feeds[1].url: duplicate of feeds[0]"),
-    "feed_without_url": ('[[feeds]]\nname = "A"\n', "bad.toml:1: feeds[0]: url is required"),
-    "duplicate_key": ('[poll]\ninterval = "5m"\ninterval = "10m"\n',
-                      "bad.toml:3:17: invalid TOML: Cannot overwrite a value (a key or table is "
-                      "given twice)"),
-    "unclosed_quote": ('[poll]\ninterval = "5m\n',
-                       "bad.toml:2:15: invalid TOML: Illegal character '\\n'"),
-    "alert_channel_not_configured": (
-        '[[desks]]\nname = "energy"\nwebhook_url = "https://hooks.example/x"\n'
-        'alert_min_severity = "high"\nalert_channels = ["slak"]\n',
-        "bad.toml:5: desks[0].alert_channels: 'slak' is not a channel of this desk (its "
-        "channels: webhook)"),
-    "alert_channel_typo": (
-        '[[desks]]\nname = "energy"\nwebhook_url = "https://hooks.example/x"\n'
-        'alert_min_severity = "high"\nalert_channels = ["webhok"]\n',
-        "bad.toml:5: desks[0].alert_channels: 'webhok' is not a channel of this desk (did you "
-        "mean 'webhook'?)"),
-    "alert_channels_without_severity": (
-        '[[desks]]\nname = "energy"\nwebhook_url = "https://hooks.example/x"\n'
-        'alert_channels = ["webhook"]\n',
-        "bad.toml:4: desks[0].alert_channels: has no effect without alert_min_severity (which "
-        "hits to alert)"),
-    "bad_quiet_hours": ('[[desks]]\nname = "energy"\nquiet_hours = "22-7"\n',
-                        "bad.toml:3: desks[0].quiet_hours: '22-7' is not a range such as "
-                        "22:00-07:00"),
-}
-
-
 @pytest.mark.parametrize("case", sorted(MISTAKES))
 def test_each_mistake_has_one_exact_message(case: str, base: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,6 +192,7 @@ def _loaded(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
+@pytest.mark.slow
 def test_the_channel_modules_import_nothing_heavy() -> None:
     """The configuration imports them, and a poll loads the configuration."""
     loaded = _loaded("import monitor.channels")
@@ -266,6 +201,7 @@ def test_the_channel_modules_import_nothing_heavy() -> None:
     assert loaded & heavy == set()
 
 
+@pytest.mark.slow
 def test_a_configuration_of_feeds_alone_loads_no_channel() -> None:
     loaded = _loaded("import monitor.config; monitor.config.load_settings('examples/monitor.toml')")
     assert not any(m.startswith("monitor.channels") for m in loaded)

@@ -26,6 +26,7 @@ def _installed_copy(tmp_path: Path) -> Path:
     return unit
 
 
+@pytest.mark.slow
 def test_unit_verifies_cleanly(tmp_path: Path) -> None:
     unit = _installed_copy(tmp_path)
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
@@ -35,6 +36,7 @@ def test_unit_verifies_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 0 and problems == [], result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_unit_exposure_is_at_most_2_5(tmp_path: Path) -> None:
     unit = _installed_copy(tmp_path)
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],

@@ -124,6 +124,7 @@ def test_html_to_text_never_leaks_markup_or_controls(s: str) -> None:
     assert out == out.strip() and "  " not in out
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(), _HTMLISH))
 def test_strip_control_never_leaks_controls(s: str) -> None:

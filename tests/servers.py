@@ -1,0 +1,166 @@
+"""Loopback stand-ins for what the channels talk to: ``Mailbox``, a real SMTP
+server (aiosmtpd), and ``Hook``, an HTTP endpoint standing in for Slack and
+webhook receivers, answering scripted :class:`Reply` values."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- a real SMTP server -----------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+class Mailbox:
+    """aiosmtpd on 127.0.0.1 that keeps what it accepts, and can be told to refuse:
+    ``rcpt_replies[address]`` or ``data_reply`` such as "451 4.3.0 try later"."""
+
+    def __init__(self, port: int | None = None, **smtp_options: Any) -> None:
+        self.port = port or free_port()
+        self.received: list[Received] = []
+        self.rcpt_replies: dict[str, str] = {}
+        self.data_reply: str | None = None
+        self.logins: list[tuple[str, str]] = []
+        self.options = smtp_options
+        self.controller: Controller | None = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: Any) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply:
+            return self.data_reply
+        message = email.message_from_bytes(envelope.original_content or envelope.content,
+                                           policy=email.policy.default)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                     auth_data: Any) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        login = (auth_data.login.decode(), auth_data.password.decode())
+        self.logins.append(login)
+        # handled=False: aiosmtpd sends the 235 or 535 reply itself.
+        return AuthResult(success=login == ("monitor", "pa55word"), handled=False)
+
+    def start(self) -> Mailbox:
+        if "authenticator" in self.options:
+            self.options["authenticator"] = self.authenticate
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **self.options)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> Mailbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def parts(message: EmailMessage) -> dict[str, str]:
+    return {part.get_content_type(): part.get_content() for part in message.walk()
+            if not part.is_multipart()}
+
+
+# -- a real HTTP endpoint standing in for Slack and webhooks -----------------------------------
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Hook:
+    """A loopback HTTP server: records each POST and answers the next scripted
+    :class:`Reply` (200 "ok" once the script runs out)."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.replies: deque[Reply] = deque()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.requests.append(Request(self.path, {k.lower(): v for k, v in
+                                                         self.headers.items()}, body))
+                reply = hook.replies.popleft() if hook.replies else Reply()
+                if reply.delay:
+                    time.sleep(reply.delay)
+                data = reply.body.encode()
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that timed out and left: nothing to report
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+
+    def url(self, path: str = "/services/T0001/B0002/S3CR3TTOKEN") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def __enter__(self) -> Hook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
