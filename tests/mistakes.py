@@ -69,8 +69,8 @@ MISTAKES = {
     "bad_security": ('[smtp]\nsecurity = "ssl"\n',
                      "bad.toml:2: smtp.security: 'ssl' is not one of none, starttls, tls"),
     "bad_cron": ('[[desks]]\nname = "energy"\nschedule = "0 7 * *"\n',
-                 "bad.toml:3: desks.energy.schedule: '0 7 * *' is not a cron expression: it needs 5 "
-                 "fields (minute hour day month weekday), it has 4"),
+                 "bad.toml:3: desks.energy.schedule: '0 7 * *' is not a cron expression: it "
+                 "needs 5 fields (minute hour day month weekday), it has 4"),
     "cron_out_of_range": ('[[desks]]\nname = "energy"\nschedule = "0 25 * * *"\n',
                           "bad.toml:3: desks.energy.schedule: cron field hour '25' is out of "
                           "range 0-23"),
@@ -120,7 +120,8 @@ MISTAKES = {
                          "bad.toml:3: desks.energy.alert_min_severity: 'urgent' is not one of low, "
                          "medium, high, critical"),
     "email_without_smtp": ('[[desks]]\nname = "energy"\nemail = ["a@example.org"]\n',
-                           "bad.toml:3: desks.energy.email: a desk with email needs an [smtp] table"),
+                           "bad.toml:3: desks.energy.email: a desk with email needs an [smtp] "
+                           "table"),
     "duplicate_feed": ('[[feeds]]\nurl = "https://a.example/rss"\n'
                        '[[feeds]]\nurl = "https://a.example/rss"\n',
                        "bad.toml:4: feeds[1].url: duplicate of feeds[0]"),

@@ -110,6 +110,8 @@ def test_check_reports_every_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
                       '[[desks]]\nname = "energy"\nrules = ["cpc-disruptoin"]\n')
     assert main(["--config", str(config), "check"]) == 1
     assert capsys.readouterr().err.splitlines() == [
+        f"{config}:3: warning: desks.energy: no channel configured: its hits are stored, never "
+        "sent",
         f"{config}:5: desks.energy.rules: unknown rule 'cpc-disruptoin' (did you mean "
         "'cpc-disruption'?)"]
 
