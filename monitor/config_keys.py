@@ -290,10 +290,14 @@ def locate_keys(text: str) -> dict[str, int]:
                 index = counters.get(name, -1) + 1
                 counters[name] = index
                 prefix = f"{name}[{index}]"
-                lines.setdefault(name, number)  # the array itself: at its first header
             else:
                 prefix = name
             lines.setdefault(prefix, number)
+            # The tables it is under ([desk.energy] -> desk; [[desk]] -> desk), at
+            # their first header, so that an unknown one is reported with a line.
+            parts = name.split(".")
+            for n in range(1, len(parts) + 1):
+                lines.setdefault(".".join(parts[:n]), number)
             continue
         key = _KEY_RE.match(line)
         if key:

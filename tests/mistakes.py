@@ -85,6 +85,8 @@ MISTAKES = {
                          "name such as Asia/Almaty)"),
     "desk_table_typo": ('[[feeds]]\nurl = "https://a.example/rss"\n\n[[desk]]\nname = "energy"\n',
                         "bad.toml:4: desk: unknown key (did you mean 'desks'?)"),
+    "dotted_table_typo": ('[poll]\ninterval = "5m"\n[desk.energy]\nname = "energy"\n',
+                          "bad.toml:3: desk: unknown key (did you mean 'desks'?)"),
     "unnamed_desk": ('[[desks]]\nrules = ["*"]\n',
                      "bad.toml:1: desks[0]: a desk needs a name of letters, digits, '-', '_' "
                      "or '.'"),
