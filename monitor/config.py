@@ -32,10 +32,15 @@ def _channels() -> Sequence[ChannelConfig]:
 
 
 def load_settings(path: Path | str | None = None, *,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+                  environ: Mapping[str, str] | None = None,
+                  check_environment: bool = False) -> Settings:
     """Find and load the configuration (``--config``, ``$NEWS_MONITOR_CONFIG``,
-    ``./monitor.toml``, the embedded default). Raises ConfigError."""
-    return _load(path, channels=_channels, environ=environ)
+    ``./monitor.toml``, the embedded default). Raises ConfigError.
+
+    Secrets are not read (only ``check_environment``, for ``check``, refuses
+    one that cannot be read now, and a missing local feed file)."""
+    return _load(path, channels=_channels, environ=environ,
+                 check_environment=check_environment)
 
 
 def parse_settings(text: str, source: str, *, base: Path) -> Settings:

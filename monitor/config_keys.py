@@ -41,24 +41,55 @@ class Secret:
     base: Path | None = None
 
     def reveal(self) -> str:
+        """The secret's value; ConfigError (:meth:`problem`'s message) when it cannot be read."""
         kind, _, name = self.ref.partition(":")
         if kind == "env":
             value = os.environ.get(name)
             if value is None:
                 raise ConfigError([Problem("<environment>", None, None,
-                                           f"secret {self.ref}: variable {name} is not set")])
+                                           f"environment variable {name} is not set")])
             return value
-        path = Path(name)
-        if not path.is_absolute() and self.base is not None:
-            path = self.base / path
+        path = self.path
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as e:
-            raise ConfigError([Problem(str(path), None, None,
-                                       f"secret {self.ref}: {e.strerror}")]) from e
+            raise ConfigError([Problem(str(path), None, None, _unreadable(path, e))]) from e
+
+    @property
+    def path(self) -> Path:
+        """A ``file:`` secret's file (relative to the config file's folder)."""
+        path = Path(self.ref.partition(":")[2])
+        return path if path.is_absolute() or self.base is None else self.base / path
+
+    def problem(self) -> str | None:
+        """Why the secret cannot be read now, or None; reads no value."""
+        kind, _, name = self.ref.partition(":")
+        if kind == "env":
+            return None if name in os.environ else f"environment variable {name} is not set"
+        path = self.path
+        if not os.access(path, os.R_OK) or not path.is_file():
+            return _unreadable(path, None)
+        return None
 
     def __str__(self) -> str:
         return self.ref
+
+
+def _unreadable(path: Path, error: OSError | None) -> str:
+    if not path.exists():
+        return f"secret file {path} does not exist"
+    if path.is_dir():
+        return f"secret file {path} is a folder"
+    return f"secret file {path} cannot be read: {error.strerror if error else 'permission denied'}"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretUse:
+    """Where a configuration names a secret: the key as reported, its line, the reference."""
+
+    key: str
+    line: int | None
+    secret: Secret
 
 
 # -- declaring keys -------------------------------------------------------------
@@ -212,7 +243,12 @@ def folder(value: Any, base: Path) -> Path:
 
 
 def secret(value: Any, base: Path) -> Secret | None:
-    """A :class:`Secret` reference (``env:NAME``, ``file:PATH``), checked but not read."""
+    """A :class:`Secret` reference (``env:NAME``, ``file:PATH``): its form only.
+
+    The secret is neither read nor looked for here (the commands that only look
+    run without it); :meth:`Secret.reveal` reads it when a message is sent, and
+    :class:`Reader` reports an unreadable one when asked to (``check``).
+    """
     if not isinstance(value, str):
         raise Invalid(f"{value!r} is not a secret reference (env:NAME or file:PATH)")
     if not value:
@@ -220,12 +256,6 @@ def secret(value: Any, base: Path) -> Secret | None:
     kind, sep, ref = value.partition(":")
     if not sep or kind not in ("env", "file") or not ref:
         raise Invalid("secrets are given as env:NAME or file:PATH, never inline")
-    if kind == "env" and ref not in os.environ:
-        raise Invalid(f"environment variable {ref} is not set")
-    if kind == "file":
-        path = Path(ref) if Path(ref).is_absolute() else base / ref
-        if not path.is_file():
-            raise Invalid(f"secret file {path} does not exist")
     return Secret(value, base)
 
 
@@ -263,6 +293,11 @@ def locate_keys(text: str) -> dict[str, int]:
             else:
                 prefix = name
             lines.setdefault(prefix, number)
+            # The tables it is under ([desk.energy] -> desk; [[desk]] -> desk), at
+            # their first header, so that an unknown one is reported with a line.
+            parts = name.split(".")
+            for n in range(1, len(parts) + 1):
+                lines.setdefault(".".join(parts[:n]), number)
             continue
         key = _KEY_RE.match(line)
         if key:
@@ -276,13 +311,33 @@ def locate_keys(text: str) -> dict[str, int]:
 
 
 class Reader:
-    """Collects problems while the declared keys are read from the parsed TOML."""
+    """Collects problems while the declared keys are read from the parsed TOML.
 
-    def __init__(self, path: str, text: str, base: Path) -> None:
+    ``check_secrets``: report each secret that cannot be read now (``check``);
+    otherwise only a secret's form is checked, and the loaded settings only
+    list the secrets they name (:attr:`secrets`).
+    """
+
+    def __init__(self, path: str, text: str, base: Path, *, check_secrets: bool = False
+                 ) -> None:
         self.path = path
         self.base = base
         self.lines = locate_keys(text) if text else {}
         self.problems: list[Problem] = []
+        self.secrets: list[SecretUse] = []
+        self.check_secrets = check_secrets
+        self._shown: dict[str, str] = {}
+
+    def show_as(self, key: str, shown: str) -> None:
+        """Report ``key`` (``desks[0]``) and the keys under it as ``shown`` (``desks.energy``)."""
+        self._shown[key] = shown
+
+    def shown(self, key: str) -> str:
+        """``key`` as reported: its prefix replaced as :meth:`show_as` says."""
+        for prefix, shown in self._shown.items():
+            if key == prefix or key.startswith((prefix + ".", prefix + "[")):
+                return shown + key[len(prefix):]
+        return key
 
     def line_of(self, key: str) -> int | None:
         while key:
@@ -293,7 +348,7 @@ class Reader:
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(Problem(self.path, self.line_of(key), None,
-                                     f"{key}: {message}" if key else message))
+                                     f"{self.shown(key)}: {message}" if key else message))
 
     def known(self, table: Mapping[str, Any], key: str, allowed: Sequence[str]) -> None:
         for name in table:
@@ -311,10 +366,19 @@ class Reader:
                     self.problem(where, f"{k.name} is required")
                 continue
             try:
-                out[k.target] = k.parse(table[k.name], self.base)
+                out[k.target] = value = k.parse(table[k.name], self.base)
             except Invalid as e:
                 self.problem(f"{where}.{k.name}", str(e))
+                continue
+            if k.secret and isinstance(value, Secret):
+                self._secret(f"{where}.{k.name}", value)
         return out
+
+    def _secret(self, key: str, value: Secret) -> None:
+        self.secrets.append(SecretUse(self.shown(key), self.line_of(key), value))
+        problem = value.problem() if self.check_secrets else None
+        if problem:
+            self.problem(key, problem)
 
     def table(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
         value = data.get(name, {})
@@ -331,6 +395,11 @@ class Reader:
         return value
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, compared in lower
+    case (``europe/moskow`` -> ``Europe/Moscow``); empty when none is close."""
+    folded: dict[str, str] = {}
+    for choice in choices:
+        folded.setdefault(choice.lower(), choice)
+    close = difflib.get_close_matches(word.lower(), folded, n=1)
+    return f" (did you mean {folded[close[0]]!r}?)" if close else ""

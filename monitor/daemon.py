@@ -36,8 +36,8 @@ from monitor.config import load_settings
 from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.match import Matcher
 from monitor.pipeline import Poller, PollReport
-from monitor.rules import RuleSet, load_rules
-from monitor.settings import Settings, validate_desk_rules
+from monitor.rules import RuleSet, load_rules, rule_files
+from monitor.settings import Settings, idle_desks, unreadable_secrets, validate_desk_rules
 from monitor.store import Store
 from monitor.timespec import parse_cron
 
@@ -105,6 +105,11 @@ class Daemon:
                 log.error("%s", p)
             return 1
         logsetup.setup(settings.log_level)
+        # Polling needs no secret: start, and say what the sends will lack.
+        for p in unreadable_secrets(settings):
+            log.warning("%s; the deliveries that need it fail until then", p)
+        for p in idle_desks(settings):
+            log.warning("%s", p)
         try:
             self.store = Store.open(settings.storage_url, timeout=settings.storage_timeout)
         except MonitorError as e:
@@ -381,7 +386,7 @@ class Daemon:
 def _signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
     """What changes when a rule file is saved, added or removed."""
     try:
-        entries = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+        entries = rule_files(directory)
         return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in entries)
     except OSError:
         return ()

@@ -153,8 +153,20 @@ def shipped_rules_dir() -> Path:
     return here.parent / "rules"
 
 
+def is_rule_file(name: str) -> bool:
+    """``*.yaml`` / ``*.yml``, but not a hidden file or an editor's leftover:
+    ``.btc.yaml``, Emacs' ``.#btc.yaml`` and ``#btc.yaml#``, ``btc.yaml~``,
+    Vim's ``.btc.yaml.swp`` (the suffix alone rules out the last three)."""
+    return name.endswith((".yaml", ".yml")) and not name.startswith((".", "#", "~"))
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The rule files of ``directory`` (:func:`is_rule_file`), sorted by name."""
+    return sorted(p for p in Path(directory).iterdir() if is_rule_file(p.name) and p.is_file())
+
+
 def load_rules(directory: Path) -> RuleSet:
-    """Load every ``*.yaml`` / ``*.yml`` file of ``directory``, sorted by name.
+    """Load every rule file of ``directory`` (:func:`rule_files`), sorted by name.
 
     Raises :class:`RuleFileError` with every problem of every file, and one
     more for each rule id used by two files.
@@ -162,8 +174,7 @@ def load_rules(directory: Path) -> RuleSet:
     directory = Path(directory)
     if not directory.is_dir():
         raise RuleFileError([Problem(str(directory), None, None, "no such rules folder")])
-    paths = sorted(p for p in directory.iterdir()
-                   if p.suffix in (".yaml", ".yml") and p.is_file())
+    paths = rule_files(directory)
     problems: list[Problem] = []
     rules: list[Rule] = []
     first_seen: dict[str, _Loaded] = {}  # rule id -> the file that declared it first

@@ -36,6 +36,7 @@ from monitor.config_keys import (
     Invalid,
     Key,
     Reader,
+    SecretUse,
     Table,
     boolean,
     did_you_mean,
@@ -158,6 +159,8 @@ class Settings:
     metrics_listen: str | None = None
     templates_dir: Path | None = None
     channel_tables: Mapping[str, object] = field(default_factory=dict)
+    #: every secret the file names, as references (none is read to load the file)
+    secrets: tuple[SecretUse, ...] = ()
 
     def feed_interval(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.poll.interval
@@ -171,12 +174,37 @@ class Settings:
 _DEFAULT_STORAGE = "sqlite:///state/monitor.db"
 
 
+#: The storage URL schemes the store supports -> the module each needs.
+STORAGE_DRIVERS: Mapping[str, str] = {
+    "sqlite": "sqlite3", "sqlite+pysqlite": "sqlite3",
+    "postgresql": "psycopg", "postgresql+psycopg": "psycopg",
+    "postgresql+psycopg2": "psycopg2",
+}
+
+
 def _storage_url(value: Any, base: Path) -> str:
     url = string(value, "a database URL")
     resolved = _resolve_sqlite(url, base)
-    if not re.match(r"^[a-z][a-z0-9+]*://", resolved):
-        raise Invalid(f"{url!r} is not a database URL such as sqlite:///state/monitor.db")
+    scheme = re.match(r"^([a-z][a-z0-9+]*)://", resolved)
+    shown = redact_url(url)
+    if not scheme:
+        raise Invalid(f"{shown!r} is not a database URL such as sqlite:///state/monitor.db")
+    driver = STORAGE_DRIVERS.get(scheme[1])
+    if driver is None:
+        raise Invalid(f"{shown!r} is not a SQLite or PostgreSQL URL (sqlite:///PATH, "
+                      "postgresql://USER@HOST/DB)")
+    if driver != "sqlite3":
+        from importlib.util import find_spec
+
+        if find_spec(driver) is None:  # found, not imported: loading stays cheap
+            raise Invalid(f"{scheme[1]}:// needs the Python package {driver}, "
+                          "which is not installed")
     return resolved
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password: ``postgresql://user:***@host/db``."""
+    return re.sub(r"^([a-z][a-z0-9+]*://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def _retention(value: Any, base: Path) -> float | None:
@@ -184,8 +212,34 @@ def _retention(value: Any, base: Path) -> float | None:
 
 
 def _listen(value: str) -> str | None:
-    if value and not re.match(r"^[\w.\-\[\]:]+:\d{1,5}$", value):
-        return f"{value!r} is not an address such as 127.0.0.1:9464"
+    """HOST:PORT, where HOST is an IPv4 address, a [bracketed] IPv6 one or a host name."""
+    if not value:
+        return None
+    example = f"{value!r} is not an address such as 127.0.0.1:9464"
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return example
+    if not 1 <= int(port) <= 65535:
+        return f"{value!r}: port {int(port)} is out of range 1-65535"
+    import ipaddress
+
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{value!r}: {host} is not an IPv6 address"
+        return None
+    if ":" in host:
+        return f"{value!r}: write an IPv6 address in brackets, such as [::1]:9464"
+    if re.fullmatch(r"[\d.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{value!r}: {host} is not an IPv4 address"
+        return None
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if not re.fullmatch(rf"{label}(\.{label})*", host):
+        return f"{value!r}: {host!r} is not a host name or an IP address"
     return None
 
 
@@ -223,9 +277,19 @@ POLL = Table("poll", (
     Key("stale_after_failures", integer(1000), "failures in a row before a feed is flagged"),
 ), PollConfig)
 
+def _feed_url(value: Any, base: Path) -> str:
+    url = string(value, "a URL or a file path")
+    scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):", url)
+    # A one-letter "scheme" is a Windows drive; a plain path has none.
+    if scheme and len(scheme[1]) > 1 and scheme[1].lower() not in ("http", "https", "file"):
+        raise Invalid(f"{url!r} is neither an http(s) URL nor a file path"
+                      f"{did_you_mean(scheme[1], ('http', 'https', 'file'))}")
+    return resolve_feed_url(url, base)
+
+
 FEED_KEYS: tuple[Key, ...] = (
-    Key("url", lambda v, base: resolve_feed_url(text("a URL or a file path")(v, base), base),
-        "http(s) URL, or a file path relative to the config file", required=True),
+    Key("url", _feed_url, "http(s) URL, or a file path relative to the config file",
+        required=True),
     Key("name", text()),
     Key("interval", duration, "instead of poll.interval"),
 )
@@ -242,7 +306,11 @@ def _schedule(value: str) -> str | None:
 def _timezone(value: str) -> str | None:
     if _valid_timezone(value):
         return None
-    return f"unknown time zone {value!r} (use a name such as Asia/Almaty)"
+    from zoneinfo import available_timezones  # reads the zone list: only for a bad name
+
+    hint = did_you_mean(value, sorted(available_timezones())) or \
+        " (use a name such as Asia/Almaty)"
+    return f"unknown time zone {value!r}{hint}"
 
 
 def _severity(value: Any, base: Path) -> Severity:
@@ -262,6 +330,7 @@ def _quiet_hours(value: Any, base: Path) -> tuple[time, time]:
 
 
 _DESK_NAME = Key("name", text(), "letters, digits, '-', '_' or '.'")
+_DESK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 #: A desk's own keys; its channels' keys come from the channels.
 DESK_KEYS: tuple[Key, ...] = (
     Key("rules", str_list(), 'rule ids, or "*" for all'),
@@ -276,8 +345,15 @@ DESK_KEYS: tuple[Key, ...] = (
 
 
 def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[ChannelConfig]],
-                  environ: Mapping[str, str] | None = None) -> Settings:
-    """Find and load the configuration (see module docstring). Raises ConfigError."""
+                  environ: Mapping[str, str] | None = None,
+                  check_environment: bool = False) -> Settings:
+    """Find and load the configuration (see module docstring). Raises ConfigError.
+
+    ``check_environment`` (``check``): also refuse what this machine lacks now,
+    which loading otherwise leaves to the moment it is needed: a secret that
+    cannot be read (needed to send), a local feed file that does not exist
+    (needed to poll it).
+    """
     env = os.environ if environ is None else environ
     if path is None:
         if env.get(CONFIG_ENV):
@@ -293,7 +369,8 @@ def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[Ch
         raise ConfigError([Problem(str(path), None, None, f"cannot read: {e.strerror}")]) from e
     except UnicodeDecodeError as e:
         raise ConfigError([Problem(str(path), None, None, "is not UTF-8 text")]) from e
-    return parse_settings(text, str(path), base=path.resolve().parent, channels=channels)
+    return parse_settings(text, str(path), base=path.resolve().parent, channels=channels,
+                          check_environment=check_environment)
 
 
 def default_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -326,7 +403,8 @@ def _shipped_rules() -> Path:
 
 
 def parse_settings(text: str, source: str, *, base: Path,
-                   channels: Callable[[], Sequence[ChannelConfig]]) -> Settings:
+                   channels: Callable[[], Sequence[ChannelConfig]],
+                   check_environment: bool = False) -> Settings:
     """Parse configuration text; relative paths resolve against ``base``.
 
     ``channels()`` gives the channels whose keys desks may use (the registry's,
@@ -343,7 +421,7 @@ def parse_settings(text: str, source: str, *, base: Path,
         if msg.startswith("Cannot overwrite a value") or msg.startswith("Cannot declare"):
             msg += " (a key or table is given twice)"
         raise ConfigError([Problem(source, line, col, f"invalid TOML: {msg}")]) from e
-    r = Reader(source, text, base)
+    r = Reader(source, text, base, check_secrets=check_environment)
     own = ("storage", "rules", "poll", "feeds", "desks", "log", "retention", "metrics",
            "templates")
     specs = channels() if "desks" in data or any(k not in own for k in data) else ()
@@ -367,7 +445,7 @@ def parse_settings(text: str, source: str, *, base: Path,
     r.known(poll_t, POLL.name, [k.name for k in POLL.keys])
     poll = POLL.build(**r.read(poll_t, POLL.name, POLL.keys))
 
-    feeds = _read_feeds(r, data)
+    feeds = _read_feeds(r, data, check_files=check_environment)
 
     channel_tables: dict[str, object] = {}
     for owned in tables:
@@ -386,10 +464,10 @@ def parse_settings(text: str, source: str, *, base: Path,
     if r.problems:
         raise ConfigError(r.problems)
     return Settings(source=source, poll=poll, feeds=tuple(feeds), desks=tuple(desks),
-                    channel_tables=channel_tables, **flat)
+                    channel_tables=channel_tables, secrets=tuple(r.secrets), **flat)
 
 
-def _read_feeds(r: Reader, data: Mapping[str, Any]) -> list[FeedConfig]:
+def _read_feeds(r: Reader, data: Mapping[str, Any], *, check_files: bool) -> list[FeedConfig]:
     feeds: list[FeedConfig] = []
     seen_urls: dict[str, int] = {}
     for i, f in enumerate(r.array(data, "feeds")):
@@ -405,6 +483,9 @@ def _read_feeds(r: Reader, data: Mapping[str, Any]) -> list[FeedConfig]:
         if url in seen_urls:
             r.problem(f"{key}.url", f"duplicate of feeds[{seen_urls[url]}]")
         seen_urls[url] = i
+        missing = local_feed_file(url) if check_files else None
+        if missing is not None and not missing.is_file():
+            r.problem(f"{key}.url", f"local feed file {missing} does not exist")
         feeds.append(FeedConfig(**values))
     return feeds
 
@@ -421,14 +502,17 @@ def _read_desks(r: Reader, data: Mapping[str, Any], channels: Sequence[ChannelCo
         if not isinstance(t, dict):
             r.problem(key, "must be a table")
             continue
+        given = t.get("name")
+        if isinstance(given, str) and _DESK_NAME_RE.match(given) and given not in names:
+            r.show_as(key, desk_key(given))  # messages name the desk: desks.energy.email
         r.known(t, key, allowed)
         name = r.read(t, key, (_DESK_NAME,)).get("name", "")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", name):
+        if not _DESK_NAME_RE.match(name):
             r.problem(f"{key}.name" if name else key,
                       "a desk needs a name of letters, digits, '-', '_' or '.'")
             continue
         if name in names:
-            r.problem(f"{key}.name", f"duplicate desk name {name!r}")
+            r.problem(f"{key}.name", f"duplicate desk name {name!r} (also {desk_key(name)})")
         names.add(name)
         values = r.read(t, key, DESK_KEYS)
         options: dict[str, object] = {}
@@ -443,9 +527,9 @@ def _read_desks(r: Reader, data: Mapping[str, Any], channels: Sequence[ChannelCo
         desks.append(desk)
     for key, channel, chosen in checks:
         table = channel.table
-        for desk_key, message in channel.check(
+        for channel_key, message in channel.check(
                 chosen, None if table is None else channel_tables.get(table.name)):
-            r.problem(f"{key}.{desk_key}", message)
+            r.problem(f"{key}.{channel_key}", message)
     return desks
 
 
@@ -489,19 +573,59 @@ def resolve_feed_url(url: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
+def local_feed_file(url: str) -> Path | None:
+    """The file a feed URL names (a path or ``file://``), or None for http(s)."""
+    if url.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(url).path))
+    if re.match(r"^https?://", url, re.IGNORECASE):
+        return None
+    return Path(url)
+
+
+def desk_key(name: str) -> str:
+    """How messages name a desk's keys: ``desks.energy`` (quoted if the name has a dot)."""
+    return f'desks."{name}"' if "." in name else f"desks.{name}"
+
+
+def _key_lines(settings: Settings) -> dict[str, int]:
+    if settings.source == "<default>":
+        return {}
+    try:
+        return locate_keys(Path(settings.source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
 def validate_desk_rules(settings: Settings, rule_ids: set[str],
                         on_problem: Callable[[Problem], None]) -> None:
     """Report desks that name rules that do not exist (needs the loaded rules)."""
-    lines = {}
-    if settings.source != "<default>":
-        try:
-            lines = locate_keys(Path(settings.source).read_text(encoding="utf-8"))
-        except OSError:
-            lines = {}
+    lines = _key_lines(settings)
     for i, desk in enumerate(settings.desks):
         for rule in desk.rules:
             if rule != "*" and rule not in rule_ids:
-                key = f"desks[{i}].rules"
-                on_problem(Problem(settings.source, lines.get(key, lines.get(f"desks[{i}]")),
-                                   None, f"{key}: unknown rule {rule!r}"
-                                         f"{did_you_mean(rule, sorted(rule_ids))}"))
+                line = lines.get(f"desks[{i}].rules", lines.get(f"desks[{i}]"))
+                on_problem(Problem(settings.source, line, None,
+                                   f"{desk_key(desk.name)}.rules: unknown rule {rule!r}"
+                                   f"{did_you_mean(rule, sorted(rule_ids))}"))
+
+
+def unreadable_secrets(settings: Settings) -> list[Problem]:
+    """Each secret the configuration names that cannot be read now (what ``check``
+    refuses; the daemon warns of them at start: the sends that need one fail)."""
+    found: list[Problem] = []
+    for use in settings.secrets:
+        message = use.secret.problem()
+        if message:
+            found.append(Problem(settings.source, use.line, None, f"{use.key}: {message}"))
+    return found
+
+
+def idle_desks(settings: Settings) -> list[Problem]:
+    """A desk with no channel: its hits are stored, never sent (a warning, not an error)."""
+    lines = _key_lines(settings)
+    return [Problem(settings.source, lines.get(f"desks[{i}]"), None,
+                    f"{desk_key(desk.name)}: no channel configured: its hits are stored, "
+                    "never sent")
+            for i, desk in enumerate(settings.desks) if not desk.channels]

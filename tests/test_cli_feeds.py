@@ -104,13 +104,15 @@ def test_check_reports_every_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{config}:4: poll.concurency: unknown key (did you mean 'concurrency'?)",
-        f"{config}:8: desks[0].slack_webhook: environment variable NM_UNSET is not set",
+        f"{config}:8: desks.energy.slack_webhook: environment variable NM_UNSET is not set",
     ]
     config.write_text(f'[rules]\ndir = "{shipped_rules_dir()}"\n'
                       '[[desks]]\nname = "energy"\nrules = ["cpc-disruptoin"]\n')
     assert main(["--config", str(config), "check"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"{config}:5: desks[0].rules: unknown rule 'cpc-disruptoin' (did you mean "
+        f"{config}:3: warning: desks.energy: no channel configured: its hits are stored, never "
+        "sent",
+        f"{config}:5: desks.energy.rules: unknown rule 'cpc-disruptoin' (did you mean "
         "'cpc-disruption'?)"]
 
 

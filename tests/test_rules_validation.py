@@ -22,6 +22,7 @@ from monitor.rules import (
     Term,
     load_rule_file,
     load_rules,
+    rule_files,
     shipped_rules_dir,
 )
 
@@ -57,6 +58,20 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     assert [str(p) for p in info.value.problems] == [
         f"{tmp_path / 'b.yaml'}:1:5: id: duplicate rule id 'same-id' "
         f"(already used in {tmp_path / 'a.yaml'}:1)"]
+
+
+def test_hidden_and_editor_files_are_not_rule_files(tmp_path: Path) -> None:
+    rule = (shipped_rules_dir() / "btc-diversion.yaml").read_bytes()
+    (tmp_path / "btc-diversion.yaml").write_bytes(rule)
+    # Copies of the rule an editor or a sync tool leaves: loaded, each would be a duplicate id.
+    for name in (".#btc-diversion.yaml", ".btc.yaml", "btc.yaml~", "#btc.yaml#",
+                 ".btc.yaml.swp", "btc.yaml.swp", "~btc.yaml", "btc.yml.orig"):
+        (tmp_path / name).write_bytes(rule)
+    (tmp_path / ".#cpc.yaml").symlink_to("root@host.1234:1700000000")  # Emacs' lock: dangling
+    assert load_rules(tmp_path).ids == ("btc-diversion",)
+    assert [p.name for p in rule_files(tmp_path)] == ["btc-diversion.yaml"]
+    (tmp_path / "other.yml").write_bytes(rule.replace(b"btc-diversion", b"other"))
+    assert load_rules(tmp_path).ids == ("btc-diversion", "other")
 
 
 def test_load_rules_reports_every_problem_of_every_file(tmp_path: Path) -> None:

@@ -18,12 +18,14 @@ from monitor.errors import ConfigError, Problem, RuleFileError
 def cmd_check(args: argparse.Namespace) -> int:
     from monitor.config import load_settings
     from monitor.rules import load_rules
-    from monitor.settings import validate_desk_rules
+    from monitor.settings import idle_desks, validate_desk_rules
 
     problems: list[Problem] = []
     settings = None
     try:
-        settings = load_settings(args.config)
+        # Unlike the other commands, check reads for what this machine lacks now
+        # too (a secret, a local feed file): the service would fail without it.
+        settings = load_settings(args.config, check_environment=True)
     except ConfigError as e:
         problems.extend(e.problems)
     rules_dir = settings.rules_dir if settings else None
@@ -40,12 +42,21 @@ def cmd_check(args: argparse.Namespace) -> int:
         rules = None
     if settings is not None and rules is not None:
         validate_desk_rules(settings, rule_ids, problems.append)
+    if settings is not None:
+        for warning in idle_desks(settings):
+            print(_warning(warning), file=sys.stderr)
     if problems:
         raise common.fail(problems)
     assert settings is not None and rules is not None
     print(f"ok: {settings.source}: {len(settings.feeds)} feeds, {len(rules.rules)} rules "
           f"({', '.join(rules.ids)}), {len(settings.desks)} desks")
     return 0
+
+
+def _warning(problem: Problem) -> str:
+    """``file:line: warning: message``: a problem that does not fail the check."""
+    where = problem.path if problem.line is None else f"{problem.path}:{problem.line}"
+    return f"{where}: warning: {problem.message}"
 
 
 def cmd_match(args: argparse.Namespace) -> int:
