@@ -133,15 +133,15 @@ def test_a_failed_telegram_post_is_retried_once_and_holds_back_no_other_channel(
 # Line 4 is the desk's [[desks]] header (a missing key), line 6 the key after its name.
 @pytest.mark.parametrize(("desk", "line", "message"), [
     ('telegram_bot_token = "env:NM_TG_TOKEN"\n', 4,
-     "desks[0].telegram_chat_id: is required with telegram_bot_token (the chat to post to)"),
+     "desks.energy.telegram_chat_id: is required with telegram_bot_token (the chat to post to)"),
     ('telegram_chat_id = "@energy_desk"\n', 4,
-     "desks[0].telegram_bot_token: is required with telegram_chat_id (env:NAME or file:PATH "
+     "desks.energy.telegram_bot_token: is required with telegram_chat_id (env:NAME or file:PATH "
      "of the token BotFather gave)"),
     ('telegram_bot_token = "env:NM_TG_TOKEN"\ntelegram_chat_id = "energy desk"\n', 7,
-     'desks[0].telegram_chat_id: expected a numeric chat id such as "-1001234567890" or a '
+     'desks.energy.telegram_chat_id: expected a numeric chat id such as "-1001234567890" or a '
      "channel's \"@username\""),
     ('teams_webhook = "https://prod.westeurope.logic.azure.com/workflows/x"\n', 6,
-     "desks[0].teams_webhook: secrets are given as env:NAME or file:PATH, never inline"),
+     "desks.energy.teams_webhook: secrets are given as env:NAME or file:PATH, never inline"),
 ])
 def test_channel_mistakes_are_located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       desk: str, line: int, message: str) -> None:
@@ -160,5 +160,5 @@ def test_check_names_the_new_channels_keys_like_any_other(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "check"],
                           capture_output=True, text=True, env=cli_env(), timeout=60)
     assert done.returncode == 1
-    assert f"{path}:7: desks[0].teams_webhok: unknown key (did you mean 'teams_webhook'?)" \
+    assert f"{path}:7: desks.energy.teams_webhok: unknown key (did you mean 'teams_webhook'?)" \
         in done.stderr.splitlines()

@@ -44,7 +44,7 @@ classification (:class:`~monitor.errors.NotifyError`, ``permanent`` or not,
 
 A key's parser (``monitor.config_keys``: ``text``, ``integer``, ``duration``,
 ``boolean``, ``one_of``, ``str_list``, ``secret``, ``http_url``...) raises
-``Invalid(message)``; the reader reports it as ``file:line: desks[N].key:
+``Invalid(message)``; the reader reports it as ``file:line: desks.NAME.key:
 message``. A channel's top-level table (``Table(name, keys, build)``, its
 values in ``settings.channel_tables[name]``) suits what all desks share, such
 as an API base URL that tests point at loopback.
