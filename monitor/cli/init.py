@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -143,6 +142,8 @@ def secrets_template(config: Path) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    import shlex
+
     from monitor.rules import load_rules, shipped_rules_dir
     from monitor.settings import DEFAULT_FEEDS
 
