@@ -11,6 +11,7 @@ is never activated: ``monitor`` is the wheel's, which the first test checks.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -37,8 +38,9 @@ class Installed:
     venv: Path
     empty: Path  # a folder with nothing in it: no monitor.toml, no rules/, no state/
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, **more_env: str) -> subprocess.CompletedProcess[str]:
         env = cli_env("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY", "PYTHONPATH", "VIRTUAL_ENV")
+        env.update(more_env)
         return subprocess.run([str(self.venv / "bin" / "news-monitor"), *args], cwd=self.empty,
                               env=env, capture_output=True, text=True, timeout=60)
 
@@ -104,3 +106,14 @@ def test_rules_test_runs_a_shipped_rule(installed: Installed) -> None:
     done = installed.run("rules", "test", "cpc-disruption", "КТК приостановил отгрузку нефти")
     assert done.returncode == 0, done.stderr
     assert "cpc-disruption" in done.stdout
+
+
+def test_init_from_the_wheel_writes_a_configuration_that_checks(installed: Installed) -> None:
+    target = installed.empty.parent / "etc"
+    done = installed.run("init", str(target))
+    assert done.returncode == 0, done.stderr
+    shipped = {p.name for p in (ROOT / "rules").iterdir() if p.is_file()}
+    assert {p.name for p in (target / "rules").iterdir()} == shipped
+    done = installed.run("--config", str(target / "monitor.toml"), "check", SMTP_PASSWORD="x")
+    assert done.returncode == 0, done.stderr
+    assert "4 rules" in done.stdout and re.search(r"\b1 desks?\b", done.stdout)
