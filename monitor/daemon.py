@@ -123,6 +123,7 @@ class Daemon:
         self._publish()
         log.info("started news-monitor %s: %d feeds, %d rules (%s), %d desks", __version__,
                  len(settings.feeds), len(rules.rules), ", ".join(rules.ids), len(settings.desks))
+        _warn_no_desks(settings)
         self.notify.ready(self._status_line())
         while not self.stop.is_set():
             self.stop.wait(0.5)
@@ -347,6 +348,7 @@ class Daemon:
         log.info("reloaded (%s): %d feeds, %d rules (%s), %d desks", reason,
                  len(settings.feeds), len(rules.rules), ", ".join(rules.ids),
                  len(settings.desks))
+        _warn_no_desks(settings)
         self.notify.ready(self._status_line())
         self._guard("status", self._publish)
         return True
@@ -381,6 +383,13 @@ class Daemon:
             self.metrics = Metrics.serve(host.strip("[]"), int(port))
         except (ImportError, OSError) as e:
             log.error("metrics endpoint %s not started: %s", self.settings.metrics_listen, e)
+
+
+def _warn_no_desks(settings: Settings) -> None:
+    # The embedded default has no desk: a first run must not look as if it would alert.
+    if not settings.desks:
+        log.warning("no [[desks]]: hits are stored but nothing is sent; "
+                    "`news-monitor init` writes a configuration with a desk")
 
 
 def _signature(directory: Path) -> tuple[tuple[str, int, int], ...]:

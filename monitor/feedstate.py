@@ -2,7 +2,8 @@
 
 Given a feed's stored :class:`~monitor.models.FeedState` and what its fetch
 and parse gave, :func:`next_state` decides its next state: failures in a row
-and the back-off (:func:`backoff_delay`, Retry-After honoured but capped),
+and the back-off (:func:`backoff_delay`: a minute after a first failure,
+doubling; Retry-After honoured but capped),
 the validators to send next time, disabling on 410 Gone, and the health
 flags (``failing``, ``gap``, ``silent``). :func:`fetch_requests` turns stored
 states into the next conditional requests. The orchestrator
@@ -36,18 +37,32 @@ def fetch_requests(feeds: Iterable[FeedConfig],
     return out
 
 
+#: The wait after a feed's first failure: a blip (a DNS hiccup at start-up) costs a minute.
+FIRST_RETRY = 60.0
+
+
 def backoff_delay(failures: int, interval: float, max_backoff: float,
                   retry_after: float | None = None) -> float:
     """Seconds until the next try after ``failures`` failures in a row.
 
-    Doubles the feed's interval per failure, up to ``max_backoff``; never
-    sooner than the server's Retry-After.
+    Gentle at first, then as patient as the feed deserves: a minute after the
+    first failure, doubling (1 min, 2 min, 4 min ...) up to the feed's
+    interval, then doubling the interval per failure up to ``max_backoff``
+    (never below the interval). Never sooner than the server's Retry-After.
     """
-    delay = interval if failures <= 0 else min(max_backoff, interval * 2 ** min(failures, 20))
-    delay = max(delay, interval)
+    if failures <= 0:
+        return interval
+    ceiling = max(max_backoff, interval)
+    delay = min(FIRST_RETRY, interval)
+    for _ in range(1, failures):
+        if delay >= ceiling:
+            break
+        # Below the interval, the doubling stops at it; from there, it goes on.
+        delay = delay * 2 if delay >= interval else min(delay * 2, interval)
+    delay = min(delay, ceiling)
     if retry_after is not None:
         # Honour Retry-After, but a far-future date must not park a feed forever.
-        delay = max(delay, min(retry_after, max_backoff))
+        delay = max(delay, min(retry_after, ceiling))
     return delay
 
 

@@ -145,12 +145,18 @@ class RuleSet:
 
 
 def shipped_rules_dir() -> Path:
-    """The rules that ship with the package (in a checkout: the repository's rules/)."""
+    """The rules that ship with the package.
+
+    In a checkout (an editable install), the repository's ``rules/``, their one
+    source; installed from a wheel, the copy the build put in the package,
+    ``monitor/shipped_rules`` (setup.py). A checkout is a ``rules/`` beside a
+    ``pyproject.toml``, so a stray ``site-packages/rules`` is never taken.
+    """
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "rules", here / "shipped_rules"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "rules"
+    checkout = here.parent / "rules"
+    if checkout.is_dir() and (here.parent / "pyproject.toml").is_file():
+        return checkout
+    return here / "shipped_rules"
 
 
 def is_rule_file(name: str) -> bool:

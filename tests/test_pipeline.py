@@ -18,12 +18,25 @@ def after(prev: FeedState, result: FetchResult, parsed: ParsedFeed | None = None
     return next_state(prev, result, parsed, now=NOW, interval=900, poll=POLL, **kw)
 
 
-def test_backoff_doubles_up_to_the_ceiling_and_honours_retry_after() -> None:
+def test_backoff_starts_gently_then_doubles_up_to_the_ceiling_and_honours_retry_after(
+        ) -> None:
     assert backoff_delay(0, 900, 86400) == 900
-    assert [backoff_delay(n, 900, 86400) for n in (1, 2, 3)] == [1800, 3600, 7200]
+    # A minute after a first failure, doubling up to the interval, then doubling it.
+    assert [backoff_delay(n, 900, 86400) for n in range(1, 9)] == [
+        60, 120, 240, 480, 900, 1800, 3600, 7200]
     assert backoff_delay(30, 900, 86400) == 86400
+    assert backoff_delay(10**6, 900, 86400) == 86400
     assert backoff_delay(1, 900, 86400, retry_after=10_000) == 10_000
+    assert backoff_delay(1, 900, 86400, retry_after=30) == 60
     assert backoff_delay(1, 900, 86400, retry_after=10**9) == 86400  # no parking forever
+
+
+def test_backoff_of_short_intervals_and_low_ceilings() -> None:
+    # A feed polled every 30 s waits its interval first, then doubles it.
+    assert [backoff_delay(n, 30, 86400) for n in (1, 2, 3)] == [30, 60, 120]
+    # A ceiling below the interval: a failing feed is never polled more often than a healthy one.
+    assert [backoff_delay(n, 900, 600) for n in (4, 5, 6, 20)] == [480, 900, 900, 900]
+    assert backoff_delay(1, 900, 600, retry_after=10**9) == 900
 
 
 def test_success_resets_failures_and_keeps_validators_on_304() -> None:
@@ -41,7 +54,7 @@ def test_failures_back_off_flag_once_and_recover() -> None:
         state = after(state, FetchResult("u", None, error_kind="timeout", error="took 20s"))
         assert state.failures == n and state.last_status == "timeout"
     assert state.etag == '"a"'  # a failure keeps the validators
-    assert state.next_poll == NOW + timedelta(seconds=900 * 8)
+    assert state.next_poll == NOW + timedelta(seconds=240)  # 1 min, 2 min, 4 min
     assert state.flag == "failing: 3 failures in a row"
     healed = after(state, FetchResult("u", 304))
     assert (healed.failures, healed.flag, healed.error) == (0, None, None)

@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from monitor import __version__
-from monitor.cli import check, common, deliver, fastexit, feeds, hits, poll, rules, run, status
+from monitor.cli import (
+    check,
+    common,
+    deliver,
+    fastexit,
+    feeds,
+    hits,
+    init,
+    poll,
+    rules,
+    run,
+    status,
+)
 from monitor.errors import MonitorError
 
 
@@ -31,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         help="override the configured log level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (run, poll, check, hits, status, feeds, rules, deliver):  # the order of --help
+    # The order of --help: day one first.
+    for group in (init, run, poll, check, hits, status, feeds, rules, deliver):
         group.register(sub)
     return parser
 

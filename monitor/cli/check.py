@@ -50,6 +50,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     assert settings is not None and rules is not None
     print(f"ok: {settings.source}: {len(settings.feeds)} feeds, {len(rules.rules)} rules "
           f"({', '.join(rules.ids)}), {len(settings.desks)} desks")
+    if not settings.desks:  # valid, but it would never send a thing: say so (the daemon does too)
+        print(f"{settings.source}: warning: no [[desks]]: hits are stored but nothing is sent; "
+              "`news-monitor init` writes a configuration with a desk", file=sys.stderr)
     return 0
 
 
