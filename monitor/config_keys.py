@@ -45,15 +45,18 @@ class Secret:
         kind, _, name = self.ref.partition(":")
         if kind == "env":
             value = os.environ.get(name)
-            if value is None:
+            if not value:  # an untouched secrets.env sets NAME= : as good as unset
                 raise ConfigError([Problem("<environment>", None, None,
-                                           f"environment variable {name} is not set")])
+                                           _env_problem(name, value))])
             return value
         path = self.path
         try:
-            return path.read_text(encoding="utf-8").strip()
+            text = path.read_text(encoding="utf-8").strip()
         except OSError as e:
             raise ConfigError([Problem(str(path), None, None, _unreadable(path, e))]) from e
+        if not text:
+            raise ConfigError([Problem(str(path), None, None, f"secret file {path} is empty")])
+        return text
 
     @property
     def path(self) -> Path:
@@ -65,14 +68,21 @@ class Secret:
         """Why the secret cannot be read now, or None; reads no value."""
         kind, _, name = self.ref.partition(":")
         if kind == "env":
-            return None if name in os.environ else f"environment variable {name} is not set"
+            value = os.environ.get(name)
+            return None if value else _env_problem(name, value)
         path = self.path
         if not os.access(path, os.R_OK) or not path.is_file():
             return _unreadable(path, None)
+        if path.stat().st_size == 0 or not path.read_bytes().strip():
+            return f"secret file {path} is empty"
         return None
 
     def __str__(self) -> str:
         return self.ref
+
+
+def _env_problem(name: str, value: str | None) -> str:
+    return f"environment variable {name} is " + ("not set" if value is None else "empty")
 
 
 def _unreadable(path: Path, error: OSError | None) -> str:

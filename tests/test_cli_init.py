@@ -172,3 +172,16 @@ def test_the_daemon_says_at_start_that_nothing_is_sent(tmp_path: Path) -> None:
         assert proc.wait(timeout=20) == 0
     (line,) = [line for line in log.read_text().splitlines() if NO_DESKS in line]
     assert "warning" in line.lower(), line
+
+
+def test_an_untouched_secrets_file_does_not_pass_check(
+        written: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """systemd's EnvironmentFile= sets NAME= from the template: empty, as good as unset."""
+    names = secret_names(written / "secrets.env")
+    for name in names:
+        monkeypatch.setenv(name, "")
+    assert main(["--config", str(written / "monitor.toml"), "check"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.endswith(f"environment variable {name} is empty")
+            for name, line in zip(names, lines, strict=True)] == [True] * len(names)
