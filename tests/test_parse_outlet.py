@@ -52,7 +52,8 @@ def test_a_document_with_source_is_read_by_feedparser_on_both_paths() -> None:
 
 
 def test_the_outlet_changes_no_identity() -> None:
-    plain = b'<rss version="2.0"><channel><item><title>T</title><guid>g</guid></item></channel></rss>'
+    plain = (b'<rss version="2.0"><channel><item><title>T</title><guid>g</guid></item>'
+             b"</channel></rss>")
     sourced = plain.replace(b"<guid>", b"<source url='https://s.example/'>S</source><guid>")
     a, b = (parse_feed(d, url="https://f.example/rss").items[0] for d in (plain, sourced))
     assert (a.outlet, b.outlet) == (None, "S")
