@@ -102,3 +102,11 @@ def test_poll_logs_json_lines_on_stderr(feed_server: FeedServer, tmp_path: Path)
     warning = next(d for d in lines if d["level"] == "warning")
     assert warning["logger"] == "monitor.pipeline"
     assert "/broken.xml" in str(warning["message"]) and "500" in str(warning["message"])
+
+
+def test_under_journald_the_priority_prefix_stays_in_front() -> None:
+    record = logging.LogRecord("monitor.pipeline", logging.WARNING, __file__, 1,
+                               "feed %s failing", ("x",), None)
+    line = logsetup._JournalJsonFormatter().format(record)
+    assert line.startswith("<4>{")
+    assert json.loads(line[3:])["message"] == "feed x failing"
