@@ -104,7 +104,7 @@ class Daemon:
             for p in e.problems:
                 log.error("%s", p)
             return 1
-        logsetup.setup(settings.log_level)
+        logsetup.setup(settings.log_level, settings.log_format)
         # Polling needs no secret: start, and say what the sends will lack.
         for p in unreadable_secrets(settings):
             log.warning("%s; the deliveries that need it fail until then", p)
@@ -343,7 +343,7 @@ class Daemon:
             self._schedule_digests()
             from monitor import log as logsetup
 
-            logsetup.setup(settings.log_level)
+            logsetup.setup(settings.log_level, settings.log_format)
         self.last_reload = {"at": when.isoformat(), "ok": True, "reason": reason}
         log.info("reloaded (%s): %d feeds, %d rules (%s), %d desks", reason,
                  len(settings.feeds), len(rules.rules), ", ".join(rules.ids),

@@ -223,11 +223,11 @@ def _story(group: Sequence[StoredHit], tz: ZoneInfo | Any) -> Story:
                                      if e.field == "title"], limit=TITLE_CHARS),
         snippet=snippet(lead.summary, [(e.start, e.end) for e in lead.evidence
                                        if e.field == "summary"]),
-        url=url, host=host(url), outlet=clean(lead.feed_name), when=_short_time(
+        url=url, host=host(url), outlet=clean(lead.shown_outlet), when=_short_time(
             lead.published, tz),
         score=lead.score,
         terms=tuple(dict.fromkeys(clean(e.text) for e in lead.evidence if clean(e.text))),
-        more=tuple(Mention(hit=h, outlet=clean(h.feed_name),
+        more=tuple(Mention(hit=h, outlet=clean(h.shown_outlet),
                            title=truncate(clean(h.title), TITLE_CHARS),
                            url=(u := safe_url(h.link)), host=host(u), published=h.published,
                            when=_short_time(h.published, tz), score=h.score) for h in others),

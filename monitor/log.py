@@ -3,15 +3,23 @@
 Under journald (``$JOURNAL_STREAM`` names our stderr) each line starts with a
 syslog priority prefix (``<4>``) and carries no timestamp, since the journal
 adds its own; on a terminal or in a file the line has a UTC timestamp.
+
+``[log] format = "json"`` makes each line one JSON object instead, for log
+shippers: ``time`` (ISO 8601, UTC, ``Z``, to the millisecond), ``level``,
+``logger``, ``message``, ``exception`` when there is one, and whatever fields
+the call passed with ``extra=`` (feed, desk, channel, delivery...). Under
+journald the priority prefix stays in front (the journal strips it, so the
+message it keeps is the JSON).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
@@ -23,6 +31,51 @@ class _JournalFormatter(logging.Formatter):
         text = super().format(record)
         # One event, one line: the journal would split a multi-line message.
         return prefix + text.replace("\n", " | ")
+
+
+# What every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines inside are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = time.gmtime(record.created)
+        doc: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", when) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                doc.setdefault(key, _json_value(value))  # never over the four above
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            doc["exception"] = record.exc_text
+        if record.stack_info:
+            doc["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+class _JournalJsonFormatter(JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{_PRIORITY.get(record.levelno, 6)}>" + super().format(record)
+
+
+def _json_value(value: object) -> object:
+    """A field as JSON has it: numbers, strings, booleans and None as they are,
+    containers as they are if they are JSON, anything else as its text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
 
 
 class _Handler(logging.StreamHandler[TextIO]):
@@ -41,20 +94,25 @@ def _under_journald() -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def setup(level: str = "info") -> None:
-    """Configure the root logger once (idempotent: a reload may call it again)."""
+def setup(level: str = "info", fmt: str = "text") -> None:
+    """Configure the root logger once (idempotent: a reload may call it again).
+
+    ``fmt`` is ``[log] format``: ``text`` or ``json``.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, _Handler):
             root.removeHandler(handler)
     handler = _Handler(sys.stderr)
-    if _under_journald():
+    if fmt == "json":
+        handler.setFormatter(_JournalJsonFormatter() if _under_journald() else JsonFormatter())
+    elif _under_journald():
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                "%Y-%m-%dT%H:%M:%SZ")
-        fmt.converter = time.gmtime
-        handler.setFormatter(fmt)
+        text = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                 "%Y-%m-%dT%H:%M:%SZ")
+        text.converter = time.gmtime
+        handler.setFormatter(text)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # Libraries' chatter stays below our warnings.

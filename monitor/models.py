@@ -90,7 +90,8 @@ class Item:
     hash of its title, summary and content). ``published`` is None when the
     feed gives no readable date: the store then uses the time first seen.
     ``fingerprint`` hashes the normalised title and summary, so an entry
-    republished under a new id is recognised.
+    republished under a new id is recognised. ``outlet`` is who reported the
+    entry when the feed names someone (an aggregator's ``<source>``), else None.
     """
 
     feed_url: str
@@ -101,6 +102,7 @@ class Item:
     published: datetime | None
     lang: str | None
     fingerprint: str
+    outlet: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,12 @@ class StoredHit:
     lang: str | None
     feed_url: str
     feed_name: str  # the configured name, else the feed's own title, else its URL
+    outlet: str | None = None  # the item's own outlet, where the feed names one
+
+    @property
+    def shown_outlet(self) -> str:
+        """Who reported it: the item's own outlet, else the feed's name."""
+        return self.outlet or self.feed_name
 
 
 def isoformat_z(when: datetime | None) -> str | None:

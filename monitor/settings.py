@@ -155,6 +155,7 @@ class Settings:
     feeds: tuple[FeedConfig, ...] = ()
     desks: tuple[DeskConfig, ...] = ()
     log_level: str = "info"
+    log_format: str = "text"  # "json": one JSON object a line, for log shippers
     retention_items: float | None = 180 * 86400.0
     metrics_listen: str | None = None
     templates_dir: Path | None = None
@@ -257,7 +258,10 @@ _FLAT: tuple[tuple[str, tuple[Key, ...]], ...] = (
     )),
     ("rules", (Key("dir", folder, "the folder of rule files", field="rules_dir"),)),
     ("log", (Key("level", one_of("debug", "info", "warning", "error", fold=True),
-                 field="log_level"),)),
+                 field="log_level"),
+             Key("format", one_of("text", "json"),
+                 "text lines, or one JSON object a line (time, level, logger, message)",
+                 field="log_format"))),
     ("retention", (Key("items", _retention, "how long items are kept, or forever",
                        field="retention_items"),)),
     ("metrics", (Key("listen", text("an address such as 127.0.0.1:9464", _listen),

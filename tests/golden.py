@@ -17,6 +17,11 @@ GOLDEN: dict[str, tuple[str, dict[str, str]]] = {
     "rss20-russian.xml": ("https://news.example.ru/rss",
                           {"Content-Type": "application/rss+xml; charset=utf-8"}),
     "atom.xml": ("https://wire.example.com/atom.xml", {"Content-Type": "application/atom+xml"}),
+    # an aggregator: each item names its outlet (<source>, dc:publisher)
+    "rss20-aggregator.xml": ("https://news.google.example/rss/topics/caspian",
+                             {"Content-Type": "application/rss+xml; charset=utf-8"}),
+    "atom-source.xml": ("https://partners.example.com/atom.xml",
+                        {"Content-Type": "application/atom+xml"}),
     "rss10.rdf": ("https://agrar.example.de/rss", {"Content-Type": "application/rdf+xml"}),
     "jsonfeed-1.1.json": ("https://transit.example.org/feed.json",
                           {"Content-Type": "application/feed+json"}),

@@ -493,3 +493,31 @@ def test_importing_loads_no_heavy_library(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)
     assert out.stdout.strip() == ""
+
+
+# -- the item's own outlet --------------------------------------------------------
+
+
+def test_an_item_s_own_outlet_is_shown_in_place_of_the_feed_s_name() -> None:
+    import dataclasses
+
+    title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
+    plain = [hit(title, "The consortium said loadings stopped.", feed="Google News",
+                 score=95, link="https://news.example/a"),
+             hit(f"{title} - Interfax", feed="Google News", hours=1,
+                 link="https://news.example/b"),
+             hit(f"{title} - Kursiv", feed="Kursiv", hours=2, link="https://kursiv.example/c")]
+    named = [dataclasses.replace(plain[0], outlet="Reuters"),
+             dataclasses.replace(plain[1], outlet="Interfax\x1b[2J"), plain[2]]
+    before, after = (D.build_digest("energy", hs, TITLES, T0) for hs in (plain, named))
+    [story] = after.sections[0].stories
+    assert story.outlet == "Reuters"
+    assert [m.outlet for m in story.more] == ["Interfax", "Kursiv"]  # controls cleaned
+    # the stories are the same: only the names shown changed
+    assert [s.hit_ids for s in before.sections[0].stories] == [story.hit_ids]
+    assert before.subject == after.subject
+    doc = webhook_document(after)
+    assert doc["sections"][0]["stories"][0]["outlet"] == "Reuters"
+    for shown in (Renderer().text(after), Renderer().html(after),
+                  json.dumps(slack_messages(after), ensure_ascii=False)):
+        assert "Reuters" in shown and "Interfax" in shown and "Google News" not in shown

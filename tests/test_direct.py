@@ -41,7 +41,7 @@ def _fill(store: Store) -> dict[str, datetime]:
             item = Item(feed_url=feed, guid=guid, title=f"Заголовок {guid} ✓",
                         summary=f"summary {guid}", link=None if guid == "c" else f"https://x/{guid}",
                         published=when - timedelta(minutes=k), lang="ru" if k else "en",
-                        fingerprint=f"fp-{n}-{k}")
+                        fingerprint=f"fp-{n}-{k}", outlet="Интерфакс" if guid == "b" else None)
             new.append(NewItem(item, (Match(rule, 90.0 + k / 3, ev),)))
             matched[guid] = when
         store.commit_poll(FeedState(feed), new, RULES, when)
@@ -80,6 +80,9 @@ def test_direct_listing_is_the_store_s(store: Store, store_url: str) -> None:
         None, UNNAMED, UNNAMED, "v1", Severity.CRITICAL)
     assert c.matched_at == T0 + timedelta(hours=1) and c.matched_at.tzinfo == UTC
     assert c.evidence[0] == Evidence("title", "CPC", "КТК «Каспий»", 0, 12, 97.5)
+    b = next(h for h in _direct(store_url) or [] if h.guid == "b")
+    assert (b.outlet, b.shown_outlet, c.outlet, c.shown_outlet) == (
+        "Интерфакс", "Интерфакс", None, UNNAMED)
 
 
 def test_a_new_database_is_left_to_the_store(tmp_path: Path) -> None:

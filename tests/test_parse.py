@@ -48,7 +48,7 @@ def _iso(when: datetime | None) -> str | None:
 def _item_dict(item: Item) -> dict[str, Any]:
     return {"guid": item.guid, "title": item.title, "summary": item.summary, "link": item.link,
             "published": _iso(item.published), "lang": item.lang,
-            "fingerprint": item.fingerprint}
+            "fingerprint": item.fingerprint, "outlet": item.outlet}
 
 
 def _feed_dict(feed: ParsedFeed) -> dict[str, Any]:

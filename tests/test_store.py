@@ -425,3 +425,52 @@ def test_a_failing_hits_query_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"^database error: no such table: hits"):
         store.list_hits()
     store.close()
+
+
+def test_an_item_s_outlet_is_stored_and_read_back(store: Store) -> None:
+    store.sync_feeds([(FEED, "Aggregator")])
+    new = [NewItem(item(1, outlet="Reuters"), (hit(),)), NewItem(item(2), (hit(),))]
+    store.commit_poll(FeedState(FEED), new, RULES, T0)
+    by_guid = {h.guid: h for h in store.list_hits()}
+    assert (by_guid["guid-1"].outlet, by_guid["guid-1"].shown_outlet) == ("Reuters", "Reuters")
+    assert (by_guid["guid-2"].outlet, by_guid["guid-2"].shown_outlet) == (None, "Aggregator")
+    assert [(i["guid"], i["outlet"]) for i in store.iter_items()] == [
+        ("guid-1", "Reuters"), ("guid-2", None)]
+    hit_ids = [by_guid["guid-1"].id]
+    made = store.create_delivery("desk", "email", "digest", hit_ids, now=T0)
+    assert made is not None
+    assert [h.outlet for h in store.delivery_hits(made[0])] == ["Reuters"]
+
+
+def test_a_store_made_by_revision_0001_upgrades_on_open(store_url: str) -> None:
+    # A database as the previous release left it: migrated to 0001, with an
+    # item and its hit; opening it with this code adds items.outlet.
+    from alembic import command
+
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), "0001")
+    with engine.begin() as conn:
+        assert migrate.current_revision(conn) == "0001"
+        assert "outlet" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}
+        # no ids given: PostgreSQL's sequences must count these rows
+        conn.execute(sa.text("INSERT INTO feeds (url, name, added_at, failures) "
+                             "VALUES (:url, 'Old feed', :t, 0)"), {"url": FEED, "t": T0})
+        conn.execute(sa.text(
+            "INSERT INTO items (feed_id, guid, fingerprint, title, summary, link, published, "
+            "first_seen, lang) SELECT id, 'old', 'fp-old', 'Old title', 'Old summary', NULL, "
+            ":t, :t, 'en' FROM feeds"), {"t": T0})
+        conn.execute(sa.text(
+            "INSERT INTO hits (item_id, rule_id, rule_version, severity, score, evidence, "
+            "matched_at) SELECT id, 'cpc-disruption', 'v1', 'critical', 90, '[]', :t "
+            "FROM items"), {"t": T0})
+    engine.dispose()
+    s = Store.open(store_url)
+    with s.engine.connect() as conn:
+        assert migrate.current_revision(conn) == SCHEMA_REVISION
+    [old] = s.list_hits()
+    assert (old.guid, old.title, old.outlet, old.shown_outlet) == (
+        "old", "Old title", None, "Old feed")
+    s.commit_poll(FeedState(FEED), [NewItem(item(5, outlet="TASS"), (hit(),))], RULES, T0)
+    assert [h.outlet for h in s.list_hits()] == ["TASS", None]
+    s.close()

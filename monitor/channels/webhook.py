@@ -167,6 +167,6 @@ def _hit_doc(h: StoredHit) -> dict[str, Any]:
 
     return {"id": h.id, "rule": h.rule_id, "severity": str(h.severity), "score": round(h.score, 1),
             "title": truncate(clean(h.title), TITLE_CHARS), "link": safe_url(h.link),
-            "outlet": clean(h.feed_name), "feed": h.feed_url, "guid": h.guid,
+            "outlet": clean(h.shown_outlet), "feed": h.feed_url, "guid": h.guid,
             "published": isoformat_z(h.published), "matched_at": isoformat_z(h.matched_at),
             "evidence": [e.to_dict() for e in h.evidence]}

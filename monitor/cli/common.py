@@ -111,7 +111,7 @@ def setup_logging(args: argparse.Namespace, settings: Settings | None = None) ->
     from monitor import log as logsetup
 
     level = args.log_level or (settings.log_level if settings else "warning")
-    logsetup.setup(level)
+    logsetup.setup(level, settings.log_format if settings else "text")
 
 
 def parse_since(text: str | None) -> datetime | None:

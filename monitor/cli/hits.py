@@ -38,7 +38,8 @@ def cmd_hits(args: argparse.Namespace) -> int:
             print(json.dumps({
                 "rule": h.rule_id, "score": h.score, "severity": str(h.severity),
                 "guid": h.guid, "title": h.title, "link": h.link, "feed": h.feed_url,
-                "feed_name": h.feed_name, "published": isoformat_z(h.published),
+                "feed_name": h.feed_name, "outlet": h.shown_outlet,
+                "published": isoformat_z(h.published),
                 "matched_at": isoformat_z(h.matched_at), "rule_version": h.rule_version,
                 "evidence": [e.to_dict() for e in h.evidence],
             }, ensure_ascii=False))

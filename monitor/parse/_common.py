@@ -22,6 +22,7 @@ MAX_TITLE = 1_000
 MAX_SUMMARY = 10_000
 MAX_LINK = 2_000  # longer links are dropped, not cut: a cut URL leads nowhere
 MAX_GUID = 2_000  # longer ids are replaced by their hash: still stable, now bounded
+MAX_OUTLET = 200  # an outlet's name; a longer one is cut
 MAX_PROBLEM = 500
 
 LEADING_JUNK = b"\xef\xbb\xbf \t\r\n"  # UTF-8 BOM and XML whitespace
@@ -167,8 +168,13 @@ def make_item(
     plain_summary: str,
     published: datetime | None,
     lang: str | None,
+    raw_outlet: object = None,
 ) -> Item:
-    """One entry of the feed at ``url``, from its values as the feed gives them."""
+    """One entry of the feed at ``url``, from its values as the feed gives them.
+
+    ``raw_outlet`` is who the feed says reported the entry (an aggregator's
+    ``<source>``); it is shown, never matched, hashed or used for identity.
+    """
     guid = item_identity(entry_id, raw_link, raw_title, raw_summary, raw_content)
     title = plain_text(raw_title, MAX_TITLE)
     return Item(
@@ -180,4 +186,5 @@ def make_item(
         published=published,
         lang=lang,
         fingerprint=_fingerprint_folded(title, plain_summary, guid),
+        outlet=plain_text(raw_outlet, MAX_OUTLET) or None if raw_outlet else None,
     )

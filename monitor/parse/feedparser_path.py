@@ -33,7 +33,7 @@ from monitor.parse.defuse import defuse_prolog
 if TYPE_CHECKING:
     import time
 
-__all__ = ["feed_from_entries", "parse_with_feedparser"]
+__all__ = ["entry_outlet", "feed_from_entries", "parse_with_feedparser"]
 
 # The stage's logger, named as before the package split: log lines keep their name.
 log = logging.getLogger("monitor.parse")
@@ -106,6 +106,7 @@ def feed_from_entries(url: str, headers: dict[str, str], feed: dict[str, Any],
             published=_from_struct(_get(entry, "published_parsed")
                                    or _get(entry, "updated_parsed")),
             lang=_entry_lang(entry, header_lang, feed_lang),
+            raw_outlet=entry_outlet(entry),
         ))
     return ParsedFeed(
         url=url,
@@ -143,6 +144,27 @@ def _entry_lang(entry: dict[str, Any], header_lang: str | None, feed_lang: str |
             if lang and lang != header_lang:
                 return lang
     return feed_lang
+
+
+def entry_outlet(entry: dict[str, Any]) -> str | None:
+    """Who the feed says reported the entry, as feedparser gives it; else None.
+
+    RSS 2.0 ``<source url="...">Reuters</source>`` and an Atom entry's
+    ``<source><title>`` are both feedparser's ``source.title``: they name the
+    feed the entry came from, which is what aggregators (Google News, Yandex
+    News, bridges) write. Else an item's own ``dc:publisher`` (feedparser's
+    ``publisher_detail.name``: without the e-mail address some add). Not the
+    author (a person) and not ``dc:source`` (a URI, by Dublin Core's definition;
+    feedparser does not read it). The fast path reads no such document.
+    """
+    source = _get(entry, "source")
+    if isinstance(source, dict):
+        title = as_str(_get(source, "title")).strip()
+        if title:
+            return title
+    publisher = _get(entry, "publisher_detail")
+    name = as_str(_get(publisher, "name")) if isinstance(publisher, dict) else ""
+    return (name or as_str(_get(entry, "publisher"))).strip() or None
 
 
 def _summary_and_content(entry: dict[str, Any]) -> tuple[str, list[str]]:

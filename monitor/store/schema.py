@@ -84,6 +84,7 @@ items = sa.Table(
     sa.Column("published", UTCDateTime, nullable=False),  # first_seen when the feed gives none
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("lang", sa.Text),
+    sa.Column("outlet", sa.Text),  # who reported it, where the feed names one (revision 0002)
     sa.UniqueConstraint("feed_id", "guid"),
     sa.Index("ix_items_feed_fingerprint", "feed_id", "fingerprint"),
     sa.Index("ix_items_first_seen", "first_seen"),

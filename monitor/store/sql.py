@@ -280,6 +280,7 @@ class Store:
                 "feed_id": feed_id, "guid": n.item.guid, "fingerprint": n.item.fingerprint,
                 "title": n.item.title, "summary": n.item.summary, "link": n.item.link,
                 "published": n.item.published or now, "first_seen": now, "lang": n.item.lang,
+                "outlet": n.item.outlet,
             } for n in new]
             ids: dict[str, int] = {}
             if rows:
@@ -348,12 +349,13 @@ class Store:
     @_wrap
     def iter_items(self, *, since: datetime | None = None,
                    batch: int = 2000) -> Iterator[dict[str, Any]]:
-        """Stored items (id, guid, title, summary, link, published, feed), oldest first."""
+        """Stored items (id, guid, title, summary, link, published, lang, outlet, feed),
+        oldest first."""
         last_id = 0
         while True:
             query = (sa.select(items.c.id, items.c.guid, items.c.title, items.c.summary,
                                items.c.link, items.c.published, items.c.lang,
-                               feeds.c.url.label("feed"))
+                               items.c.outlet, feeds.c.url.label("feed"))
                      .join(feeds, feeds.c.id == items.c.feed_id)
                      .where(items.c.id > last_id).order_by(items.c.id).limit(batch))
             if since is not None:
@@ -692,7 +694,8 @@ def _hit_query() -> sa.Select[Any]:
     return (sa.select(h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence,
                       h.matched_at, h.item_id, items.c.guid, items.c.title, items.c.summary,
                       items.c.link, items.c.published, items.c.lang, feeds.c.url,
-                      sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url))
+                      sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url),
+                      items.c.outlet)
             .join(items, items.c.id == hits.c.item_id)
             .join(feeds, feeds.c.id == items.c.feed_id))
 
