@@ -236,7 +236,7 @@ class Metrics:
 
         self._server = make_server(host or "127.0.0.1", port, self._app,
                                    server_class=Server, handler_class=Quiet)
-        threading.Thread(target=self._server.serve_forever, args=(0.5,), daemon=True,
+        threading.Thread(target=self._server.serve_forever, args=(0.1,), daemon=True,
                          name="metrics").start()
 
     @property

@@ -7,9 +7,19 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.config import parse_settings
-from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
-from monitor.status import status_document
+from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity, isoformat_z
+from monitor.status import (
+    HEARTBEAT_ENV,
+    STALE_AFTER_BEATS,
+    heartbeat_interval,
+    is_fresh,
+    running_daemons,
+    stale_daemon_keys,
+    status_document,
+)
 from monitor.store import Store
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -32,8 +42,14 @@ def test_the_document_has_every_configured_feed_and_the_totals(store: Store,
                       {"cpc-disruption": ("v1", Severity.HIGH)}, T0)
     store.save_feed_states([FeedState(FAILING, last_polled=T0, last_status="timeout",
                                       error="timed out", failures=2, next_poll=T0)])
-    store.put_state("daemon:host:1", {"owner": "host:1", "rules": {"cpc-disruption": "v1"}})
-    store.put_state("daemon:host:2", None)  # a daemon that stopped
+    now = datetime.now(UTC)
+    alive = {"pid": 1, "host": "host", "version": "1.0", "started": isoformat_z(now),
+             "last_seen": isoformat_z(now), "heartbeat": 15.0, "owner": "host:1",
+             "rules": {"cpc-disruption": "v1"}}
+    store.put_state("daemon:host:1", alive)
+    store.put_state("daemon:host:2", {**alive, "pid": 2, "owner": "host:2",  # died
+                                      "last_seen": isoformat_z(now - timedelta(minutes=1))})
+    store.put_state("daemon:host:3", {"owner": "host:3"})  # an old row: no heartbeat at all
     doc = status_document(settings, store)
     assert list(doc) == ["feeds", "items", "hits", "pending_deliveries", "retrying", "failed",
                          "daemons"]
@@ -47,5 +63,50 @@ def test_the_document_has_every_configured_feed_and_the_totals(store: Store,
                  "flag": None}  # never polled: its URL stands in for a name
     assert (doc["items"], doc["hits"], doc["pending_deliveries"]) == (1, 1, 1)
     assert (doc["retrying"], doc["failed"]) == ([], [])
-    assert doc["daemons"] == [{"owner": "host:1", "rules": {"cpc-disruption": "v1"}}]
+    assert doc["daemons"] == [alive]  # only the daemon whose heartbeat is fresh
     assert json.loads(json.dumps(doc)) == doc
+
+
+def test_a_daemon_is_running_while_its_heartbeat_is_fresh() -> None:
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+    def row(age: float, every: float | None = 15.0) -> dict[str, object]:
+        seen = isoformat_z(now - timedelta(seconds=age))
+        return {"last_seen": seen} if every is None else {"last_seen": seen, "heartbeat": every}
+
+    window = STALE_AFTER_BEATS * 15.0
+    assert is_fresh(row(0), now) and is_fresh(row(window), now)
+    assert not is_fresh(row(window + 1), now)
+    assert is_fresh(row(window, every=None), now)  # the default interval
+    assert is_fresh(row(4), now) and not is_fresh(row(4, every=1.0), now)  # its own interval
+    for broken in (None, {}, {"owner": "x"}, {"last_seen": "yesterday"},
+                   {"last_seen": isoformat_z(now), "heartbeat": "often"}):
+        assert not is_fresh(broken, now)
+
+
+def test_the_heartbeat_interval_can_be_set_for_one_daemon(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HEARTBEAT_ENV, raising=False)
+    assert heartbeat_interval() == 15.0
+    for text, seconds in (("2s", 2.0), ("1m", 60.0), ("0.5", 0.5), ("0", 0.1),
+                          ("soon", 15.0)):
+        monkeypatch.setenv(HEARTBEAT_ENV, text)
+        assert heartbeat_interval() == seconds, text
+
+
+def test_stale_daemon_rows_are_found_and_deleted(store: Store) -> None:
+    now = datetime.now(UTC)
+    fresh = {"pid": 1, "started": isoformat_z(now - timedelta(hours=1)),
+             "last_seen": isoformat_z(now), "heartbeat": 15.0}
+    store.put_state("daemon:a:1", fresh)
+    store.put_state("daemon:a:2", {**fresh, "pid": 2,
+                                   "last_seen": isoformat_z(now - timedelta(minutes=5))})
+    store.put_state("daemon:a:3", None)  # as a clean stop left it before heartbeats
+    store.put_state("digest:energy", "2026-03-04T05:06:07+00:00")  # not a daemon
+    assert [d["pid"] for d in running_daemons(store)] == [1]
+    stale = stale_daemon_keys(store)
+    assert stale == ["daemon:a:2", "daemon:a:3"]
+    assert store.delete_states(stale) == 2
+    assert store.delete_states([]) == 0
+    assert list(store.states("daemon:")) == ["daemon:a:1"]
+    assert store.get_state("digest:energy") is not None

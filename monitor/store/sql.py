@@ -635,7 +635,8 @@ class Store:
                  .group_by(deliveries.c.state))
         counts = dict.fromkeys(("pending", "sent", "failed"), 0)
         with self.engine.connect() as conn:
-            counts.update(conn.execute(query).tuples())
+            for state, n in conn.execute(query):
+                counts[state] = n
         return counts
 
     @_wrap
