@@ -3,6 +3,11 @@ store at scrape time, and the health probes on the same listener."""
 
 from __future__ import annotations
 
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -10,13 +15,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from daemons import Daemon
+from feedserver import Feed, FeedServer, feed_doc
+from procenv import cli_env
 from prometheus_client.parser import text_string_to_metric_families
+from servers import Hook, Reply
 
 from monitor import __version__
 from monitor.config import parse_settings
 from monitor.metrics import Metrics
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
 from monitor.pipeline import FeedOutcome, PollReport
+from monitor.rules import shipped_rules_dir
 from monitor.settings import Settings
 from monitor.store import Store
 
@@ -216,3 +226,100 @@ def test_store_gauges_are_cached_and_a_broken_store_never_fails_a_scrape(
         assert got["news_monitor_build_info" + f'{{version="{__version__}"}}'] == 1
     finally:
         store.close()
+
+
+# -- on the real daemon ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[str, float] | None:
+    try:
+        return samples(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                              timeout=5).read().decode())
+    except OSError:  # not listening yet
+        return None
+
+
+@pytest.mark.slow
+def test_the_daemons_metrics_count_what_a_digest_process_failed(
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(shipped_rules_dir(), rules)
+    feed_server.routes["/a.xml"] = Feed(feed_doc(1, 4))  # entry 3: a CPC story
+    port = _free_port()
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        '[storage]\nurl = "sqlite:///state/monitor.db"\n[rules]\ndir = "rules"\n'
+        '[poll]\ninterval = "2s"\ntimeout = "5s"\n'
+        f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/a.xml")}"\n'
+        '[[desks]]\nname = "energy"\nrules = ["*"]\nschedule = "0 3 1 1 *"\n'
+        'slack_webhook = "env:NM_TEST_SLACK"\n')
+    with Hook() as slack:
+        slack.replies.append(Reply(404, "no_service"))
+        env = cli_env()
+        env["NM_TEST_SLACK"] = slack.url()
+        daemon = Daemon(config, env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            daemon.wait_for("ready", lambda: _probe(base + "/-/ready") == 200)
+            assert get(base + "/-/healthy") == (200, "OK\n")
+            assert get(base + "/nothing-here")[0] == 404
+            first = _scrape(port)
+            assert first is not None
+            rule_ids = sorted(p.stem for p in rules.glob("*.yaml"))
+            assert [k for k in first if k.startswith("news_monitor_hits_total")] == [
+                f'news_monitor_hits_total{{rule="{r}"}}' for r in rule_ids]  # at 0, before a hit
+            assert first[f'news_monitor_build_info{{version="{__version__}"}}'] == 1
+            assert first["news_monitor_config_last_reload_successful"] == 1
+            assert first["news_monitor_store_up"] == 1
+
+            def polled_with_a_pending_hit() -> bool:
+                got = _scrape(port) or {}
+                return (got.get("news_monitor_deliveries_pending") == 1
+                        and got.get("news_monitor_last_poll_timestamp_seconds", 0) > 0)
+
+            daemon.wait_for("the hit, owed to Slack", polled_with_a_pending_hit)
+            got = _scrape(port)
+            assert got is not None
+            assert got['news_monitor_feeds{state="ok"}'] == 1
+            assert got['news_monitor_hits_total{rule="cpc-disruption"}'] == 1
+
+            # Another process's digest fails for good (Slack 404 no_service).
+            digest = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config),
+                                     "digest"], capture_output=True, text=True, env=env,
+                                    timeout=60)
+            assert len(slack.requests) == 1, digest.stderr
+            daemon.wait_for("the failure in the daemon's gauge",
+                            lambda: (_scrape(port) or {}).get(
+                                "news_monitor_deliveries_failed") == 1)
+            got = _scrape(port)
+            assert got is not None
+            assert got["news_monitor_deliveries_pending"] == 0  # failed for good: not owed
+            assert got['news_monitor_deliveries_total{state="failed"}'] == 0  # not this process
+
+            # A broken rule file: the reload is rejected and the gauge says so.
+            broken = rules / "cpc-disruption.yaml"
+            broken.write_text(broken.read_text().replace("severity:", "severity: urgent\nx:"))
+            daemon.wait_for("the rejected reload", lambda: (_scrape(port) or {}).get(
+                "news_monitor_config_last_reload_successful") == 0)
+            sample = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+            (tmp_path / "metrics.txt").write_text(sample)  # for a look with --basetemp
+
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.proc.wait(timeout=10) == 0
+        finally:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()
+
+
+def _probe(url: str) -> int | None:
+    try:
+        return get(url)[0]
+    except OSError:
+        return None
