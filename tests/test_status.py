@@ -1,16 +1,30 @@
 """The status document (monitor.status), read from a real store: what
-``news-monitor status --format json`` prints and the web view will show."""
+``news-monitor status --format json`` prints and the web view will show; and
+the daemons it lists, by their heartbeats (real daemons, SIGKILLed)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from daemons import Daemon
+from procenv import cli_env
+from waiting import wait_until
 
+from monitor import __version__
 from monitor.config import parse_settings
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity, isoformat_z
+from monitor.rules import shipped_rules_dir
 from monitor.status import (
     HEARTBEAT_ENV,
     STALE_AFTER_BEATS,
@@ -110,3 +124,70 @@ def test_stale_daemon_rows_are_found_and_deleted(store: Store) -> None:
     assert store.delete_states([]) == 0
     assert list(store.states("daemon:")) == ["daemon:a:1"]
     assert store.get_state("digest:energy") is not None
+
+
+@pytest.mark.slow
+def test_a_killed_daemon_leaves_status_and_the_next_one_removes_its_row(
+        tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(shipped_rules_dir(), rules)
+    config = tmp_path / "monitor.toml"
+    config.write_text('[storage]\nurl = "sqlite:///state/monitor.db"\n[rules]\ndir = "rules"\n')
+    env = cli_env()
+    env[HEARTBEAT_ENV] = "1s"  # stale after STALE_AFTER_BEATS (3) seconds without a beat
+    first = Daemon(config, env, log="first.log")
+    second: Daemon | None = None
+    try:
+        def listed(d: Daemon) -> list[dict[str, Any]]:
+            return [x for x in d.status()["daemons"] if x["pid"] == d.proc.pid]
+
+        first.wait_for("the first daemon in status", lambda: listed(first))
+        (row,) = listed(first)
+        assert row["host"] == socket.gethostname() and row["version"] == __version__
+        assert isinstance(row["started"], str) and isinstance(row["last_seen"], str)
+        first.wait_for("a heartbeat", lambda: [x["last_seen"] for x in listed(first)]
+                       not in ([], [row["last_seen"]]))
+
+        # A rejected reload shows while the daemon lives...
+        broken = rules / "cpc-disruption.yaml"
+        good = broken.read_text()
+        broken.write_text(good.replace("severity:", "severity: urgent\nx:"))
+        first.wait_for("the rejected reload in status", lambda: any(
+            (x.get("last_reload") or {}).get("ok") is False for x in listed(first)))
+        table = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config),
+                                "status"], capture_output=True, text=True, env=env, timeout=60)
+        assert "REJECTED" in table.stdout and f":{first.proc.pid} (" in table.stdout
+
+        # ...and goes with it: SIGKILLed, it leaves no trace but a stale row.
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+        broken.write_text(good)
+        wait_until(lambda: first.status()["daemons"] == [], "the dead daemon to leave status",
+                   timeout=30)
+        table = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config),
+                                "status"], capture_output=True, text=True, env=env, timeout=60)
+        assert "REJECTED" not in table.stdout and "daemon " not in table.stdout
+        dead_key = f"daemon:{socket.gethostname()}:{first.proc.pid}"
+        assert dead_key in _daemon_rows(tmp_path)
+
+        # The next daemon's housekeeping deletes the dead one's row.
+        second = later = Daemon(config, env, log="second.log")
+        later.wait_for("the stale row deleted", lambda: dead_key not in _daemon_rows(tmp_path))
+        assert "removed the status of" in later.stderr()
+        later.wait_for("the second daemon in status", lambda: listed(later))
+
+        # A clean stop takes its own row with it.
+        later.proc.send_signal(signal.SIGTERM)
+        assert later.proc.wait(timeout=10) == 0
+        assert _daemon_rows(tmp_path) == []
+    finally:
+        for d in (first, second):
+            if d is not None and d.proc.poll() is None:
+                d.proc.kill()
+
+
+def _daemon_rows(folder: Path) -> list[str]:
+    db = folder / "state" / "monitor.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return [k for (k,) in conn.execute("SELECT key FROM daemon_state "
+                                           "WHERE key LIKE 'daemon:%'")]
