@@ -156,11 +156,11 @@ class Daemon:
         if not done.wait(STOP_DEADLINE):
             log.warning("jobs still running after %.0fs; leaving them (their transactions "
                         "roll back)", STOP_DEADLINE)
+        if self.metrics is not None:
+            self.metrics.close()  # no scrape reads the store once it is closed
         with contextlib.suppress(MonitorError):
             self.store.delete_states([f"daemon:{self.owner}"])
         self.store.close()
-        if self.metrics is not None:
-            self.metrics.close()
         log.info("stopped in %.1fs", time.monotonic() - started)
         return 0
 
