@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from monitor import __version__, sdnotify
+from monitor import __version__, sdnotify, status
 from monitor.config import load_settings
 from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.match import Matcher
@@ -45,7 +45,6 @@ from monitor.models import isoformat_z
 from monitor.pipeline import Poller, PollReport
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import Settings, validate_desk_rules
-from monitor.status import heartbeat_interval, stale_daemon_keys
 from monitor.store import Store
 from monitor.timespec import parse_cron
 
@@ -72,7 +71,7 @@ class Daemon:
         self._lock = threading.RLock()
         self._rules_signature: tuple[tuple[str, int, int], ...] = ()
         self.started = datetime.now(UTC)
-        self.heartbeat = heartbeat_interval()
+        self.heartbeat = status.heartbeat_interval()
         self.last_reload: dict[str, object] | None = None
         self.last_poll: PollReport | None = None
         self.scheduler: Any = None  # APScheduler's BackgroundScheduler: it ships no types
@@ -115,8 +114,8 @@ class Daemon:
             for p in e.problems:
                 log.error("%s", p)
             return 1
-        logsetup.setup(settings.log_level)
         self._start_metrics(settings)  # health probes answer while the store opens
+        logsetup.setup(settings.log_level)
         try:
             self.store = Store.open(settings.storage_url, timeout=settings.storage_timeout)
         except MonitorError as e:
@@ -330,7 +329,7 @@ class Daemon:
         mine = f"daemon:{self.owner}"
 
         def sweep() -> list[str]:
-            stale = [k for k in stale_daemon_keys(self.store) if k != mine]
+            stale = [k for k in status.stale_daemon_keys(self.store) if k != mine]
             self.store.delete_states(stale)
             return stale
 
