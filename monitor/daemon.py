@@ -7,10 +7,16 @@ the rules watcher and housekeeping. The work itself lives in
 
 Jobs (stable ids): ``poll`` (every tick: feeds whose ``next_poll`` is due —
 the store keeps each feed's interval, jitter and back-off), ``digest:<desk>``,
-``_internal:alerts``, ``_internal:rules-watch``, ``_internal:housekeeping``,
-``_internal:watchdog``. All run with ``coalesce=True, max_instances=1``: no
-two runs of one job overlap, and runs missed during a suspend are caught up
-once. Digests missed while the daemon was stopped are sent once at start.
+``_internal:alerts``, ``_internal:rules-watch``, ``_internal:heartbeat``,
+``_internal:housekeeping``, ``_internal:sweep`` (once, at start),
+``_internal:watchdog``. All run with ``coalesce=True, max_instances=1``: no two
+runs of one job overlap, and runs missed during a suspend are caught up once.
+Digests missed while the daemon was stopped are sent once at start.
+
+Heartbeat: the daemon's ``daemon:<host>:<pid>`` row in the store (what
+``status`` lists) is refreshed every :func:`monitor.status.heartbeat_interval`
+seconds; housekeeping (and each start) deletes the rows of daemons whose
+heartbeat stopped, and a clean stop deletes its own.
 
 Signals: SIGTERM/SIGINT stop (work in flight is finished or rolled back, exit
 0 within 10 s); SIGHUP reloads configuration and rules, keeping the last good
@@ -31,10 +37,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from monitor import __version__, sdnotify
+from monitor import __version__, sdnotify, status
 from monitor.config import load_settings
 from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.match import Matcher
+from monitor.models import isoformat_z
 from monitor.pipeline import Poller, PollReport
 from monitor.rules import RuleSet, load_rules, rule_files
 from monitor.settings import Settings, idle_desks, unreadable_secrets, validate_desk_rules
@@ -64,6 +71,7 @@ class Daemon:
         self._lock = threading.RLock()
         self._rules_signature: tuple[tuple[str, int, int], ...] = ()
         self.started = datetime.now(UTC)
+        self.heartbeat = status.heartbeat_interval()
         self.last_reload: dict[str, object] | None = None
         self.last_poll: PollReport | None = None
         self.scheduler: Any = None  # APScheduler's BackgroundScheduler: it ships no types
@@ -90,6 +98,8 @@ class Daemon:
             self.poller = Poller(settings, self.store, Matcher(rules), owner=self.owner)
             self.deliverer = Deliverer(settings, self.store, rules, owner=self.owner)
             self._rules_signature = _signature(settings.rules_dir)
+        if self.metrics is not None:
+            self.metrics.rules_loaded(rules.ids)
         self.store.register_desks(d.name for d in settings.desks)
 
     # -- the main loop -----------------------------------------------------------
@@ -104,6 +114,7 @@ class Daemon:
             for p in e.problems:
                 log.error("%s", p)
             return 1
+        self._start_metrics(settings)  # health probes answer while the store opens
         logsetup.setup(settings.log_level, settings.log_format)
         # Polling needs no secret: start, and say what the sends will lack.
         for p in unreadable_secrets(settings):
@@ -116,8 +127,8 @@ class Daemon:
             log.error("%s", e)
             return 1
         self._apply(settings, rules)
+        self._metrics_ready()
         self._install_signals()
-        self._start_metrics()
         self._start_scheduler()
         self._catch_up_digests()
         self._publish()
@@ -135,6 +146,8 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping")
         self.notify.stopping()
+        if self.metrics is not None:
+            self.metrics.ready("stopping")
         started = time.monotonic()
         sched = self.scheduler
         # Jobs see self.stop and end their work early; wait for them, bounded.
@@ -148,8 +161,10 @@ class Daemon:
         if not done.wait(STOP_DEADLINE):
             log.warning("jobs still running after %.0fs; leaving them (their transactions "
                         "roll back)", STOP_DEADLINE)
+        if self.metrics is not None:
+            self.metrics.close()  # no scrape reads the store once it is closed
         with contextlib.suppress(MonitorError):
-            self.store.put_state(f"daemon:{self.owner}", None)
+            self.store.delete_states([f"daemon:{self.owner}"])
         self.store.close()
         log.info("stopped in %.1fs", time.monotonic() - started)
         return 0
@@ -184,9 +199,14 @@ class Daemon:
                                id="_internal:alerts", next_run_time=now + timedelta(seconds=1))
         self.scheduler.add_job(self._job_rules_watch, "interval", seconds=1.0,
                                id="_internal:rules-watch")
+        self.scheduler.add_job(lambda: self._guard("status", self._publish), "interval",
+                               seconds=self.heartbeat, id="_internal:heartbeat",
+                               next_run_time=now + timedelta(seconds=self.heartbeat))
         self.scheduler.add_job(self._job_housekeeping, "interval", hours=1,
                                id="_internal:housekeeping",
                                next_run_time=now + timedelta(minutes=1))
+        # The rows of daemons that died (SIGKILL, power loss) go at start, not an hour later.
+        self.scheduler.add_job(self._sweep_daemons, id="_internal:sweep", next_run_time=now)
         interval = sdnotify.watchdog_interval()
         if interval:
             self.scheduler.add_job(self.notify.watchdog, "interval", seconds=interval,
@@ -308,6 +328,20 @@ class Daemon:
             if removed:
                 log.info("housekeeping: removed %d items older than %s", removed,
                          before.date().isoformat())
+        self._sweep_daemons()
+
+    def _sweep_daemons(self) -> None:
+        """Delete the status rows of daemons whose heartbeat stopped (never our own)."""
+        mine = f"daemon:{self.owner}"
+
+        def sweep() -> list[str]:
+            stale = [k for k in status.stale_daemon_keys(self.store) if k != mine]
+            self.store.delete_states(stale)
+            return stale
+
+        for key in self._guard("housekeeping", sweep) or ():
+            log.info("housekeeping: removed the status of %s (its heartbeat stopped)",
+                     key.removeprefix("daemon:"))
 
     # -- reload ---------------------------------------------------------------------
 
@@ -332,6 +366,8 @@ class Daemon:
                       ", ".join(self.rules.ids))
             self.last_reload = {"at": when.isoformat(), "ok": False, "reason": reason,
                                 "errors": [str(p) for p in e.problems]}
+            if self.metrics is not None:
+                self.metrics.reloaded(False)
             self.notify.ready(self._status_line())
             self._guard("status", self._publish)
             return False
@@ -345,6 +381,8 @@ class Daemon:
 
             logsetup.setup(settings.log_level, settings.log_format)
         self.last_reload = {"at": when.isoformat(), "ok": True, "reason": reason}
+        if self.metrics is not None:
+            self.metrics.reloaded(True)
         log.info("reloaded (%s): %d feeds, %d rules (%s), %d desks", reason,
                  len(settings.feeds), len(rules.rules), ", ".join(rules.ids),
                  len(settings.desks))
@@ -363,8 +401,9 @@ class Daemon:
     def _publish(self) -> None:
         p = self.last_poll
         self.store.put_state(f"daemon:{self.owner}", {
-            "owner": self.owner, "pid": os.getpid(), "version": __version__,
-            "started": self.started.isoformat(), "config": self.settings.source,
+            "pid": os.getpid(), "host": socket.gethostname(), "version": __version__,
+            "started": isoformat_z(self.started), "last_seen": isoformat_z(datetime.now(UTC)),
+            "heartbeat": self.heartbeat, "owner": self.owner, "config": self.settings.source,
             "rules": {r.id: r.version for r in self.rules.rules},
             "last_reload": self.last_reload,
             "last_poll": None if p is None else {
@@ -373,16 +412,31 @@ class Daemon:
                 "seconds": round(p.seconds, 2)},
         })
 
-    def _start_metrics(self) -> None:
-        if not self.settings.metrics_listen:
+    def _start_metrics(self, settings: Settings) -> None:
+        if not settings.metrics_listen:
             return
-        from monitor.metrics import Metrics
-
-        host, _, port = self.settings.metrics_listen.rpartition(":")
         try:
-            self.metrics = Metrics.serve(host.strip("[]"), int(port))
-        except (ImportError, OSError) as e:
-            log.error("metrics endpoint %s not started: %s", self.settings.metrics_listen, e)
+            from monitor.metrics import Metrics
+
+            host, _, port = settings.metrics_listen.rpartition(":")
+            metrics = Metrics()
+            metrics.serve(host.strip("[]"), int(port))
+        except (ImportError, OSError, ValueError) as e:
+            log.error("metrics endpoint %s not started: %s", settings.metrics_listen, e)
+            return
+        self.metrics = metrics
+
+    def _metrics_ready(self) -> None:
+        """The store is open and the rules loaded: the gauges read the store, ready."""
+        if self.metrics is None:
+            return
+
+        def source() -> tuple[Settings, Store]:
+            with self._lock:
+                return self.settings, self.store
+
+        self.metrics.store.attach(source)
+        self.metrics.ready()
 
 
 def _warn_no_desks(settings: Settings) -> None:

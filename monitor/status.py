@@ -6,21 +6,38 @@ pending, being retried or failed for good, and the daemons running.
 ``deliveries list --format json`` prints :func:`delivery_row`, and the web view
 will show the same document. Read-only: the caller opens and closes the store,
 and any :class:`monitor.errors.StorageError` comes through unchanged.
+
+The daemons' heartbeats are judged here too: each running daemon refreshes its
+``daemon:<host>:<pid>`` row every :func:`heartbeat_interval` seconds (and says
+so in the row), and a row not refreshed for :data:`STALE_AFTER_BEATS` of its
+intervals is a daemon gone: ``status`` no longer lists it and housekeeping
+deletes it (:func:`stale_daemon_keys`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from monitor.models import isoformat_z
+from monitor.timespec import parse_duration
 
 if TYPE_CHECKING:
     from monitor.models import Delivery, FeedState
     from monitor.settings import DeskConfig, FeedConfig, Settings
     from monitor.store import Store
 
-__all__ = ["DeliveryRow", "DeliveryStatus", "FeedRow", "StatusDocument", "delivery_row",
-           "delivery_status", "pending_pairs", "status_document"]
+__all__ = ["HEARTBEAT_ENV", "HEARTBEAT_INTERVAL", "STALE_AFTER_BEATS", "DeliveryRow",
+           "DeliveryStatus", "FeedRow", "StatusDocument", "delivery_row", "delivery_status",
+           "heartbeat_interval", "is_fresh", "pending_pairs", "running_daemons",
+           "stale_daemon_keys", "status_document"]
+
+HEARTBEAT_INTERVAL = 15.0  # seconds between a daemon's heartbeats
+HEARTBEAT_ENV = "NEWS_MONITOR_HEARTBEAT"  # a duration ("15s") overriding it, for one daemon
+STALE_AFTER_BEATS = 3  # heartbeats missed in a row: the daemon is gone
+DAEMON_PREFIX = "daemon:"
 
 
 class FeedRow(TypedDict):
@@ -68,7 +85,9 @@ class StatusDocument(DeliveryStatus):
     feeds: list[FeedRow]
     items: int
     hits: int
-    daemons: list[dict[str, Any]]  # as each daemon publishes itself (owner, started, rules...)
+    # The daemons whose heartbeat is fresh, as each publishes itself: pid, host,
+    # version, started, last_seen, heartbeat (its interval), owner, rules...
+    daemons: list[dict[str, Any]]
 
 
 def status_document(settings: Settings, store: Store, *, limit: int = 20) -> StatusDocument:
@@ -77,7 +96,7 @@ def status_document(settings: Settings, store: Store, *, limit: int = 20) -> Sta
     states = store.feed_states()
     counts = store.item_counts()
     totals = store.totals()
-    daemons = [d for d in store.states("daemon:").values() if d]
+    daemons = running_daemons(store)
     deliveries = delivery_status(settings, store, limit=limit)
     return {"feeds": [_feed_row(f, states.get(f.url), counts.get(f.url, 0))
                       for f in settings.feeds],
@@ -85,6 +104,51 @@ def status_document(settings: Settings, store: Store, *, limit: int = 20) -> Sta
             "pending_deliveries": deliveries["pending_deliveries"],
             "retrying": deliveries["retrying"], "failed": deliveries["failed"],
             "daemons": daemons}
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats: :data:`HEARTBEAT_INTERVAL`, or ``$NEWS_MONITOR_HEARTBEAT``
+    (a duration such as ``5s``, or a number of seconds; at least 0.1)."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not text:
+        return HEARTBEAT_INTERVAL
+    try:
+        return max(0.1, float(text))
+    except ValueError:
+        pass
+    try:
+        return max(0.1, parse_duration(text))
+    except ValueError:
+        return HEARTBEAT_INTERVAL
+
+
+def is_fresh(row: Mapping[str, Any] | None, now: datetime) -> bool:
+    """Whether a published daemon row was refreshed within :data:`STALE_AFTER_BEATS`
+    of its own heartbeat interval (a row with no ``last_seen`` never was)."""
+    if not row or not isinstance(row.get("last_seen"), str):
+        return False
+    try:
+        seen = datetime.fromisoformat(row["last_seen"].replace("Z", "+00:00"))
+        every = float(row.get("heartbeat") or HEARTBEAT_INTERVAL)
+    except (TypeError, ValueError):
+        return False
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return (now - seen).total_seconds() <= STALE_AFTER_BEATS * every
+
+
+def running_daemons(store: Store, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The daemons whose heartbeat is fresh, oldest start first."""
+    now = now or datetime.now(UTC)
+    rows = [dict(row) for row in store.states(DAEMON_PREFIX).values() if is_fresh(row, now)]
+    return sorted(rows, key=lambda r: (str(r.get("started")), str(r.get("owner"))))
+
+
+def stale_daemon_keys(store: Store, now: datetime | None = None) -> list[str]:
+    """The keys of the daemon rows whose heartbeat stopped (housekeeping deletes them)."""
+    now = now or datetime.now(UTC)
+    return sorted(key for key, row in store.states(DAEMON_PREFIX).items()
+                  if not is_fresh(row, now))
 
 
 def _feed_row(f: FeedConfig, st: FeedState | None, items: int) -> FeedRow:

@@ -3,63 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import signal
 import socket
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemons import Daemon
 from feedserver import Feed, FeedServer, feed_doc
 from procenv import cli_env
-from waiting import wait_until
 
 from monitor.rules import shipped_rules_dir
 
 pytestmark = pytest.mark.slow  # every test here starts a process
-
-
-class Daemon:
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.config = config
-        self.log = config.parent / "daemon.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--config", str(config), "run", "--tick", "0.5"],
-            stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env=env, cwd=config.parent)
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def hits(self) -> list[dict[str, object]]:
-        result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(self.config),
-                                 "hits", "--format", "jsonl"], capture_output=True, text=True,
-                                timeout=60)
-        assert result.returncode == 0, result.stderr
-        return [json.loads(line) for line in result.stdout.splitlines()]
-
-    def stored_hits(self) -> int:
-        """How many hits the store holds (read directly: cheaper than ``hits`` to wait on)."""
-        db = self.config.parent / "state" / "monitor.db"
-        if not db.exists():
-            return 0
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            try:
-                return int(conn.execute("SELECT count(*) FROM hits").fetchone()[0])
-            except sqlite3.OperationalError:  # no schema yet
-                return 0
-
-    def wait_for(self, what: str, check: Callable[[], object], timeout: float = 20.0) -> None:
-        def running_and_check() -> object:
-            assert self.proc.poll() is None, f"daemon exited:\n{self.stderr()}"
-            return check()
-
-        wait_until(running_and_check, what, timeout, detail=self.stderr)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """The ``status`` command: :func:`monitor.status.status_document`, as a table or JSON.
 
+The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`).
+
     news-monitor status [--format json]
 """
 
@@ -45,7 +47,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for daemon in doc["daemons"]:
         reload = daemon.get("last_reload") or {}
         rules = ", ".join(daemon.get("rules", {}))
-        line = f"daemon {daemon.get('owner')}: up since {daemon.get('started')}, rules {rules}"
+        line = (f"daemon {daemon.get('host')}:{daemon.get('pid')} ({daemon.get('version')}): "
+                f"up since {daemon.get('started')}, last seen {daemon.get('last_seen')}, "
+                f"rules {rules}")
         if reload:
             verdict = "ok" if reload.get("ok") else \
                 "REJECTED: " + "; ".join(reload.get("errors", []))

@@ -409,6 +409,30 @@ class Store:
             }
 
     @_wrap
+    def feed_health(self, urls: Iterable[str]) -> tuple[dict[str, int], datetime | None]:
+        """How many of the feeds at ``urls`` are ``disabled`` (410 Gone), ``failing``
+        (their last fetch failed) or ``silent`` (flagged so, and neither of the
+        others), each state present; and the latest time any of them was polled."""
+        state = sa.case((feeds.c.disabled.is_not(None), "disabled"),
+                        (feeds.c.error.is_not(None), "failing"),
+                        (feeds.c.flag.startswith("silent"), "silent"), else_="ok")
+        counts = dict.fromkeys(("disabled", "failing", "silent"), 0)
+        latest: datetime | None = None
+        wanted = list(urls)
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _GUID_BATCH):
+                batch = wanted[start:start + _GUID_BATCH]
+                query = (sa.select(state, sa.func.count(), sa.func.max(feeds.c.last_polled))
+                         .where(feeds.c.url.in_(batch)).group_by(state))
+                for name, n, polled in conn.execute(query):
+                    if name in counts:
+                        counts[name] += n
+                    if polled is not None:
+                        polled = polled.replace(tzinfo=UTC) if polled.tzinfo is None else polled
+                        latest = polled if latest is None else max(latest, polled)
+        return counts, latest
+
+    @_wrap
     def purge_items(self, before: datetime) -> int:
         """Delete items first seen before ``before`` (their hits go with them)."""
         with self.engine.begin() as conn:
@@ -607,6 +631,17 @@ class Store:
             return [_delivery(row) for row in conn.execute(query)]
 
     @_wrap
+    def delivery_counts(self) -> dict[str, int]:
+        """How many deliveries are in each state (pending, sent, failed), each present."""
+        query = (sa.select(deliveries.c.state, sa.func.count())
+                 .group_by(deliveries.c.state))
+        counts = dict.fromkeys(("pending", "sent", "failed"), 0)
+        with self.engine.connect() as conn:
+            for state, n in conn.execute(query):
+                counts[state] = n
+        return counts
+
+    @_wrap
     def add_silence(self, rule_id: str, desk: str | None, until: datetime, reason: str,
                     now: datetime | None = None) -> int:
         now = now or _now()
@@ -680,6 +715,16 @@ class Store:
         with self.engine.connect() as conn:
             return dict(conn.execute(sa.select(daemon_state.c.key, daemon_state.c.value)
                                      .where(daemon_state.c.key.startswith(prefix))).all())
+
+    @_wrap
+    def delete_states(self, keys: Iterable[str]) -> int:
+        """Forget the published facts at ``keys`` (a daemon gone); how many there were."""
+        wanted = list(keys)
+        if not wanted:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(daemon_state.delete()
+                                .where(daemon_state.c.key.in_(wanted))).rowcount or 0
 
     @_wrap
     def get_state(self, key: str) -> Any:
