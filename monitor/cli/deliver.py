@@ -59,8 +59,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
         deliverer = Deliverer(settings, store, rules, owner=_owner())
         if args.preview:
             return _preview(deliverer, settings, args)
-        # What an earlier run left pending goes first, then the new digest.
-        report = deliverer.retry_due(args.desk).add(deliverer.send_digests(args.desk))
+        # What an earlier attempt left pending goes first, back-off or not (SPEC: now,
+        # whatever the schedule), then the new digest.
+        report = deliverer.retry_due(args.desk, force=True).add(
+            deliverer.send_digests(args.desk))
     except MonitorError as e:
         raise common.fail(str(e)) from e
     finally:
