@@ -121,7 +121,14 @@ def cmd_rules_eval(args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin:
             stream.close()
+    if not report.labelled:  # precision 0.000 would read as a verdict on the rules
+        raise common.fail(f"{source}: no item has a 'labels' field (the rules it should hit, "
+                          "[] for none, as in dev.jsonl): nothing to score the rules against")
     print("\n".join(common.safe(line) for line in format_report(report).splitlines()))
+    if report.labelled < report.items:
+        print(f"news-monitor: warning: {source}: {report.items - report.labelled} of "
+              f"{report.items} items have no 'labels' field; counted as hitting no rule",
+              file=sys.stderr)
     return 0
 
 
@@ -180,14 +187,18 @@ def _rules_from(directory: Path) -> RuleSet:
 def register(sub: common.Subparsers) -> None:
     p = sub.add_parser("rules", help="test, evaluate and backtest watch rules")
     rs = p.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
-    t = rs.add_parser("test", help='the verdict of one rule on a text, with its evidence')
+    t = rs.add_parser("test", help="the verdict of one rule on a text, term by term",
+                      description="One rule's verdict on a text, term by term: the terms "
+                                  "found, the require groups met or not, the exclusions "
+                                  f"that fired. Exit 0 when it matches, {NO_MATCH} when not.")
     t.add_argument("rule", help="a rule id, or the path of a rule file")
     t.add_argument("text", help="the title to test")
     t.add_argument("--summary", help="a summary to test with it")
     t.set_defaults(func=cmd_rules_test)
     e = rs.add_parser("eval", help="precision, recall and F1 on a labelled JSON Lines corpus")
-    e.add_argument("corpus")
-    e.add_argument("--rules-dir", help="evaluate the rules of this folder instead")
+    e.add_argument("corpus", help="JSON Lines: id, title, summary, lang, labels (the "
+                                     "rules each item should hit), as in dev.jsonl")
+    e.add_argument("--rules-dir", metavar="DIR", help="evaluate the rules of this folder instead")
     e.set_defaults(func=cmd_rules_eval)
     b = rs.add_parser("backtest", help="what a rule (by id, or an edited file) would have "
                                        "caught in the stored items")
