@@ -17,6 +17,9 @@ from monitor.models import isoformat_z
 if TYPE_CHECKING:
     from monitor.settings import Settings
 
+#: From this many columns on, the table shows when each hit was matched too.
+WIDE = 120
+
 
 def cmd_hits(args: argparse.Namespace) -> int:
     from monitor.store import direct
@@ -51,11 +54,14 @@ def cmd_hits(args: argparse.Namespace) -> int:
     if args.rule and not hits:
         _known_rule_or_fail(settings, args.rule)
     # Minutes are enough in a table (jsonl has the seconds); the link, kept whole
-    # to stay clickable, goes on a line of its own under its hit.
-    rows = [("PUBLISHED", "MATCHED", "RULE", "SCORE", "FEED", "TITLE")]
-    rows += [(_minute(h.published), _minute(h.matched_at), h.rule_id, f"{h.score:.0f}",
-              common.safe(h.feed_name), common.safe(h.title)) for h in hits]
-    common.table(rows, shrink={4: "end", 5: "end"},
+    # to stay clickable, goes on a line of its own under its hit. When the match
+    # time is shown only on wide terminals, the title keeps room on narrow ones.
+    wide = common.output_width() >= WIDE
+    rows = [("PUBLISHED", *(("MATCHED",) if wide else ()), "RULE", "SCORE", "FEED", "TITLE")]
+    rows += [(_minute(h.published), *((_minute(h.matched_at),) if wide else ()), h.rule_id,
+              f"{h.score:.0f}", common.safe(h.feed_name), common.safe(h.title)) for h in hits]
+    n = len(rows[0])
+    common.table(rows, shrink={n - 2: "end", n - 1: "end"},
                  after=[common.safe(h.link) if h.link else None for h in hits])
     return 0
 
