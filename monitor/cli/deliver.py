@@ -169,11 +169,13 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     if not found:
         print("no deliveries")
         return 0
-    rows = [("ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR")]
+    # The last error, whole, on a line of its own: its cause (an SMTP code, a
+    # Slack reason) is what the operator reads it for, and is at its end.
+    rows = [("ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS", "CREATED")]
     rows += [(str(d.id), common.safe(d.desk), d.channel, d.kind, d.state, str(d.attempts),
-              isoformat_z(d.created_at) or "", common.safe(d.last_error or ""))
-             for d in found]
-    common.table(rows, shrink={7: "middle"})
+              isoformat_z(d.created_at) or "") for d in found]
+    common.table(rows, after=[f"last error: {common.safe(d.last_error)}" if d.last_error
+                              else None for d in found])
     return 0
 
 
