@@ -376,19 +376,21 @@ class Deliverer:
     # -- helpers --------------------------------------------------------------------
 
     def _claim_pending(self, desk: str | None, now: datetime) -> list[Delivery]:
-        """Every pending delivery (of ``desk``), oldest first, leased to us whatever its
-        next attempt: the same compare-and-set lease as a new delivery's, so one that
-        another sender holds is left to it."""
+        """Every pending delivery (of ``desk``), oldest first, leased to us: the due
+        ones as the retry pass claims them, then those backing off, with the
+        compare-and-set lease of a new delivery. One another sender holds is left to it."""
+        claimed = self.store.claim_due_deliveries(self.owner, now=now, lease=LEASE, desk=desk)
+        taken = {d.id for d in claimed}
         pending = self.store.list_deliveries(states=["pending"], desk=desk, limit=FORCE_MAX)
-        claimed = []
         for delivery in sorted(pending, key=lambda x: x.id):
-            if not self.store.lease_delivery(delivery.id, self.owner, now=now, lease=LEASE):
+            if delivery.id in taken or not self.store.lease_delivery(
+                    delivery.id, self.owner, now=now, lease=LEASE):
                 continue
             # Read again under our lease: a sender that just let it go may have
             # recorded progress (parts sent) since it was listed.
             claimed += self.store.list_deliveries(ids=[delivery.id], states=["pending"],
                                                   limit=1)
-        return claimed
+        return sorted(claimed, key=lambda x: x.id)
 
     def _digest(self, d: DeskConfig, kind: str, hits: list[StoredHit], now: datetime
                 ) -> Digest:
