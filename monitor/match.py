@@ -1,6 +1,7 @@
 """The matching engine: a rule set compiled once, then items matched against it.
 
-This module owns how a rule decides on an item, and the evidence it gives.
+This module owns how a rule decides on an item, the evidence it gives, and
+why it decided so (:meth:`Matcher.explain`, the same steps with a trace).
 It is pure (no I/O); it imports the standard library, rapidfuzz and the
 package's normalisation, models and rule types only.
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rapidfuzz.fuzz import ratio
 
@@ -50,7 +51,7 @@ from monitor.normalize import (
 from monitor.rules import FIELDS, Requirement, Rule, RuleSet, Term
 
 __all__ = ["MAX_EVIDENCE", "MAX_SUFFIX", "MIN_FUZZY_LENGTH", "Explanation", "Matcher",
-           "OutOfContext", "RequireCheck", "Veto"]
+           "NearMiss", "OutOfContext", "RequireCheck", "Veto"]
 
 # -- thresholds ------------------------------------------------------------------
 # One table for every matching bound. rules/README.md teaches their effect; a
@@ -97,6 +98,11 @@ TAIL_LENGTH = 3
 MIN_TAIL_STEM = 6
 #: Evidence entries kept per hit: enough to explain it, bounded for storage.
 MAX_EVIDENCE = 12
+#: Explain names a text word whose similarity to a term's word falls short of the
+#: term's ``fuzzy`` by less than this (a typo one letter too far), at most
+#: :data:`MAX_NEAR_MISSES` per term list.
+NEAR_MISS = 15.0
+MAX_NEAR_MISSES = 5
 
 _EXACT = 101.0  # a fuzzy threshold no ratio reaches
 _CYRILLIC_CAPITAL_RE = re.compile(r"[А-ЯЁӘҒҚҢӨҰҮҺІ]")
@@ -163,12 +169,27 @@ class _Word:
             return 100.0
         if self.fuzzy > 100 or len(word) < MIN_FUZZY_LENGTH:
             return 0.0
+        return self._typo(word, word_stem, self.fuzzy)
+
+    def _typo(self, word: str, word_stem: str, cutoff: float) -> float:
+        """How like a misspelling of this word ``word`` is (0 under ``cutoff``)."""
         best = 0.0
         if abs(len(word) - len(self.text)) <= MAX_TYPO_LENGTH_GAP:
-            best = ratio(self.text, word, score_cutoff=self.fuzzy)
+            best = ratio(self.text, word, score_cutoff=cutoff)
         if abs(len(word_stem) - len(self.stem)) <= MAX_TYPO_STEM_GAP:
-            best = max(best, ratio(self.stem, word_stem, score_cutoff=self.fuzzy))
+            best = max(best, ratio(self.stem, word_stem, score_cutoff=cutoff))
         return best
+
+    def near_miss(self, word: str, stems: dict[str, str]) -> float:
+        """The similarity :meth:`score` would compare with ``fuzzy``, when it falls
+        short by less than :data:`NEAR_MISS` (explain: "spelt too differently"); else 0."""
+        if self.prefix or self.fuzzy > 100 or len(word) < MIN_FUZZY_LENGTH:
+            return 0.0
+        word_stem = stems.get(word)
+        if word_stem is None:
+            word_stem = stems[word] = stem(word)
+        similarity = self._typo(word, word_stem, self.fuzzy - NEAR_MISS)
+        return similarity if similarity < self.fuzzy else 0.0
 
 
 def _compile_words(term: Term) -> list[tuple[_Word, ...]]:
@@ -255,6 +276,22 @@ class RequireCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class NearMiss:
+    """A text word spelt too unlike a term's word to match it, by a little: its
+    similarity is under the term's ``fuzzy`` threshold by less than :data:`NEAR_MISS`."""
+
+    where: str  # "topic", or the name of the require group ("#1"... when it has none)
+    term: str  # the term, as written
+    word: str  # the term's word it resembles
+    field: str
+    text: str  # the text word, as written
+    start: int
+    end: int
+    similarity: float
+    fuzzy: float
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     """:meth:`Matcher.explain`: a rule's verdict on an item, and what led to it.
 
@@ -270,6 +307,9 @@ class Explanation:
     out_of_context: tuple[OutOfContext, ...]
     vetoes: tuple[Veto, ...]
     groups: tuple[RequireCheck, ...]
+    #: For a miss: words almost spelt like a word of a topic term (none found) or of
+    #: a require group that found nothing.
+    near_misses: tuple[NearMiss, ...] = ()
 
     @property
     def matched(self) -> bool:
@@ -457,8 +497,40 @@ class Matcher:
         # match); the rest is still scanned, to say which other terms occur.
         trace = _Trace(dismissed=not self._may_hit(norms))
         occs = self._occurrences(texts, norms)
-        verdict = self._decide(self._crules[r], occs, texts, norms, trace)
-        return trace.explanation(self._crules[r].rule, verdict, texts, norms)
+        cr = self._crules[r]
+        verdict = self._decide(cr, occs, texts, norms, trace)
+        why = trace.explanation(cr.rule, verdict, texts, norms)
+        if verdict is not None:
+            return why
+        lists = [("topic", cr.topic)] if not why.topic and not why.out_of_context else []
+        lists += [(g.name, by_phrase) for g, (_, by_phrase) in zip(why.groups, cr.require,
+                                                                  strict=True)
+                  if not g.found and not g.too_far]
+        near = [m for where, by_phrase in lists
+                for m in self._near_misses(where, by_phrase, texts, norms)]
+        return replace(why, near_misses=tuple(near))
+
+    def _near_misses(self, where: str, by_phrase: dict[int, tuple[_CTerm, ...]],
+                     texts: dict[str, str], norms: dict[str, Normalized]) -> list[NearMiss]:
+        """The text words that a word of these terms misses by a little (explain only:
+        the verdict never reads this)."""
+        words = {f: [(m.group(), m.span()) for m in WORD_RE.finditer(norms[f].text)]
+                 for f in self._fields}
+        best: dict[tuple[str, int], NearMiss] = {}  # one per text word: its closest term
+        for pid, cterms in by_phrase.items():
+            for ct in cterms:
+                for w in self._phrases[pid]:
+                    for f in ct.fields:
+                        for word, (a, b) in words.get(f, ()):
+                            similarity = w.near_miss(word, self._stems)
+                            known = best.get((f, a))
+                            if not similarity or (known and known.similarity >= similarity):
+                                continue
+                            start, end = norms[f].span(a, b)
+                            best[(f, a)] = NearMiss(where, ct.term.text, w.text, f,
+                                                    texts[f][start:end], start, end,
+                                                    round(similarity, 1), w.fuzzy)
+        return sorted(best.values(), key=lambda m: -m.similarity)[:MAX_NEAR_MISSES]
 
     def _may_hit(self, norms: dict[str, Normalized]) -> bool:
         """The exact prefilter: False for an item none of whose words completes a topic term.

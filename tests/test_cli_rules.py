@@ -110,6 +110,12 @@ def test_rules_test_explains_a_hit_term_by_term(config: Path,
         "'Caspian pipeline' (title[6:22]) (within 1 word)",
         "  topic: every topic term found is excluded",
         "  require disruption: met by 'halted' (title[23:29]), 'storm' (title[36:41])"]),
+    ("eaeu-grain-ban", "Kazakhstan restricts wheet exports", "", [
+        "  topic: no term found (grain*, wheat, barley, maize, corn, rye, … 37 terms)",
+        "  topic: 'wheet' (title[21:26]) is spelt too unlike 'wheat' of term 'wheat' (80.0, "
+        "below fuzzy 85)",
+        "  require restriction: found 'restricts' (title[11:20]) but no topic term to be near",
+        "  require EAEU member or body: met by 'Kazakhstan' (title[0:10])"]),
     ("eaeu-grain-ban", "Kazakhstan wheat harvest", "Many words later, after many, many words "
      "about the harvest, the weather, the farms, the prices and the markets, a ban", [
          "  topic: title[11:16] 'wheat' ~ term 'wheat' (100.0)",
@@ -129,7 +135,8 @@ def test_explain_gives_the_verdict_of_match() -> None:
     matcher = Matcher(load_rules(shipped_rules_dir()))
     texts = [(i["title"], i["summary"]) for i in ITEMS] + [
         ("Trans-Caspian pipeline halted after storm", ""), ("CPC plenum opens", ""),
-        ("Kazakhstan bans wheat exports", "The EU bans grain imports"), ("", "")]
+        ("Kazakhstan bans wheat exports", "The EU bans grain imports"), ("", ""),
+        ("Kazakhstan restricts wheet exports", ""), ("Kaspean Pipeline Konsorcium halts", "")]
     for title, summary in texts:
         hits = {m.rule_id: m for m in matcher.match(title, summary)}
         for rule_id in matcher.rules.ids:

@@ -1,5 +1,6 @@
 """What every command of :mod:`monitor.cli` shares: building the settings, rules,
-matcher and store from the arguments, failing with a message, and safe output.
+matcher and store from the arguments, reading JSON Lines items, failing with a
+message, and safe output in tables that fit the terminal.
 
 Each builder imports its module when called, so that a command loads only what
 it uses (``check`` and ``match`` never import the HTTP client or the database).

@@ -52,6 +52,7 @@ def explain_lines(why: Explanation, rule: Rule) -> list[str]:
     lines = [f"no match: {rule.id} does not match this text"]
     if not why.topic and not why.out_of_context:
         lines.append(f"  topic: no term found ({_terms(why.terms)})")
+        lines += _near_misses(why, "topic", "  topic:")
     lines += [f"  topic: {_evidence(e)}" for e in _unique(why.topic)]
     for c in why.out_of_context:
         where = _within(c.within) if c.within is not None else "anywhere in the item"
@@ -80,7 +81,16 @@ def explain_lines(why: Explanation, rule: Rule) -> list[str]:
                          + " but no topic term to be near")
         else:
             lines.append(f"{name} nothing found ({_terms(g.terms)})")
+            lines += _near_misses(why, g.name, name)
     return lines
+
+
+def _near_misses(why: Explanation, where: str, prefix: str) -> list[str]:
+    """A word spelt a little too unlike a term's word: the ``fuzzy`` threshold missed."""
+    return [f"{prefix} {common.safe(m.text)!r} ({m.field}[{m.start}:{m.end}]) is spelt too "
+            f"unlike {common.safe(m.word)!r} of term "
+            f"{common.safe(m.term)!r} ({m.similarity:.1f}, below fuzzy {m.fuzzy:g})"
+            for m in why.near_misses if m.where == where]
 
 
 def _within(words: int | None) -> str:
