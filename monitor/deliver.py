@@ -14,7 +14,8 @@ desk's schedule (``send_digests``) and every half minute (``send_alerts``,
 * Never lost: claimed hits stay with their delivery until the channel confirms
   (its server accepted the message). A transient failure is retried by
   ``retry_due`` with exponential backoff (1 min, 2 min, 4 min ... at most 1 h; a
-  Retry-After is obeyed), the message rebuilt from the delivery's own hits; a
+  Retry-After is obeyed), the message rebuilt from the delivery's own hits (the
+  ``digest`` command sends them at once, back-off or not: ``retry_due(force=True)``); a
   permanent one is recorded, shown by ``status``, and not retried until the
   operator asks (``deliveries retry``: :meth:`Store.requeue_failed`).
 * A crash after the channel confirmed but before ``mark_sent`` leaves the
@@ -62,6 +63,8 @@ ALERT_WINDOW = timedelta(hours=1)
 BACKOFF_FIRST = 60.0
 BACKOFF_MAX = 3600.0
 RETRY_AFTER_MAX = 86400.0  # a Retry-After is obeyed up to a day
+#: Pending deliveries a forced retry (the ``digest`` command) takes in one pass.
+FORCE_MAX = 1000
 
 # One sender at a time in a process: the daemon's digest and alert jobs run in
 # different threads but share one lease owner, so the lease cannot keep them apart.
@@ -201,14 +204,22 @@ class Deliverer:
                                    matched_after=after)
             return report
 
-    def retry_due(self, desk: str | None = None) -> DeliveryReport:
-        """Resend the pending deliveries whose next attempt is due, rebuilt from their hits."""
+    def retry_due(self, desk: str | None = None, *, force: bool = False) -> DeliveryReport:
+        """Resend the pending deliveries whose next attempt is due, rebuilt from their hits.
+
+        ``force`` (the ``digest`` command: "now, whatever the schedule") takes every
+        pending delivery, back-off or not. A lease another sender holds is respected
+        either way, so nothing goes out twice; failed-for-good ones still wait for
+        ``deliveries retry``.
+        """
         with _SENDING:
             now = self.clock()
             report = DeliveryReport()
             notifiers: dict[str, dict[str, Notifier]] = {}
-            for delivery in self.store.claim_due_deliveries(self.owner, now=now, lease=LEASE,
-                                                            desk=desk):
+            claimed = (self._claim_pending(desk, now) if force else
+                       self.store.claim_due_deliveries(self.owner, now=now, lease=LEASE,
+                                                       desk=desk))
+            for delivery in claimed:
                 d = self.settings.desk(delivery.desk)
                 if d is None or delivery.channel not in d.channels:
                     self._give_up(delivery, f"desk {delivery.desk} no longer has the "
@@ -363,6 +374,23 @@ class Deliverer:
                   delivery.channel, why)
 
     # -- helpers --------------------------------------------------------------------
+
+    def _claim_pending(self, desk: str | None, now: datetime) -> list[Delivery]:
+        """Every pending delivery (of ``desk``), oldest first, leased to us: the due
+        ones as the retry pass claims them, then those backing off, with the
+        compare-and-set lease of a new delivery. One another sender holds is left to it."""
+        claimed = self.store.claim_due_deliveries(self.owner, now=now, lease=LEASE, desk=desk)
+        taken = {d.id for d in claimed}
+        pending = self.store.list_deliveries(states=["pending"], desk=desk, limit=FORCE_MAX)
+        for delivery in sorted(pending, key=lambda x: x.id):
+            if delivery.id in taken or not self.store.lease_delivery(
+                    delivery.id, self.owner, now=now, lease=LEASE):
+                continue
+            # Read again under our lease: a sender that just let it go may have
+            # recorded progress (parts sent) since it was listed.
+            claimed += self.store.list_deliveries(ids=[delivery.id], states=["pending"],
+                                                  limit=1)
+        return sorted(claimed, key=lambda x: x.id)
 
     def _digest(self, d: DeskConfig, kind: str, hits: list[StoredHit], now: datetime
                 ) -> Digest:

@@ -73,6 +73,7 @@ class Report:
     """The outcome of :func:`evaluate`."""
 
     items: int
+    labelled: int  # items with a ``labels`` field (an empty list is a label: no rule)
     langs: tuple[str, ...]
     rules: dict[str, RuleReport]
     false_positives: list[Miss]
@@ -100,16 +101,18 @@ def evaluate(matcher: Matcher, items: Iterable[Mapping[str, object]]) -> Report:
     """Match every item and compare the hits with its ``labels``.
 
     Labels naming rules the matcher does not have are ignored, so a corpus can
-    be scored against a subset of the rules.
+    be scored against a subset of the rules. An item without ``labels`` counts
+    as hitting no rule; ``Report.labelled`` says how many had them.
     """
     rule_ids = matcher.rules.ids
     reports = {rid: RuleReport(rid) for rid in rule_ids}
     fps: list[Miss] = []
     fns: list[Miss] = []
     lang_count: dict[str, int] = {}
-    n = 0
+    n = labelled = 0
     for item in items:
         n += 1
+        labelled += "labels" in item
         lang = str(item.get("lang") or "?")
         lang_count[lang] = lang_count.get(lang, 0) + 1
         title = str(item.get("title") or "")
@@ -129,7 +132,7 @@ def evaluate(matcher: Matcher, items: Iterable[Mapping[str, object]]) -> Report:
             elif label and not hit:
                 fns.append(Miss(rid, item_id, lang, title))
     langs = tuple(sorted(lang_count, key=lambda k: (-lang_count[k], k)))
-    return Report(n, langs, reports, fps, fns)
+    return Report(n, labelled, langs, reports, fps, fns)
 
 
 def _labels(value: object) -> list[str]:

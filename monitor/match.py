@@ -1,6 +1,7 @@
 """The matching engine: a rule set compiled once, then items matched against it.
 
-This module owns how a rule decides on an item, and the evidence it gives.
+This module owns how a rule decides on an item, the evidence it gives, and
+why it decided so (:meth:`Matcher.explain`, the same steps with a trace).
 It is pure (no I/O); it imports the standard library, rapidfuzz and the
 package's normalisation, models and rule types only.
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from rapidfuzz.fuzz import ratio
 
@@ -47,9 +48,10 @@ from monitor.normalize import (
     term_words,
     to_latin,
 )
-from monitor.rules import FIELDS, Rule, RuleSet, Term
+from monitor.rules import FIELDS, Requirement, Rule, RuleSet, Term
 
-__all__ = ["MAX_EVIDENCE", "MAX_SUFFIX", "MIN_FUZZY_LENGTH", "Matcher"]
+__all__ = ["MAX_EVIDENCE", "MAX_SUFFIX", "MIN_FUZZY_LENGTH", "Explanation", "Matcher",
+           "NearMiss", "OutOfContext", "RequireCheck", "Veto"]
 
 # -- thresholds ------------------------------------------------------------------
 # One table for every matching bound. rules/README.md teaches their effect; a
@@ -96,6 +98,11 @@ TAIL_LENGTH = 3
 MIN_TAIL_STEM = 6
 #: Evidence entries kept per hit: enough to explain it, bounded for storage.
 MAX_EVIDENCE = 12
+#: Explain names a text word whose similarity to a term's word falls short of the
+#: term's ``fuzzy`` by less than this (a typo one letter too far), at most
+#: :data:`MAX_NEAR_MISSES` per term list.
+NEAR_MISS = 15.0
+MAX_NEAR_MISSES = 5
 
 _EXACT = 101.0  # a fuzzy threshold no ratio reaches
 _CYRILLIC_CAPITAL_RE = re.compile(r"[А-ЯЁӘҒҚҢӨҰҮҺІ]")
@@ -162,12 +169,27 @@ class _Word:
             return 100.0
         if self.fuzzy > 100 or len(word) < MIN_FUZZY_LENGTH:
             return 0.0
+        return self._typo(word, word_stem, self.fuzzy)
+
+    def _typo(self, word: str, word_stem: str, cutoff: float) -> float:
+        """How like a misspelling of this word ``word`` is (0 under ``cutoff``)."""
         best = 0.0
         if abs(len(word) - len(self.text)) <= MAX_TYPO_LENGTH_GAP:
-            best = ratio(self.text, word, score_cutoff=self.fuzzy)
+            best = ratio(self.text, word, score_cutoff=cutoff)
         if abs(len(word_stem) - len(self.stem)) <= MAX_TYPO_STEM_GAP:
-            best = max(best, ratio(self.stem, word_stem, score_cutoff=self.fuzzy))
+            best = max(best, ratio(self.stem, word_stem, score_cutoff=cutoff))
         return best
+
+    def near_miss(self, word: str, stems: dict[str, str]) -> float:
+        """The similarity :meth:`score` would compare with ``fuzzy``, when it falls
+        short by less than :data:`NEAR_MISS` (explain: "spelt too differently"); else 0."""
+        if self.prefix or self.fuzzy > 100 or len(word) < MIN_FUZZY_LENGTH:
+            return 0.0
+        word_stem = stems.get(word)
+        if word_stem is None:
+            word_stem = stems[word] = stem(word)
+        similarity = self._typo(word, word_stem, self.fuzzy - NEAR_MISS)
+        return similarity if similarity < self.fuzzy else 0.0
 
 
 def _compile_words(term: Term) -> list[tuple[_Word, ...]]:
@@ -218,6 +240,121 @@ class _Found:
     term: Term
     occ: _Occ
     context: tuple[_Found, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfContext:
+    """A topic term that occurs but does not count: none of its ``near`` terms is close."""
+
+    evidence: Evidence
+    near: tuple[str, ...]  # the near terms, as written
+    within: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Veto:
+    """An ``exclude`` term that occurs, and the topic occurrences it cancels."""
+
+    evidence: Evidence
+    within: int | None
+    cancelled: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequireCheck:
+    """One ``require`` group: its occurrences that count, and those too far from the topic."""
+
+    name: str  # the group's name, else "#1", "#2"... in file order
+    terms: tuple[str, ...]  # its terms, as written
+    within: int | None
+    found: tuple[Evidence, ...]
+    too_far: tuple[Evidence, ...]  # beyond ``within`` words of every topic term left
+
+    @property
+    def met(self) -> bool:
+        return bool(self.found)
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """A text word spelt too unlike a term's word to match it, by a little: its
+    similarity is under the term's ``fuzzy`` threshold by less than :data:`NEAR_MISS`."""
+
+    where: str  # "topic", or the name of the require group ("#1"... when it has none)
+    term: str  # the term, as written
+    word: str  # the term's word it resembles
+    field: str
+    text: str  # the text word, as written
+    start: int
+    end: int
+    similarity: float
+    fuzzy: float
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """:meth:`Matcher.explain`: a rule's verdict on an item, and what led to it.
+
+    ``match`` is the verdict, what :meth:`Matcher.match` gives for the rule
+    (None: no hit). ``topic``: the topic terms found, that count (before any
+    exclusion); ``out_of_context``: the ones found without their ``near`` terms.
+    """
+
+    rule_id: str
+    match: Match | None
+    terms: tuple[str, ...]  # the rule's topic terms, as written
+    topic: tuple[Evidence, ...]
+    out_of_context: tuple[OutOfContext, ...]
+    vetoes: tuple[Veto, ...]
+    groups: tuple[RequireCheck, ...]
+    #: For a miss: words almost spelt like a word of a topic term (none found) or of
+    #: a require group that found nothing.
+    near_misses: tuple[NearMiss, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.match is not None
+
+    @property
+    def topic_left(self) -> bool:
+        """Whether some topic occurrence survives the exclusions."""
+        cancelled = {e for v in self.vetoes for e in v.cancelled}
+        return any(e not in cancelled for e in self.topic)
+
+
+@dataclass(slots=True)
+class _Trace:
+    """What :meth:`Matcher._decide` saw, recorded when explaining."""
+
+    dismissed: bool  # by the prefilter: the topic is not looked for
+    topic: list[_Found] = field(default_factory=list)
+    out_of_context: list[_Found] = field(default_factory=list)
+    vetoes: list[tuple[_Found, list[_Found]]] = field(default_factory=list)
+    groups: list[tuple[Requirement, list[_Found], list[_Found]]] = field(default_factory=list)
+
+    def explanation(self, rule: Rule, verdict: Match | None, texts: dict[str, str],
+                    norms: dict[str, Normalized]) -> Explanation:
+        def ev(found: Iterable[_Found]) -> tuple[Evidence, ...]:
+            return tuple(_one_evidence(f, texts, norms) for f in found)
+
+        return Explanation(
+            rule_id=rule.id, match=verdict, terms=tuple(t.text for t in rule.terms),
+            topic=ev(self.topic),
+            out_of_context=tuple(OutOfContext(_one_evidence(f, texts, norms),
+                                              tuple(n.text for n in f.term.near),
+                                              f.term.within)
+                                 for f in self.out_of_context),
+            vetoes=tuple(Veto(_one_evidence(v, texts, norms), v.term.within, ev(cancelled))
+                         for v, cancelled in self.vetoes),
+            groups=tuple(RequireCheck(req.name or f"#{n}", tuple(t.text for t in req.terms),
+                                      req.within, ev(found), ev(far))
+                         for n, (req, found, far) in enumerate(self.groups, start=1)))
+
+
+def _one_evidence(f: _Found, texts: dict[str, str], norms: dict[str, Normalized]) -> Evidence:
+    start, end = norms[f.occ.field].span(f.occ.start, f.occ.end)
+    return Evidence(field=f.occ.field, term=f.term.text, text=texts[f.occ.field][start:end],
+                    start=start, end=end, score=round(f.occ.score, 1))
 
 
 class _CTerm:
@@ -331,8 +468,75 @@ class Matcher:
         """One :class:`Match` per rule that hits the item, in rule-set order."""
         texts = {"title": title or "", "summary": summary or ""}
         norms = {f: normalize(texts[f]) for f in self._fields}
-        # The exact prefilter: an item none of whose words matches a word of a
-        # topic term is dismissed after a few set operations on its words.
+        if not self._may_hit(norms):
+            return []
+        occs = self._occurrences(texts, norms)
+        candidates: set[int] = set()
+        for pid in occs:
+            candidates.update(self._rules_of_phrase.get(pid, ()))
+        out: list[Match] = []
+        for r in sorted(candidates):
+            hit = self._decide(self._crules[r], occs, texts, norms)
+            if hit is not None:
+                out.append(hit)
+        return out
+
+    def explain(self, rule_id: str, title: str, summary: str) -> Explanation:
+        """Why rule ``rule_id`` hits the item or not, term by term.
+
+        The same steps as :meth:`match` (prefilter, scan, :meth:`_decide`) with a
+        trace kept, so the verdict (``Explanation.match``) is exactly what
+        :meth:`match` gives for that rule. Raises KeyError for an unknown rule.
+        """
+        r = next((i for i, cr in enumerate(self._crules) if cr.rule.id == rule_id), None)
+        if r is None:
+            raise KeyError(rule_id)
+        texts = {"title": title or "", "summary": summary or ""}
+        norms = {f: normalize(texts[f]) for f in self._fields}
+        # Dismissed by the prefilter, the rule's topic is not looked for (as in
+        # match); the rest is still scanned, to say which other terms occur.
+        trace = _Trace(dismissed=not self._may_hit(norms))
+        occs = self._occurrences(texts, norms)
+        cr = self._crules[r]
+        verdict = self._decide(cr, occs, texts, norms, trace)
+        why = trace.explanation(cr.rule, verdict, texts, norms)
+        if verdict is not None:
+            return why
+        lists = [("topic", cr.topic)] if not why.topic and not why.out_of_context else []
+        lists += [(g.name, by_phrase) for g, (_, by_phrase) in zip(why.groups, cr.require,
+                                                                  strict=True)
+                  if not g.found and not g.too_far]
+        near = [m for where, by_phrase in lists
+                for m in self._near_misses(where, by_phrase, texts, norms)]
+        return replace(why, near_misses=tuple(near))
+
+    def _near_misses(self, where: str, by_phrase: dict[int, tuple[_CTerm, ...]],
+                     texts: dict[str, str], norms: dict[str, Normalized]) -> list[NearMiss]:
+        """The text words that a word of these terms misses by a little (explain only:
+        the verdict never reads this)."""
+        words = {f: [(m.group(), m.span()) for m in WORD_RE.finditer(norms[f].text)]
+                 for f in self._fields}
+        best: dict[tuple[str, int], NearMiss] = {}  # one per text word: its closest term
+        for pid, cterms in by_phrase.items():
+            for ct in cterms:
+                for w in self._phrases[pid]:
+                    for f in ct.fields:
+                        for word, (a, b) in words.get(f, ()):
+                            similarity = w.near_miss(word, self._stems)
+                            known = best.get((f, a))
+                            if not similarity or (known and known.similarity >= similarity):
+                                continue
+                            start, end = norms[f].span(a, b)
+                            best[(f, a)] = NearMiss(where, ct.term.text, w.text, f,
+                                                    texts[f][start:end], start, end,
+                                                    round(similarity, 1), w.fuzzy)
+        return sorted(best.values(), key=lambda m: -m.similarity)[:MAX_NEAR_MISSES]
+
+    def _may_hit(self, norms: dict[str, Normalized]) -> bool:
+        """The exact prefilter: False for an item none of whose words completes a topic term.
+
+        It memoises the item's new words on the way (what :meth:`_scan` reads).
+        """
         memo = self._memo
         if len(memo) > self.MEMO_SIZE:
             memo.clear()
@@ -346,22 +550,17 @@ class Matcher:
             for word in words.difference(memo):
                 self._learn(word)
             present.update(self._topic_words.intersection(words))
-        if not present or not self._may_occur(present):
-            return []
+        return bool(present) and self._may_occur(present)
+
+    def _occurrences(self, texts: dict[str, str],
+                     norms: dict[str, Normalized]) -> dict[int, list[_Occ]]:
+        """Every occurrence of every phrase in the item's fields (words memoised first)."""
         occs: dict[int, list[_Occ]] = defaultdict(list)
         kazakh = not KAZAKH_LETTERS.isdisjoint(texts["title"]) or \
             not KAZAKH_LETTERS.isdisjoint(texts["summary"])
         for f in self._fields:
             self._scan(f, norms[f].text, occs, kazakh)
-        candidates: set[int] = set()
-        for pid in occs:
-            candidates.update(self._rules_of_phrase.get(pid, ()))
-        out: list[Match] = []
-        for r in sorted(candidates):
-            hit = self._decide(self._crules[r], occs, texts, norms)
-            if hit is not None:
-                out.append(hit)
-        return out
+        return occs
 
     def _may_occur(self, words: set[str]) -> bool:
         """Whether every word of some topic phrase is among ``words`` (order aside)."""
@@ -462,9 +661,10 @@ class Matcher:
                                       total / weight))
 
     @staticmethod
-    def _found(by_phrase: dict[int, tuple[_CTerm, ...]],
-               occs: dict[int, list[_Occ]]) -> list[_Found]:
-        """The occurrences of a term list in each term's fields, its context checked."""
+    def _found(by_phrase: dict[int, tuple[_CTerm, ...]], occs: dict[int, list[_Occ]],
+               out_of_context: list[_Found] | None = None) -> list[_Found]:
+        """The occurrences of a term list in each term's fields, its context checked
+        (those dropped for want of their ``near`` terms go to ``out_of_context``)."""
         out: list[_Found] = []
         for pid, cterms in by_phrase.items():
             found = occs.get(pid)
@@ -473,7 +673,11 @@ class Matcher:
             for ct in cterms:
                 hits = [_Found(ct.term, o) for o in found if o.field in ct.fields]
                 if hits and ct.near:
-                    hits = Matcher._with_context(ct, hits, occs)
+                    kept = Matcher._with_context(ct, hits, occs)
+                    if out_of_context is not None:
+                        spans = {k.occ for k in kept}
+                        out_of_context.extend(h for h in hits if h.occ not in spans)
+                    hits = kept
                 out.extend(hits)
         return out
 
@@ -499,31 +703,53 @@ class Matcher:
         return kept
 
     def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
-                norms: dict[str, Normalized]) -> Match | None:
-        topic = self._found(cr.topic, occs)
-        if not topic:
+                norms: dict[str, Normalized], trace: _Trace | None = None) -> Match | None:
+        """The rule's verdict on the item's occurrences. With a ``trace`` (explain),
+        the same steps record what they saw and go on past the first reason to miss,
+        so that every unmet condition is named; the verdict is unchanged."""
+        if trace is None:
+            topic = self._found(cr.topic, occs)
+        else:
+            trace.topic = [] if trace.dismissed else self._found(cr.topic, occs,
+                                                                 trace.out_of_context)
+            topic = list(trace.topic)
+        if not topic and trace is None:
             return None
         if cr.exclude:
             for veto in self._found(cr.exclude, occs):
                 within = veto.term.within
                 if within is None:
+                    cancelled, topic = topic, []
+                else:
+                    cancelled = [t for t in topic if t.occ.field == veto.occ.field
+                                 and _distance(t.occ, veto.occ) <= within]
+                    topic = [t for t in topic if t.occ.field != veto.occ.field
+                             or _distance(t.occ, veto.occ) > within]
+                if trace is not None:
+                    trace.vetoes.append((veto, cancelled))
+                elif not topic:
                     return None
-                topic = [t for t in topic if t.occ.field != veto.occ.field
-                         or _distance(t.occ, veto.occ) > within]
-                if not topic:
-                    return None
-        score = max(t.occ.score for t in topic)
+        score = max((t.occ.score for t in topic), default=0.0)
         evidence = list(topic)
-        for within, group_terms in cr.require:
-            group = self._found(group_terms, occs)
+        met = bool(topic)
+        for n, (within, group_terms) in enumerate(cr.require):
+            group = found_anywhere = self._found(group_terms, occs)
             if within is not None:
                 group = [g for g in group
                          if any(t.occ.field == g.occ.field and _distance(t.occ, g.occ) <= within
                                 for t in topic)]
+            if trace is not None:
+                trace.groups.append((cr.rule.require[n], group,
+                                     [g for g in found_anywhere if g not in group]))
             if not group:
-                return None
+                if trace is None:
+                    return None
+                met = False
+                continue
             score = min(score, max(g.occ.score for g in group))
             evidence.extend(group)
+        if not met:
+            return None
         return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
 
     @staticmethod

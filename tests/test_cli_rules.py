@@ -67,9 +67,82 @@ def test_rules_test_shows_the_verdict_and_its_evidence(config: Path,
     assert main([*test, ITEMS[0]["title"]]) == 0
     out = capsys.readouterr().out
     assert out.startswith("MATCH cpc-disruption") and "title[" in out
-    assert main([*test, ITEMS[3]["title"]]) == 0
+    assert main([*test, ITEMS[3]["title"]]) == 3
     assert capsys.readouterr().out.startswith("no match")
     assert main(["--config", str(config), "rules", "test", "no-such-rule", "x"]) == 1
+
+
+def test_rules_test_explains_a_hit_term_by_term(config: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "rules", "test", "cpc-disruption",
+                 "CPC halts loadings after storm"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "MATCH cpc-disruption (high) score 100.0",
+        "  title[0:3] 'CPC' ~ term 'CPC' (100.0)",
+        "  title[4:9] 'halts' ~ term 'halt*' (100.0)",
+        "  title[10:18] 'loadings' ~ term 'loading*' (100.0)",
+        "  title[25:30] 'storm' ~ term 'storm*' (100.0)",
+        "  require disruption: met by 'halts' (title[4:9]), 'storm' (title[25:30])"]
+
+
+@pytest.mark.parametrize(("rule", "title", "summary", "expected"), [
+    ("cpc-disruption", "Bitcoin miners in Kazakhstan", "", [
+        "  topic: no term found (Caspian Pipeline Consortium, Caspian pipeline, Caspian "
+        "consortium, Каспийск* консорциум*, Каспийский трубопроводный консорциум, Каспий "
+        "құбыр консорциумы, … 28 terms)",
+        "  require disruption: nothing found (halt*, suspend*, suspension, stop*, shut*, "
+        "disrupt*, … 132 terms)"]),
+    ("cpc-disruption", "Caspian Pipeline Consortium reports record exports", "", [
+        "  topic: title[0:27] 'Caspian Pipeline Consortium' ~ term 'Caspian Pipeline "
+        "Consortium' (100.0)",
+        "  topic: title[0:16] 'Caspian Pipeline' ~ term 'Caspian pipeline' (100.0)",
+        "  require disruption: nothing found (halt*, suspend*, suspension, stop*, shut*, "
+        "disrupt*, … 132 terms)"]),
+    ("cpc-disruption", "CPC plenum opens in Beijing", "", [
+        "  topic: title[0:3] 'CPC' ~ term 'CPC' (100.0) does not count: none of its near "
+        "terms (oil, crude, pipeline*, terminal*, tanker*, loading*, … 46 terms) anywhere "
+        "in the item",
+        "  require disruption: nothing found (halt*, suspend*, suspension, stop*, shut*, "
+        "disrupt*, … 132 terms)"]),
+    ("cpc-disruption", "Trans-Caspian pipeline halted after storm", "", [
+        "  topic: title[6:22] 'Caspian pipeline' ~ term 'Caspian pipeline' (100.0)",
+        "  exclude: title[0:13] 'Trans-Caspian' ~ term 'trans Caspian' (100.0) cancels "
+        "'Caspian pipeline' (title[6:22]) (within 1 word)",
+        "  topic: every topic term found is excluded",
+        "  require disruption: met by 'halted' (title[23:29]), 'storm' (title[36:41])"]),
+    ("eaeu-grain-ban", "Kazakhstan restricts wheet exports", "", [
+        "  topic: no term found (grain*, wheat, barley, maize, corn, rye, … 37 terms)",
+        "  topic: 'wheet' (title[21:26]) is spelt too unlike 'wheat' of term 'wheat' (80.0, "
+        "below fuzzy 85)",
+        "  require restriction: found 'restricts' (title[11:20]) but no topic term to be near",
+        "  require EAEU member or body: met by 'Kazakhstan' (title[0:10])"]),
+    ("eaeu-grain-ban", "Kazakhstan wheat harvest", "Many words later, after many, many words "
+     "about the harvest, the weather, the farms, the prices and the markets, a ban", [
+         "  topic: title[11:16] 'wheat' ~ term 'wheat' (100.0)",
+         "  require restriction: 'ban' (summary[114:117]) not within 15 words of a topic term",
+         "  require EAEU member or body: met by 'Kazakhstan' (title[0:10])"]),
+])
+def test_rules_test_explains_a_miss_term_by_term(
+        config: Path, capsys: pytest.CaptureFixture[str], rule: str, title: str, summary: str,
+        expected: list[str]) -> None:
+    assert main(["--config", str(config), "rules", "test", rule, title,
+                 "--summary", summary]) == 3
+    assert capsys.readouterr().out.splitlines() == [
+        f"no match: {rule} does not match this text", *expected]
+
+
+def test_explain_gives_the_verdict_of_match() -> None:
+    matcher = Matcher(load_rules(shipped_rules_dir()))
+    texts = [(i["title"], i["summary"]) for i in ITEMS] + [
+        ("Trans-Caspian pipeline halted after storm", ""), ("CPC plenum opens", ""),
+        ("Kazakhstan bans wheat exports", "The EU bans grain imports"), ("", ""),
+        ("Kazakhstan restricts wheet exports", ""), ("Kaspean Pipeline Konsorcium halts", "")]
+    for title, summary in texts:
+        hits = {m.rule_id: m for m in matcher.match(title, summary)}
+        for rule_id in matcher.rules.ids:
+            assert matcher.explain(rule_id, title, summary).match == hits.get(rule_id)
+    with pytest.raises(KeyError):
+        matcher.explain("nosuch", "x", "")
 
 
 def test_rules_eval_reports_precision_recall_and_errors(config: Path,

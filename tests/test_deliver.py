@@ -582,7 +582,8 @@ def test_cli_deliveries_list_and_retry_after_the_cause_is_fixed(
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:6] == ["ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS"]
     assert table[1].split()[:6] == ["1", "energy", "email", "digest", "failed", "1"]
-    assert "554" in table[1]
+    assert table[2].startswith("  last error: email: 127.0.0.1:")
+    assert table[2].endswith("554 5.7.1 relay not permitted")
     # Neither the next digest nor the retry pass sends it again by itself.
     assert main([*base, "digest"]) == 0
     assert capsys.readouterr().out.strip() == "nothing to send"
@@ -649,3 +650,56 @@ def test_alert_channels_send_alerts_to_slack_and_the_digest_everywhere(
     assert (report.sent, report.hits) == (1, 1)
     assert delivered(mailbox, ids) == ["Storm halts CPC loadings"]
     assert len(hook.requests) == 1
+
+
+def test_a_forced_retry_sends_pending_deliveries_now_but_respects_another_senders_lease(
+        store: Store, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SLACK", hook.url("/slack"))
+    cfg = settings(desk_config("energy", slack_webhook=Secret("env:NM_TEST_SLACK")))
+    clock = Clock(T0)
+    d = deliverer(store, cfg, clock)
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    hook.replies.append(Reply(500, "rollup_error"))
+    assert d.send_digests().failed == 1
+    assert d.retry_due().summary() == "nothing to send"  # backing off
+    # Another sender (the daemon) holds it: a forced retry leaves it alone.
+    [pending] = store.list_deliveries(states=["pending"])
+    assert store.lease_delivery(pending.id, "daemon", now=T0, lease=300.0)
+    assert d.retry_due(force=True).summary() == "nothing to send"
+    clock.advance(seconds=301)  # its lease ran out
+    assert d.retry_due(force=True).summary() == "1 sent (1 hits)"
+    assert len(hook.requests) == 2
+    assert d.retry_due(force=True).summary() == "nothing to send"
+    # Failed for good waits for `deliveries retry`, forced or not.
+    add(store, clock.now, ("Drone strike on CPC pump station", "cpc-disruption"))
+    hook.replies.append(Reply(404, "no_service"))
+    assert d.send_digests().permanent == 1
+    assert d.retry_due(force=True).summary() == "nothing to send"
+    assert len(hook.requests) == 3
+
+
+def test_cli_digest_sends_what_failed_at_once_whatever_the_backoff(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], hook: Hook,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NM_TEST_SLACK", hook.url("/slack"))
+    db = f"sqlite:///{tmp_path / 'monitor.db'}"
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(f'[storage]\nurl = "{db}"\n\n[rules]\ndir = "{shipped_rules_dir()}"\n\n'
+                   '[[desks]]\nname = "energy"\nrules = ["cpc-disruption"]\n'
+                   'slack_webhook = "env:NM_TEST_SLACK"\n', encoding="utf-8")
+    store = Store.open(db)
+    store.register_desks(["energy"], datetime.now(UTC) - timedelta(days=1))
+    add(store, datetime.now(UTC), ("Storm halts CPC loadings", "cpc-disruption"))
+    hook.replies.append(Reply(500, "rollup_error"))
+    base = ["--config", str(cfg), "digest"]
+    assert main(base) == 1
+    assert capsys.readouterr().out.strip() == "0 sent (0 hits), 1 failed (1 will be retried)"
+    # At once, not in a minute: the pending delivery goes out, the same one.
+    assert main(base) == 0
+    assert capsys.readouterr().out.strip() == "1 sent (1 hits)"
+    assert len(hook.requests) == 2 and hook.requests[0].body == hook.requests[1].body
+    assert [(x.id, x.state, x.attempts) for x in store.list_deliveries()] == [(1, "sent", 2)]
+    assert main(base) == 0
+    assert capsys.readouterr().out.strip() == "nothing to send"
+    assert len(hook.requests) == 2
+    store.close()

@@ -139,7 +139,7 @@ def test_hits_command_skips_sqlalchemy_once_the_database_is_ready(tmp_path: Path
     db = tmp_path / "monitor.db"
     config = tmp_path / "monitor.toml"
     config.write_text(f'[storage]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
-    assert _hits_command(config) == (["MATCHED  RULE  SCORE  FEED  TITLE"], True)  # created it
+    assert _hits_command(config) == (["PUBLISHED  RULE  SCORE  FEED  TITLE"], True)  # created it
     store = Store.open(f"sqlite:///{db}")
     _fill(store)
     store.close()
@@ -153,7 +153,7 @@ def test_hits_command_skips_sqlalchemy_once_the_database_is_ready(tmp_path: Path
                       encoding="utf-8")
     assert _hits_command(config, "--limit", "1")[1] is True
     lines, imported = _hits_command(config, "--limit", "1")
-    assert not imported and len(lines) == 2 and "Заголовок f" in lines[1]
+    assert not imported and len(lines) == 3 and "Заголовок f" in lines[1]
 
 
 def test_feed_validators(store: Store, store_url: str, tmp_path: Path) -> None:

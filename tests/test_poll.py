@@ -112,6 +112,21 @@ def test_failures_are_reported_per_feed_and_the_poll_still_succeeds(
     assert feeds["broken.xml"]["failures"] == 2
 
 
+def test_a_poll_where_every_feed_failed_exits_1_with_its_summary(
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    feed_server.routes["/broken.xml"] = Status(500)
+    config = write_config(tmp_path, [feed_server.url("/broken.xml"),
+                                     feed_server.url("/missing.xml")])
+    result = run(config, "poll")
+    assert result.returncode == 1
+    assert result.stdout.strip().endswith("0 ok, 2 failed; 0 new items, 0 new hits")
+    assert "FAIL" in result.stderr
+    # One feed back: the cycle succeeded, whatever the other did.
+    feed_server.routes["/broken.xml"] = Feed(feed_doc(1, 2))
+    again = run(config, "poll")
+    assert again.returncode == 0 and "1 ok, 1 failed" in again.stdout
+
+
 def test_bad_config_exits_1_with_a_located_message(tmp_path: Path) -> None:
     config = tmp_path / "monitor.toml"
     config.write_text('[poll]\ninterval = "5 minutes"\n')

@@ -46,7 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     # The order of --help: day one first.
     for group in (init, run, poll, check, hits, status, feeds, rules, deliver):
         group.register(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a ``description`` its one-line ``help``, so that
+    ``news-monitor COMMAND --help`` says what COMMAND does."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                sub = action.choices[choice.dest]
+                if sub.description is None and choice.help:
+                    sub.description = choice.help[0].upper() + choice.help[1:] + "."
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

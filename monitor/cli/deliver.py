@@ -59,8 +59,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
         deliverer = Deliverer(settings, store, rules, owner=_owner())
         if args.preview:
             return _preview(deliverer, settings, args)
-        # What an earlier run left pending goes first, then the new digest.
-        report = deliverer.retry_due(args.desk).add(deliverer.send_digests(args.desk))
+        # What an earlier attempt left pending goes first, back-off or not (SPEC: now,
+        # whatever the schedule), then the new digest.
+        report = deliverer.retry_due(args.desk, force=True).add(
+            deliverer.send_digests(args.desk))
     except MonitorError as e:
         raise common.fail(str(e)) from e
     finally:
@@ -141,8 +143,8 @@ def cmd_silence(args: argparse.Namespace) -> int:
     rows = [("ID", "RULE", "DESK", "UNTIL", "REASON")]
     rows += [(str(s.id), s.rule_id, s.desk or "*",
               (isoformat_z(s.until) or "") + ("" if s.until > now else " (ended)"),
-              common.safe(s.reason)[:60]) for s in silences]
-    common.table(rows)
+              common.safe(s.reason)) for s in silences]
+    common.table(rows, shrink={4: "end"})
     return 0
 
 
@@ -167,11 +169,13 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     if not found:
         print("no deliveries")
         return 0
-    rows = [("ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR")]
+    # The last error, whole, on a line of its own: its cause (an SMTP code, a
+    # Slack reason) is what the operator reads it for, and is at its end.
+    rows = [("ID", "DESK", "CHANNEL", "KIND", "STATE", "ATTEMPTS", "CREATED")]
     rows += [(str(d.id), common.safe(d.desk), d.channel, d.kind, d.state, str(d.attempts),
-              isoformat_z(d.created_at) or "", common.safe(d.last_error or "")[:60])
-             for d in found]
-    common.table(rows)
+              isoformat_z(d.created_at) or "") for d in found]
+    common.table(rows, after=[f"last error: {common.safe(d.last_error)}" if d.last_error
+                              else None for d in found])
     return 0
 
 
@@ -215,7 +219,10 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: common.Subparsers) -> None:
-    p = sub.add_parser("digest", help="send each desk its digest now (or preview it)")
+    p = sub.add_parser("digest", help="send each desk its digest now (or preview it)",
+                       description="Send each desk (or only NAME) its digest now, whatever "
+                                   "the schedule, with what earlier attempts left pending "
+                                   "(back-off or not). Exit 1 when a delivery failed.")
     p.add_argument("--desk", metavar="NAME", help="only this desk")
     p.add_argument("--preview", action="store_true",
                    help="print the text digest; send and mark nothing")
@@ -225,7 +232,7 @@ def register(sub: common.Subparsers) -> None:
     p = sub.add_parser("silence", help="mute a rule's hits for a while (they are still stored)")
     ss = p.add_subparsers(dest="silence_command", required=True, metavar="ACTION")
     a = ss.add_parser("add", help="mute RULE (on one desk, or all) for a duration")
-    a.add_argument("rule", metavar="RULE")
+    a.add_argument("rule", metavar="RULE", help="the rule id to mute")
     a.add_argument("--desk", metavar="NAME", help="only on this desk (default: every desk)")
     a.add_argument("--for", dest="duration", required=True, metavar="DURATION",
                    help="how long, e.g. 2d or 12h")
@@ -233,19 +240,21 @@ def register(sub: common.Subparsers) -> None:
     lst = ss.add_parser("list", help="the active silences")
     lst.add_argument("--all", action="store_true", help="ended ones too")
     r = ss.add_parser("remove", help="end a silence now")
-    r.add_argument("id", type=int, metavar="ID")
+    r.add_argument("id", type=int, metavar="ID", help="the silence's id (see `silence list`)")
     p.set_defaults(func=cmd_silence)
 
     p = sub.add_parser("deliveries", help="list deliveries; retry the ones that failed for good")
     ds = p.add_subparsers(dest="deliveries_command", required=True, metavar="ACTION")
     lst = ds.add_parser("list", help="deliveries, newest first")
-    lst.add_argument("--state", choices=("pending", "sent", "failed"))
+    lst.add_argument("--state", choices=("pending", "sent", "failed"), help="only these")
     lst.add_argument("--desk", metavar="NAME", help="only this desk")
     lst.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
-    lst.add_argument("--format", choices=("table", "json"), default="table")
+    lst.add_argument("--format", choices=("table", "json"), default="table",
+                     help="a table for people (default) or a JSON list")
     r = ds.add_parser("retry", help="send failed deliveries again now, once their cause "
                                     "is fixed (a recipient, a URL)")
-    r.add_argument("ids", type=int, nargs="*", metavar="ID")
+    r.add_argument("ids", type=int, nargs="*", metavar="ID",
+                   help="the failed deliveries to send again (see `deliveries list`)")
     r.add_argument("--failed", action="store_true", help="every delivery that failed for good")
     r.add_argument("--desk", metavar="NAME", help="only this desk's")
     p.set_defaults(func=cmd_deliveries)

@@ -85,7 +85,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
             fetcher.close()
         store.close()
     print(report.summary())
-    return 0
+    # Every feed failed (a network down, a proxy refusing): a cycle that got
+    # nothing is a failure for cron and for ops scripts, whatever it printed.
+    return 1 if report.outcomes and not report.ok else 0
 
 
 def _pickled_rules(settings: Settings) -> bytes | list[Problem]:
@@ -137,7 +139,10 @@ class _Progress:
 
 
 def register(sub: common.Subparsers) -> None:
-    p = sub.add_parser("poll", help="poll every feed once, match and store, then exit")
+    p = sub.add_parser("poll", help="poll every feed once, match and store, then exit",
+                       description="Poll every feed once (due or not), match the new items "
+                                   "and store the hits, then exit; nothing is sent. Exit 1 "
+                                   "when every feed failed, or the cycle could not run.")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per feed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_poll)

@@ -34,8 +34,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows.append((safe(f["name"])[:40], str(f["items"]), f["last_polled"] or "never",
                      str(f["last_status"] if f["last_status"] is not None else "-"),
                      str(f["failures"]), f["next_poll"] or ("disabled" if f["disabled"] else "-"),
-                     safe(f["error"] or f["flag"] or "")[:60]))
-    common.table(rows)
+                     safe(f["error"] or f["flag"] or "")))
+    # An error's cause is at its end ("... : connection refused"): cut its middle.
+    common.table(rows, shrink={6: "middle"})
     print(f"\n{doc['items']} items, {doc['hits']} hits, "
           f"{doc['pending_deliveries']} pending deliveries (hit x channel)")
     for d in doc["retrying"]:
@@ -60,5 +61,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def register(sub: common.Subparsers) -> None:
     p = sub.add_parser("status", help="the state of each feed and of the deliveries")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="a table for people (default) or one JSON document")
     p.set_defaults(func=cmd_status)
