@@ -66,7 +66,8 @@ def test_loading_checks_a_secrets_form_but_reads_none(unset: Path) -> None:
 ])
 def test_the_commands_that_look_run_without_the_secrets(
         unset: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    (unset.parent / "items.jsonl").write_text(json.dumps({"id": "a", "title": "CPC", "summary": ""}) + "\n")
+    item = {"id": "a", "title": "CPC", "summary": ""}
+    (unset.parent / "items.jsonl").write_text(json.dumps(item) + "\n")
     assert main(["--config", str(unset), *command]) == 0, capsys.readouterr().err
     assert "is not set" not in capsys.readouterr().err
 
