@@ -1,4 +1,4 @@
-"""Loopback stand-ins for the chat services a channel posts to, and hits to fill digests.
+"""Loopback stand-ins for the chat services a channel posts to.
 
 ``TelegramStandIn`` is a real HTTP server on 127.0.0.1 that answers the Bot API's
 ``sendMessage`` as Telegram does: it checks the token in the path, the chat, the
@@ -12,27 +12,22 @@ the ``sig`` of the URL, the payload's size (the webhook refuses about 28 KB) and
 its shape (a message with one Adaptive Card), answers 202, and can be told to
 answer post N otherwise.
 
-``stored_hit`` builds :class:`monitor.models.StoredHit` values for
-``monitor.digest.build_digest``, as tests/test_digest.py does.
+Hits and digests to send through them are in tests/hits.py.
 """
 
 from __future__ import annotations
 
 import html
-import itertools
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from monitor.models import Evidence, Severity, StoredHit
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                    "ALL_PROXY")
@@ -42,33 +37,6 @@ def clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     """urllib honours *_proxy variables: loopback tests must not go through one."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-
-
-# -- hits ---------------------------------------------------------------------------
-
-T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-TITLES = {"cpc-disruption": "CPC disruption", "btc-diversion": "BTC diversion"}
-_ids = itertools.count(1)
-
-
-def stored_hit(title: str, summary: str = "", *, rule: str = "cpc-disruption",
-               feed: str = "Reuters", link: str | None = "auto", hours: float = 0.0,
-               score: float = 90.0, severity: Severity = Severity.HIGH,
-               evidence: tuple[Evidence, ...] = ()) -> StoredHit:
-    """A hit as the store returns it; ``link="auto"`` gives it a unique http(s) link."""
-    n = next(_ids)
-    return StoredHit(
-        id=n, rule_id=rule, rule_version="v1", severity=severity, score=score,
-        evidence=evidence, matched_at=T0, item_id=n, guid=f"g{n}", title=title,
-        summary=summary, link=f"https://news.example/{n}" if link == "auto" else link,
-        published=T0 - timedelta(hours=hours), lang=None, feed_url=f"https://{feed}.example/rss",
-        feed_name=feed)
-
-
-def evidence_for(text: str, term: str, field_name: str = "title") -> tuple[Evidence, ...]:
-    """Evidence that ``term`` matched where it first appears in ``text``."""
-    start = text.index(term)
-    return (Evidence(field_name, term, term, start, start + len(term), 100.0),)
 
 
 # -- the HTTP server both stand-ins run on -----------------------------------------------

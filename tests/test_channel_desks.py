@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from procenv import cli_env
-from standins import TeamsStandIn, TelegramStandIn, server_error
+from standins import TeamsStandIn, TelegramStandIn, clear_proxies, server_error
 
 from monitor.config import load_settings
 from monitor.deliver import Deliverer
@@ -28,9 +28,7 @@ NO_PAUSE = {"telegram_pause": 0.0, "teams_pause": 0.0}
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+    clear_proxies(monkeypatch)
 
 
 @pytest.fixture

@@ -14,18 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from standins import (
-    T0,
     TEAMS_MAX_BYTES,
-    TITLES,
     Reply,
     TeamsStandIn,
     check_teams_payload,
     clear_proxies,
-    evidence_for,
-    stored_hit,
     teams_error,
 )
 
@@ -65,22 +62,11 @@ def webhook(flow: TeamsStandIn, monkeypatch: pytest.MonkeyPatch) -> Secret:
     return Secret("env:NM_TEST_TEAMS")
 
 
-def a_digest(kind: str = "digest") -> D.Digest:
-    title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
-    summary = "The Caspian Pipeline Consortium said loadings stopped."
-    hits = [stored_hit(title, summary, score=93, link="https://reuters.example/a?x=1&y=(2)",
-                       evidence=evidence_for(title, "CPC")
-                       + evidence_for(summary, "Caspian Pipeline Consortium", "summary")),
-            stored_hit(title + " - Interfax", feed="Interfax", link="https://interfax.example/b"),
-            stored_hit("Kazakh crude diverted to BTC", rule="btc-diversion")]
-    return D.build_digest("energy", hits, TITLES, T0, kind=kind, timezone="Asia/Almaty")
+PAREN_LINK = "https://reuters.example/a?x=1&y=(2)"  # a ")" would end a markdown link
 
 
-def big_digest(n: int = 120, summary: str = "Summary text " * 30) -> D.Digest:
-    hits = [stored_hit(f"Story {i} about pipeline number {i}", summary, rule=rule,
-                       link=f"https://news.example/{rule}/{i}?" + "q" * 150, hours=i)
-            for rule in ("cpc-disruption", "btc-diversion", "eaeu-grain-ban") for i in range(n)]
-    return D.build_digest("energy", hits, TITLES, T0)
+def a_teams_digest(kind: str = "digest") -> D.Digest:
+    return a_digest(kind, link=PAREN_LINK)
 
 
 def blocks(element: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -128,7 +114,7 @@ def read_markdown(text: str) -> tuple[list[str], str, list[str]]:
 
 
 def test_card_shape() -> None:
-    digest = a_digest()
+    digest = a_teams_digest()
     [card] = teams_cards(digest)
     message = teams_message(card)
     assert check_teams_payload(json.loads(json.dumps(message))) == card
@@ -153,7 +139,7 @@ def test_card_shape() -> None:
 
 
 def test_alert_and_empty_digest() -> None:
-    [alert] = teams_cards(D.build_digest("energy", [stored_hit("Storm halts CPC loadings")],
+    [alert] = teams_cards(D.build_digest("energy", [hit("Storm halts CPC loadings")],
                                          TITLES, T0, kind="alert"))
     texts = [b["text"] for b in blocks(alert)]
     assert texts[0] == "ALERT energy: CPC disruption: Storm halts CPC loadings"
@@ -164,7 +150,7 @@ def test_alert_and_empty_digest() -> None:
 
 def test_an_unlinked_title_shows_its_evidence_in_bold() -> None:
     title = "Storm halts CPC loadings"
-    [card] = teams_cards(D.build_digest("energy", [stored_hit(
+    [card] = teams_cards(D.build_digest("energy", [hit(
         title, link=None, evidence=evidence_for(title, "CPC"))], TITLES, T0))
     head = next(b for b in blocks(card) if "score" in b["text"])
     assert head["text"].startswith("Storm halts **CPC** loadings — Reuters, 2 Jan 03:00")
@@ -174,8 +160,8 @@ def test_feed_text_cannot_link_format_or_call_functions() -> None:
     evil = ("[bank](https://evil.example) ![img](https://evil.example/x.png) **bold** _it_ "
             "~~gone~~ `code` <at>General</at> &lt;b&gt; {{DATE(2026-01-02T03:00:00Z, SHORT)}} "
             "# heading | table \\ \\[")
-    hits = [stored_hit(evil, evil, feed=evil, link="https://news.example/x)[y](z"),
-            stored_hit("- 1. list " + evil, "1. " + evil, feed="+ " + evil, rule="btc-diversion")]
+    hits = [hit(evil, evil, feed=evil, link="https://news.example/x)[y](z"),
+            hit("- 1. list " + evil, "1. " + evil, feed="+ " + evil, rule="btc-diversion")]
     for kind in ("digest", "alert"):
         for card in teams_cards(D.build_digest(evil, hits, {"cpc-disruption": evil}, T0,
                                                kind=kind)):
@@ -206,10 +192,10 @@ _hostile = st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=12)
 @settings(max_examples=100, deadline=None)
 @given(title=_hostile, summary=_hostile, outlet=_hostile, link=_hostile)
 def test_cards_hold_for_any_feed_text(title: str, summary: str, outlet: str, link: str) -> None:
-    hits = [stored_hit(title or "t", summary, feed=outlet, link=link,
+    hits = [hit(title or "t", summary, feed=outlet, link=link,
                        evidence=(Evidence("title", "t", title[:3], 0, min(3, len(title)),
                                           99.0),) if title else ()),
-            stored_hit((title or "t") + " - x", summary, feed=outlet,
+            hit((title or "t") + " - x", summary, feed=outlet,
                        link="https://ok.example/" + link)]
     for kind in ("digest", "alert"):
         digest = D.build_digest("desk", hits, {"cpc-disruption": outlet}, T0, kind=kind)
@@ -254,7 +240,7 @@ def test_a_big_digest_is_split_under_the_budget_keeping_every_link_in_order() ->
 
 
 def test_kazakh_text_is_measured_in_bytes() -> None:
-    hits = [stored_hit(f"Қазақстан мұнай экспорты {i}: ҚҚС өзгерісі 🛢", "Ақтау портынан "
+    hits = [hit(f"Қазақстан мұнай экспорты {i}: ҚҚС өзгерісі 🛢", "Ақтау портынан "
                        "тиеу тоқтатылды, — деді «ҚазМұнайГаз» өкілі. " * 5, hours=i,
                        feed="Курсив") for i in range(80)]
     digest = D.build_digest("энергетика", hits, {"cpc-disruption": "КТК кедергілері"}, T0)
@@ -271,7 +257,7 @@ def test_kazakh_text_is_measured_in_bytes() -> None:
 
 def test_a_story_with_too_many_outlets_is_cut_with_an_ellipsis() -> None:
     title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
-    hits = [stored_hit(title, feed=f"Outlet{i}", link=f"https://o{i}.example/" + "p" * 2000)
+    hits = [hit(title, feed=f"Outlet{i}", link=f"https://o{i}.example/" + "p" * 2000)
             for i in range(40)]
     digest = D.build_digest("energy", hits, TITLES, T0)
     assert len(digest.sections[0].stories) == 1
@@ -292,7 +278,7 @@ def test_smaller_budgets_are_kept(budget: int) -> None:
 
 
 def test_posts_an_adaptive_card(flow: TeamsStandIn, webhook: Secret) -> None:
-    digest = a_digest()
+    digest = a_teams_digest()
     TeamsNotifier(webhook, pause=0).send(digest, ENVELOPE)
     assert flow.cards == teams_cards(digest)
     [body] = flow.bodies
@@ -332,7 +318,7 @@ def test_failures_are_transient_or_permanent(flow: TeamsStandIn, webhook: Secret
     caplog.set_level(logging.DEBUG)
     flow.fail_at[1] = reply
     with pytest.raises(NotifyError) as err:
-        TeamsNotifier(webhook, pause=0).send(a_digest(), ENVELOPE)
+        TeamsNotifier(webhook, pause=0).send(a_teams_digest(), ENVELOPE)
     assert err.value.permanent is permanent and err.value.retry_after == retry_after
     assert str(err.value).startswith(f"teams: message: HTTP {reply.status}")
     assert_secret_kept(str(err.value) + caplog.text + repr(err.value))
@@ -344,7 +330,7 @@ def test_a_wrong_signature_or_path_is_permanent(flow: TeamsStandIn,
                         (flow.url.replace("/workflows/5b", "/workflows/00"), 404)):
         monkeypatch.setenv("NM_TEST_TEAMS", url)
         with pytest.raises(NotifyError) as err:
-            TeamsNotifier(Secret("env:NM_TEST_TEAMS"), pause=0).send(a_digest(), ENVELOPE)
+            TeamsNotifier(Secret("env:NM_TEST_TEAMS"), pause=0).send(a_teams_digest(), ENVELOPE)
         assert err.value.permanent and f"HTTP {status}" in str(err.value)
         assert "forged0sig" not in str(err.value)
         assert_secret_kept(str(err.value))
@@ -356,7 +342,7 @@ def test_a_server_that_echoes_the_url_does_not_leak_it(flow: TeamsStandIn,
     flow.fail_at[1] = teams_error(400, "InvalidTemplate", f"Unable to process {flow.url} "
                                   f"(sig {TeamsStandIn.SIG})")
     with pytest.raises(NotifyError) as err:
-        TeamsNotifier(webhook, pause=0).send(a_digest(), ENVELOPE)
+        TeamsNotifier(webhook, pause=0).send(a_teams_digest(), ENVELOPE)
     assert err.value.permanent and "InvalidTemplate" in str(err.value)
     assert_secret_kept(str(err.value))
 
@@ -381,21 +367,21 @@ def test_resumes_a_split_message_where_it_failed(flow: TeamsStandIn, webhook: Se
 def test_a_missing_secret_is_reported_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NM_TEST_NOT_SET", raising=False)
     with pytest.raises(NotifyError) as err:
-        TeamsNotifier(Secret("env:NM_TEST_NOT_SET"), pause=0).send(a_digest(), ENVELOPE)
+        TeamsNotifier(Secret("env:NM_TEST_NOT_SET"), pause=0).send(a_teams_digest(), ENVELOPE)
     assert "env:NM_TEST_NOT_SET" in str(err.value) and not err.value.permanent
 
 
 def test_a_bad_webhook_url_is_not_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_TEAMS", "prod-00.westeurope.logic.azure.com/x?sig=S3CR3T")
     with pytest.raises(NotifyError) as err:
-        TeamsNotifier(Secret("env:NM_TEST_TEAMS"), pause=0).send(a_digest(), ENVELOPE)
+        TeamsNotifier(Secret("env:NM_TEST_TEAMS"), pause=0).send(a_teams_digest(), ENVELOPE)
     assert err.value.permanent and "S3CR3T" not in str(err.value)
 
 
 def test_a_silent_flow_times_out(flow: TeamsStandIn, webhook: Secret) -> None:
     flow.fail_at[1] = Reply(202, delay=1.0)
     with pytest.raises(NotifyError) as err:
-        TeamsNotifier(webhook, pause=0, timeout=0.2).send(a_digest(), ENVELOPE)
+        TeamsNotifier(webhook, pause=0, timeout=0.2).send(a_teams_digest(), ENVELOPE)
     assert not err.value.permanent and "timed out" in str(err.value)
     assert_secret_kept(str(err.value))
 
@@ -407,7 +393,7 @@ def test_a_flow_that_is_down_is_transient(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("NM_TEST_TEAMS", f"http://127.0.0.1:{port}{TeamsStandIn.PATH}"
                                         f"?sig={TeamsStandIn.SIG}")
     with pytest.raises(NotifyError) as err:
-        TeamsNotifier(Secret("env:NM_TEST_TEAMS"), pause=0).send(a_digest(), ENVELOPE)
+        TeamsNotifier(Secret("env:NM_TEST_TEAMS"), pause=0).send(a_teams_digest(), ENVELOPE)
     assert not err.value.permanent and "connection refused" in str(err.value)
     assert_secret_kept(str(err.value))
 

@@ -12,21 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from standins import (
-    T0,
-    TITLES,
     Reply,
     TelegramStandIn,
     chat_not_found,
     clear_proxies,
-    evidence_for,
     forbidden,
     migrated,
     parse_telegram_html,
     server_error,
-    stored_hit,
     too_many_requests,
     unauthorized,
     utf16_length,
@@ -74,24 +71,6 @@ def notifier(api: TelegramStandIn, token: Secret, chat: str = CHAT, **kw: float
     return TelegramNotifier(token, chat, api_url=api.api_url, pause=0, **kw)
 
 
-def a_digest(kind: str = "digest") -> D.Digest:
-    title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
-    summary = "The Caspian Pipeline Consortium said loadings stopped."
-    hits = [stored_hit(title, summary, score=93, link="https://reuters.example/a?x=1&y=2",
-                       evidence=evidence_for(title, "CPC")
-                       + evidence_for(summary, "Caspian Pipeline Consortium", "summary")),
-            stored_hit(title + " - Interfax", feed="Interfax", link="https://interfax.example/b"),
-            stored_hit("Kazakh crude diverted to BTC", rule="btc-diversion")]
-    return D.build_digest("energy", hits, TITLES, T0, kind=kind, timezone="Asia/Almaty")
-
-
-def big_digest(n: int = 120, summary: str = "Summary text " * 30) -> D.Digest:
-    hits = [stored_hit(f"Story {i} about pipeline number {i}", summary, rule=rule,
-                       link=f"https://news.example/{rule}/{i}?" + "q" * 150, hours=i)
-            for rule in ("cpc-disruption", "btc-diversion", "eaeu-grain-ban") for i in range(n)]
-    return D.build_digest("energy", hits, TITLES, T0)
-
-
 def hrefs(text: str) -> list[str]:
     return [e.href or "" for e in parse_telegram_html(text)[1] if e.tag == "a"]
 
@@ -122,7 +101,7 @@ def test_message_shape() -> None:
 
 def test_alert_and_empty_digest() -> None:
     [alert] = telegram_messages(D.build_digest(
-        "energy", [stored_hit("Storm halts CPC loadings", evidence=evidence_for(
+        "energy", [hit("Storm halts CPC loadings", evidence=evidence_for(
             "Storm halts CPC loadings", "CPC"))], TITLES, T0, kind="alert"))
     assert alert.startswith("<b>ALERT energy: CPC disruption: Storm halts CPC loadings</b>")
     assert "• <b>CPC disruption</b>: <a href=" in alert and "· terms: CPC" in alert
@@ -133,7 +112,7 @@ def test_alert_and_empty_digest() -> None:
 def test_feed_text_cannot_open_a_tag_or_fake_a_link() -> None:
     evil = ('<a href="https://evil.example">https://bank.example</a> <script>x</script> '
             '&amp; &lt;b&gt; " \' <b>bold</b> </i>')
-    hits = [stored_hit(evil, evil, feed=evil, link='https://news.example/x"><a_href="evil')]
+    hits = [hit(evil, evil, feed=evil, link='https://news.example/x"><a_href="evil')]
     for kind in ("digest", "alert"):
         for text in telegram_messages(D.build_digest(evil, hits, {"cpc-disruption": evil}, T0,
                                                      kind=kind)):
@@ -161,10 +140,10 @@ _hostile = st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=12)
 @given(title=_hostile, summary=_hostile, outlet=_hostile, link=_hostile)
 def test_messages_hold_for_any_feed_text(title: str, summary: str, outlet: str,
                                          link: str) -> None:
-    hits = [stored_hit(title or "t", summary, feed=outlet, link=link,
+    hits = [hit(title or "t", summary, feed=outlet, link=link,
                        evidence=(Evidence("title", "t", title[:3], 0, min(3, len(title)),
                                             99.0),) if title else ()),
-            stored_hit((title or "t") + " - x", summary, feed=outlet,
+            hit((title or "t") + " - x", summary, feed=outlet,
                        link="https://ok.example/" + link)]
     for kind in ("digest", "alert"):
         digest = D.build_digest("desk", hits, {"cpc-disruption": outlet}, T0, kind=kind)
@@ -202,7 +181,7 @@ def test_a_big_digest_is_split_between_stories_keeping_every_link_in_order() -> 
 
 def test_limits_count_utf16_units_kazakh_and_emoji() -> None:
     assert telegram_length("Қазақстан") == 9 and telegram_length("🛢") == 2
-    hits = [stored_hit(f"🛢🛢 Қазақстан мұнай экспорты {i}: ҚҚС өзгерісі 🛢", "Ақтау портынан "
+    hits = [hit(f"🛢🛢 Қазақстан мұнай экспорты {i}: ҚҚС өзгерісі 🛢", "Ақтау портынан "
                        "тиеу тоқтатылды, — деді «ҚазМұнайГаз» өкілі. " * 5, hours=i,
                        feed="Курсив")
             for i in range(80)]
@@ -218,7 +197,7 @@ def test_limits_count_utf16_units_kazakh_and_emoji() -> None:
 
 def test_a_story_too_long_for_one_message_is_cut_with_an_ellipsis() -> None:
     title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
-    hits = [stored_hit(title, feed=f"Outlet{i}", link=f"https://o{i}.example/" + "p" * 400)
+    hits = [hit(title, feed=f"Outlet{i}", link=f"https://o{i}.example/" + "p" * 400)
             for i in range(40)]
     digest = D.build_digest("energy", hits, TITLES, T0)
     assert len(digest.sections[0].stories) == 1
