@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from feedserver import FeedServer
+from standins import clear_proxies
 
 from monitor.store import Store
 
@@ -64,6 +65,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     with _no_process(item):
         return (yield)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback tests never go through a proxy the environment names (urllib honours them)."""
+    clear_proxies(monkeypatch)
 
 
 @pytest.fixture

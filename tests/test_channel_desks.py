@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from procenv import cli_env
-from standins import TeamsStandIn, TelegramStandIn, clear_proxies, server_error
+from standins import TeamsStandIn, TelegramStandIn, server_error
 
 from monitor.config import load_settings
 from monitor.deliver import Deliverer
@@ -24,11 +24,6 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RULES = {"cpc-disruption": ("v1", Severity.HIGH), "btc-diversion": ("v1", Severity.MEDIUM)}
 TITLES = {"cpc-disruption": "CPC disruption", "btc-diversion": "BTC diversion"}
 NO_PAUSE = {"telegram_pause": 0.0, "teams_pause": 0.0}
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_proxies(monkeypatch)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from standins import (
     Reply,
     TeamsStandIn,
     check_teams_payload,
-    clear_proxies,
     teams_error,
 )
 
@@ -43,11 +42,6 @@ from monitor.models import Evidence
 from monitor.text import strip_control
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_proxies(monkeypatch)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from standins import (
     Reply,
     TelegramStandIn,
     chat_not_found,
-    clear_proxies,
     forbidden,
     migrated,
     parse_telegram_html,
@@ -47,11 +46,6 @@ from monitor.text import strip_control
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)
 TOKEN = TelegramStandIn.TOKEN
 CHAT = "-1001234567890"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    clear_proxies(monkeypatch)
 
 
 @pytest.fixture
