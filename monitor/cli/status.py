@@ -1,6 +1,8 @@
 """The ``status`` command: :func:`monitor.status.status_document`, as a table or JSON.
 
-The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`).
+The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`); a
+daemon running on its last good copy of the configuration and rules (the files
+are broken) says so, with the problems.
 
     news-monitor status [--format json]
 """
@@ -51,8 +53,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         line = (f"daemon {daemon.get('host')}:{daemon.get('pid')} ({daemon.get('version')}): "
                 f"up since {daemon.get('started')}, last seen {daemon.get('last_seen')}, "
                 f"rules {rules}")
+        copy = daemon.get("last_good_copy")
+        if copy:  # started on (or reloaded into) broken files: the problems are told here
+            line += (f"; config: last good copy of {copy.get('saved')} "
+                     f"({'; '.join(copy.get('problems', []))})")
         if reload:
-            verdict = "ok" if reload.get("ok") else \
+            verdict = "ok" if reload.get("ok") else "REJECTED" if copy else \
                 "REJECTED: " + "; ".join(reload.get("errors", []))
             line += f"; last reload {reload.get('at')} {verdict}"
         print(safe(line))
