@@ -48,7 +48,8 @@ from monitor.models import isoformat_z
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import CONFIG_ENV, Settings, validate_desk_rules
 
-__all__ = ["DEFAULT_SOURCE", "FOLDER", "Copy", "config_path", "find", "folder", "load", "save"]
+__all__ = ["DEFAULT_SOURCE", "FOLDER", "Copy", "config_path", "copied_settings", "find", "folder",
+           "load", "save"]
 
 FOLDER = "last-good"
 DEFAULT_SOURCE = "<default>"  # Settings.source of the embedded default
@@ -139,23 +140,28 @@ def find(where: Path, config: Path | None) -> Copy | None:
     return copy
 
 
-def load(copy: Copy, source: str) -> tuple[Settings, RuleSet]:
-    """The settings and rules of a copy, as the original files gave them: the
-    configuration parsed as ``source`` with the original base folder, the rules
-    from the copy under their original paths. Raises ConfigError/RuleFileError."""
+def copied_settings(copy: Copy, source: str) -> Settings:
+    """The configuration of a copy, parsed as ``source`` with the original base folder
+    (so relative paths resolve as the original's did). Raises ConfigError."""
     from monitor.config import parse_settings
     from monitor.settings import default_settings
 
     file = copy.config_file
     if file is None:
-        settings = default_settings()
-    else:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError([Problem(str(file), None, None, f"cannot read the copy: {e}")]) \
-                from e
-        settings = parse_settings(text, source, base=copy.base)
+        return default_settings()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([Problem(str(file), None, None, f"cannot read the copy: {e}")]) \
+            from e
+    return parse_settings(text, source, base=copy.base)
+
+
+def load(copy: Copy, source: str) -> tuple[Settings, RuleSet]:
+    """The settings and rules of a copy, as the original files gave them: the
+    configuration as :func:`copied_settings` gives it, the rules from the copy under
+    their original paths. Raises ConfigError/RuleFileError."""
+    settings = copied_settings(copy, source)
     loaded = load_rules(copy.rules)
     rules = RuleSet(tuple(replace(r, path=str(settings.rules_dir / Path(r.path).name))
                           for r in loaded.rules))
@@ -216,7 +222,8 @@ def save(where: Path, settings: Settings, rules: RuleSet, *,
         _write(pointer, (json.dumps(manifest, indent=2) + "\n").encode())
         os.replace(pointer, where / _MANIFEST)
     except BaseException:
-        pointer.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            pointer.unlink()
         shutil.rmtree(where / name, ignore_errors=True)
         raise
     _sync_dir(where)
