@@ -21,6 +21,13 @@ heartbeat stopped, and a clean stop deletes its own.
 Signals: SIGTERM/SIGINT stop (work in flight is finished or rolled back, exit
 0 within 10 s); SIGHUP reloads configuration and rules, keeping the last good
 set when either is broken.
+
+The last good set survives a restart: after every clean start and reload the
+daemon keeps a copy of the files it loaded (:mod:`monitor.lastgood`); started
+on a broken configuration or rule file it logs each problem and runs on that
+copy (``status`` and ``news_monitor_config_last_reload_successful 0`` say so)
+until a reload takes the fixed files. With no copy (a first start), a broken
+file still fails the start.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from monitor import __version__, sdnotify, status
+from monitor import __version__, lastgood, sdnotify, status
 from monitor.config import load_settings
 from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
 from monitor.match import Matcher
@@ -76,6 +83,8 @@ class Daemon:
         self.last_poll: PollReport | None = None
         self.scheduler: Any = None  # APScheduler's BackgroundScheduler: it ships no types
         self.metrics: Metrics | None = None
+        # Set while running on the last good copy: {"saved", "folder", "problems"}.
+        self.on_copy: dict[str, object] | None = None
 
     # -- loading ------------------------------------------------------------------
 
@@ -88,6 +97,44 @@ class Daemon:
         if problems:
             raise ConfigError(problems)
         return settings, rules
+
+    def _last_good(self, problems: tuple[Problem, ...]) -> tuple[Settings, RuleSet] | None:
+        """The last good copy's configuration and rules, when the files are broken
+        (``problems``, already logged); None when there is no usable copy."""
+        where = lastgood.folder(self.config)
+        path = lastgood.config_path(self.config)
+        try:
+            copy = lastgood.find(where, path)
+        except (OSError, ValueError) as e:
+            log.error("the last good copy cannot be read: %s", e)
+            return None
+        if copy is None:  # a first start: nothing to fall back on, the start fails
+            return None
+        try:
+            settings, rules = lastgood.load(copy, lastgood.DEFAULT_SOURCE if path is None
+                                            else str(path))
+        except (ConfigError, RuleFileError) as e:
+            for p in e.problems:
+                log.error("the last good copy of %s (%s): %s", copy.saved_text, copy.folder, p)
+            return None
+        log.error("running on the last good copy of the configuration and rules, of %s "
+                  "(%s): fix the files above (`news-monitor check`), then reload",
+                  copy.saved_text, copy.folder)
+        self.on_copy = {"saved": copy.saved_text, "folder": str(copy.folder),
+                        "problems": [str(p) for p in problems]}
+        return settings, rules
+
+    def _keep(self, settings: Settings, rules: RuleSet) -> None:
+        """Keep the files just loaded as the last good copy, for a restart on a broken file."""
+        where = lastgood.folder(self.config)
+        try:
+            kept = lastgood.save(where, settings, rules)
+        except OSError as e:
+            log.warning("cannot keep a copy of the configuration and rules in %s: %s; "
+                        "a restart on a broken file would fail", where, e)
+            return
+        if kept is None:
+            log.info("a file changed while it was loaded: its copy is kept at the next reload")
 
     def _apply(self, settings: Settings, rules: RuleSet) -> None:
         from monitor.deliver import Deliverer
@@ -113,8 +160,13 @@ class Daemon:
         except (ConfigError, RuleFileError) as e:
             for p in e.problems:
                 log.error("%s", p)
-            return 1
+            fallback = self._last_good(e.problems)
+            if fallback is None:
+                return 1
+            settings, rules = fallback
         self._start_metrics(settings)  # health probes answer while the store opens
+        if self.metrics is not None and self.on_copy is not None:
+            self.metrics.reloaded(False)
         logsetup.setup(settings.log_level, settings.log_format)
         # Polling needs no secret: start, and say what the sends will lack.
         for p in unreadable_secrets(settings):
@@ -127,6 +179,8 @@ class Daemon:
             log.error("%s", e)
             return 1
         self._apply(settings, rules)
+        if self.on_copy is None:
+            self._keep(settings, rules)
         self._metrics_ready()
         self._install_signals()
         self._start_scheduler()
@@ -347,6 +401,8 @@ class Daemon:
 
     def reload(self, *, reason: str, rules_only: bool = False) -> bool:
         """Load configuration (unless ``rules_only``) and rules; keep the old on error."""
+        if self.on_copy is not None:
+            rules_only = False  # on the copy: the operator's configuration is read again too
         self.notify.reloading()
         when = datetime.now(UTC)
         try:
@@ -362,8 +418,12 @@ class Daemon:
         except (ConfigError, RuleFileError) as e:
             for p in e.problems:
                 log.error("reload (%s) rejected: %s", reason, p)
-            log.error("keeping the last good configuration and rules (%s)",
-                      ", ".join(self.rules.ids))
+            copy = self.on_copy
+            log.error("keeping the last good configuration and rules (%s)%s",
+                      ", ".join(self.rules.ids),
+                      "" if copy is None else f": the copy of {copy['saved']}")
+            if copy is not None:
+                self.on_copy = {**copy, "problems": [str(p) for p in e.problems]}
             self.last_reload = {"at": when.isoformat(), "ok": False, "reason": reason,
                                 "errors": [str(p) for p in e.problems]}
             if self.metrics is not None:
@@ -375,6 +435,11 @@ class Daemon:
             log.warning("storage.url changed: that takes a restart; keeping %s",
                         _redact_url(self.settings.storage_url))
         self._apply(settings, rules)
+        if self.on_copy is not None:
+            log.info("the fixed files are loaded: no longer on the last good copy of %s",
+                     self.on_copy["saved"])
+            self.on_copy = None
+        self._keep(settings, rules)
         if not rules_only:
             self._schedule_digests()
             from monitor import log as logsetup
@@ -396,7 +461,9 @@ class Daemon:
     def _status_line(self) -> str:
         p = self.last_poll
         polled = f"; last poll {p.ok} ok, {p.failed} failed, {p.new_hits} hits" if p else ""
-        return f"{len(self.settings.feeds)} feeds, {len(self.rules.rules)} rules{polled}"
+        copy = "" if self.on_copy is None else \
+            f"; on the last good copy of {self.on_copy['saved']} (the files are broken)"
+        return f"{len(self.settings.feeds)} feeds, {len(self.rules.rules)} rules{polled}{copy}"
 
     def _publish(self) -> None:
         p = self.last_poll
@@ -405,7 +472,7 @@ class Daemon:
             "started": isoformat_z(self.started), "last_seen": isoformat_z(datetime.now(UTC)),
             "heartbeat": self.heartbeat, "owner": self.owner, "config": self.settings.source,
             "rules": {r.id: r.version for r in self.rules.rules},
-            "last_reload": self.last_reload,
+            "last_reload": self.last_reload, "last_good_copy": self.on_copy,
             "last_poll": None if p is None else {
                 "feeds": len(p.outcomes), "ok": p.ok, "failed": p.failed,
                 "new_items": p.new_items, "new_hits": p.new_hits,

@@ -86,7 +86,9 @@ class StatusDocument(DeliveryStatus):
     items: int
     hits: int
     # The daemons whose heartbeat is fresh, as each publishes itself: pid, host,
-    # version, started, last_seen, heartbeat (its interval), owner, rules...
+    # version, started, last_seen, heartbeat (its interval), owner, rules,
+    # config (its file), last_good_copy (None, or {saved, folder, problems} while it
+    # runs on its last good copy because the files are broken)...
     daemons: list[dict[str, Any]]
 
 

@@ -1,4 +1,5 @@
-"""The shipped unit verifies cleanly and rates an exposure of 2.5 or less."""
+"""The shipped unit verifies cleanly, rates an exposure of 2.5 or less, and lets a
+daemon with a last good copy start on a broken file."""
 
 from __future__ import annotations
 
@@ -55,3 +56,13 @@ def test_unit_has_the_required_settings() -> None:
                     "SystemCallFilter=@system-service", "ExecReload="):
         assert setting in text, setting
     assert re.search(r"^CapabilityBoundingSet=$", text, re.M)
+
+
+def test_no_start_step_fails_on_a_broken_file() -> None:
+    """A check before the start would fail every start of a daemon that can run on its
+    last good copy, and StartLimitBurst would then keep it down after the fix."""
+    text = UNIT.read_text()
+    steps = re.findall(r"^ExecStartPre=(.*)$", text, re.M)
+    assert all(step.startswith("-") for step in steps), steps  # "-": a failure is only logged
+    assert re.search(r"^StateDirectory=news-monitor$", text, re.M)  # where the copy is kept
+    assert re.search(r"^ExecStart=\S+ --config \S+ run$", text, re.M)

@@ -1,6 +1,9 @@
 """The ``status`` command: :func:`monitor.status.status_document`, as a table or JSON.
 
-The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`).
+The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`); a
+daemon running on its last good copy of the configuration and rules (the files
+are broken) says so, with the problems. A broken configuration is told on stderr,
+and the state read with the last good copy's, as the daemon runs on it.
 
     news-monitor status [--format json]
 """
@@ -9,15 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import TYPE_CHECKING
 
 from monitor.cli import common
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError, MonitorError
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from monitor.status import status_document
 
-    settings = common.settings(args)
+    settings = _settings(args)
     store = common.store(settings)
     try:
         doc = status_document(settings, store)
@@ -51,12 +59,41 @@ def cmd_status(args: argparse.Namespace) -> int:
         line = (f"daemon {daemon.get('host')}:{daemon.get('pid')} ({daemon.get('version')}): "
                 f"up since {daemon.get('started')}, last seen {daemon.get('last_seen')}, "
                 f"rules {rules}")
+        copy = daemon.get("last_good_copy")
+        if copy:  # started on (or reloaded into) broken files: the problems are told here
+            line += (f"; config: last good copy of {copy.get('saved')} "
+                     f"({'; '.join(copy.get('problems', []))})")
         if reload:
-            verdict = "ok" if reload.get("ok") else \
+            verdict = "ok" if reload.get("ok") else "REJECTED" if copy else \
                 "REJECTED: " + "; ".join(reload.get("errors", []))
             line += f"; last reload {reload.get('at')} {verdict}"
         print(safe(line))
     return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The configuration; a broken one is told on stderr and, when the daemon kept a
+    last good copy (which it runs on after a restart), the state is read with that."""
+    from monitor import lastgood
+    from monitor.config import load_settings
+
+    try:
+        return load_settings(args.config)
+    except ConfigError as e:
+        path = lastgood.config_path(args.config)
+        try:
+            copy = lastgood.find(lastgood.folder(args.config), path)
+            if copy is None:
+                raise common.fail(e.problems) from e
+            settings = lastgood.copied_settings(copy, str(path or lastgood.DEFAULT_SOURCE))
+        except (OSError, ValueError, ConfigError):
+            raise common.fail(e.problems) from e
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        print(f"news-monitor: the configuration is broken: the state shown is that of the "
+              f"last good copy of {copy.saved_text} ({copy.folder}), which a daemon restarted "
+              "on it runs on", file=sys.stderr)
+        return settings
 
 
 def register(sub: common.Subparsers) -> None:
