@@ -1,6 +1,9 @@
 """The ``status`` command: :func:`monitor.status.status_document`, as a table or JSON.
 
 The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`).
+``status`` writes one small row to prove the store takes writes; it exits 1
+when that write fails or a running daemon says its writes fail (a full disk,
+a read-only file, a lost permission), naming the error and since when.
 
     news-monitor status [--format json]
 """
@@ -20,14 +23,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = common.settings(args)
     store = common.store(settings)
     try:
-        doc = status_document(settings, store)
+        doc = status_document(settings, store, probe=True)
     except MonitorError as e:
         raise common.fail(str(e)) from e
     finally:
         store.close()
     if args.format == "json":
         print(json.dumps(doc, ensure_ascii=False, indent=2))
-        return 0
+        return 0 if doc["store"]["ok"] else 1
     safe = common.safe
     rows = [("FEED", "ITEMS", "LAST POLLED", "STATUS", "FAIL", "NEXT POLL", "ERROR")]
     for f in doc["feeds"]:
@@ -55,8 +58,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             verdict = "ok" if reload.get("ok") else \
                 "REJECTED: " + "; ".join(reload.get("errors", []))
             line += f"; last reload {reload.get('at')} {verdict}"
+        report = daemon.get("store") or {}
+        if report.get("ok") is False:
+            line += f"; STORE FAILING since {report.get('since')}: {report.get('error')}"
         print(safe(line))
-    return 0
+    health = doc["store"]
+    if health["writable"] is False:
+        print(safe(f"store: not writable: {health['error']}"))
+    elif not health["ok"]:
+        print(safe(f"store: failing for daemon {health['daemon']} since {health['since']}: "
+                   f"{health['error']}"))
+    return 0 if health["ok"] else 1
 
 
 def register(sub: common.Subparsers) -> None:
