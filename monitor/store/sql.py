@@ -46,10 +46,13 @@ S = TypeVar("S", bound="Store")
 
 _GUID_BATCH = 500  # bound on IN (...) lists: SQLite allows 32,766 parameters
 SQLITE_FULL = 13
-# A checkpointed WAL is cut back to this size (bytes), so what a burst of writes
-# grew is given back to the disk instead of staying allocated until the last
-# connection closes. The WAL itself is checkpointed every 1,000 pages (~4 MiB).
-JOURNAL_SIZE_LIMIT = 1024 * 1024
+# The WAL is bounded to ~1 MiB: checkpointed into the database every 256 pages
+# (SQLite's default, 1,000 pages, let a daemon's WAL, which is never deleted
+# while it runs, hold ~4 MiB the database file did not, so that a full disk
+# needed that much room again to checkpoint), and cut back to this size once
+# checkpointed, instead of staying allocated until the last connection closes.
+WAL_AUTOCHECKPOINT = 256  # pages
+JOURNAL_SIZE_LIMIT = 1024 * 1024  # bytes
 
 
 def _wrap(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
@@ -114,6 +117,7 @@ def create_engine(url: str, timeout: float = 30.0) -> sa.Engine:
             cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
             cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             cur.close()
 
