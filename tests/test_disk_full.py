@@ -13,15 +13,12 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.request import urlopen
 
 import pytest
@@ -168,8 +165,8 @@ def test_a_daemon_on_a_full_disk_says_so_once_and_recovers_when_a_little_room_is
                         lambda: db.exists() and counts(db)[0] == FEEDS * ENTRIES, timeout=60)
         for n in GROW:  # the WAL grows (a daemon keeps it open: nothing truncates it)
             publish(feed_server, n)
-            daemon.wait_for(f"{n} items a feed", lambda n=n: counts(db)[0] == FEEDS * n,
-                            timeout=60)
+            want = FEEDS * n
+            daemon.wait_for(f"{n} items a feed", lambda: counts(db)[0] == want, timeout=60)
         wal = _size(small_disk / "monitor.db-wal")
         print(f"\nwal before: {wal} B, db {_size(db)} B")
         ballast = fill(small_disk)
