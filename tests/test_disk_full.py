@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -101,6 +101,10 @@ def counts(db: Path) -> tuple[int, int]:
         return got
 
 
+def stored(db: Path, want: int) -> Callable[[], bool]:
+    return lambda: counts(db)[0] == want
+
+
 def integrity(db: Path) -> str:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -165,8 +169,7 @@ def test_a_daemon_on_a_full_disk_says_so_once_and_recovers_when_a_little_room_is
                         lambda: db.exists() and counts(db)[0] == FEEDS * ENTRIES, timeout=60)
         for n in GROW:  # the WAL grows (a daemon keeps it open: nothing truncates it)
             publish(feed_server, n)
-            want = FEEDS * n
-            daemon.wait_for(f"{n} items a feed", lambda: counts(db)[0] == want, timeout=60)
+            daemon.wait_for(f"{n} items a feed", stored(db, FEEDS * n), timeout=60)
         wal = _size(small_disk / "monitor.db-wal")
         print(f"\nwal before: {wal} B, db {_size(db)} B")
         ballast = fill(small_disk)
