@@ -18,6 +18,15 @@ Heartbeat: the daemon's ``daemon:<host>:<pid>`` row in the store (what
 seconds; housekeeping (and each start) deletes the rows of daemons whose
 heartbeat stopped, and a clean stop deletes its own.
 
+Failures: a job whose run fails on a :class:`~monitor.errors.MonitorError` (the
+store down, locked or full) logs one ERROR when the failures start and one INFO
+line when a run works again, with how many runs failed and for how long
+(:class:`monitor.log.Repeats`). While any job fails on a
+:class:`~monitor.errors.StorageError` the store is "not ok" since the first
+such failure: the heartbeat row says so (``store``: ``ok``, ``since``,
+``error``) whenever it can be written, and so do the metrics
+(``news_monitor_store_writable``).
+
 Signals: SIGTERM/SIGINT stop (work in flight is finished or rolled back, exit
 0 within 10 s); SIGHUP reloads configuration and rules, keeping the last good
 set when either is broken.
@@ -46,7 +55,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor import __version__, lastgood, sdnotify, status
 from monitor.config import load_settings
-from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
+from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError, StorageError
+from monitor.log import Outage, Repeats
 from monitor.match import Matcher
 from monitor.models import isoformat_z
 from monitor.pipeline import Poller, PollReport
@@ -85,6 +95,7 @@ class Daemon:
         self.metrics: Metrics | None = None
         # Set while running on the last good copy: {"saved", "folder", "problems"}.
         self.on_copy: dict[str, object] | None = None
+        self.repeats = Repeats(log)  # each job's failures: logged when they start and end
 
     # -- loading ------------------------------------------------------------------
 
@@ -306,14 +317,35 @@ class Daemon:
         log.error("job %s failed: %s", event.job_id, event.exception)
 
     def _guard(self, name: str, work: Callable[[], T]) -> T | None:
-        """Run a job's work; a store outage fails this run only, logged once per run."""
+        """Run a job's work; a store outage fails this run only. Repeated failures
+        of ``name`` are logged when they start and when they end."""
         if self.stop.is_set():
             return None
         try:
-            return work()
+            result = work()
         except MonitorError as e:
-            log.error("%s: %s", name, e)
+            self.repeats.failed(name, e)
+            if isinstance(e, StorageError):
+                if self.metrics is not None:
+                    self.metrics.store_write_failed()
+                self._store_health_changed()
             return None
+        ended = self.repeats.ok(name)
+        if ended is not None and ended.kind == StorageError.__name__:
+            self._store_health_changed()
+        return result
+
+    def store_outage(self, *, besides: str | None = None) -> Outage | None:
+        """The oldest job outage due to the store (but ``besides``'s), or None."""
+        for outage in self.repeats.active():
+            if outage.kind == StorageError.__name__ and outage.key != besides:
+                return outage
+        return None
+
+    def _store_health_changed(self) -> None:
+        if self.metrics is not None:
+            outage = self.store_outage()
+            self.metrics.store_health(None if outage is None else outage.since)
 
     # -- jobs -------------------------------------------------------------------
 
@@ -467,12 +499,18 @@ class Daemon:
 
     def _publish(self) -> None:
         p = self.last_poll
+        # Written, this row proves the heartbeat's own write works: only the
+        # other jobs' failures are news.
+        outage = self.store_outage(besides="status")
+        store: dict[str, object] = {"ok": True} if outage is None else {
+            "ok": False, "since": isoformat_z(datetime.fromtimestamp(outage.since, UTC)),
+            "error": f"{outage.key}: {outage.error}", "failed_runs": outage.runs}
         self.store.put_state(f"daemon:{self.owner}", {
             "pid": os.getpid(), "host": socket.gethostname(), "version": __version__,
             "started": isoformat_z(self.started), "last_seen": isoformat_z(datetime.now(UTC)),
             "heartbeat": self.heartbeat, "owner": self.owner, "config": self.settings.source,
             "rules": {r.id: r.version for r in self.rules.rules},
-            "last_reload": self.last_reload, "last_good_copy": self.on_copy,
+            "last_reload": self.last_reload, "last_good_copy": self.on_copy, "store": store,
             "last_poll": None if p is None else {
                 "feeds": len(p.outcomes), "ok": p.ok, "failed": p.failed,
                 "new_items": p.new_items, "new_hits": p.new_hits,

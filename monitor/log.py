@@ -10,6 +10,11 @@ shippers: ``time`` (ISO 8601, UTC, ``Z``, to the millisecond), ``level``,
 the call passed with ``extra=`` (feed, desk, channel, delivery...). Under
 journald the priority prefix stays in front (the journal strips it, so the
 message it keeps is the JSON).
+
+:class:`Repeats` keeps a job that fails at every run from flooding the log:
+the first failure is one ERROR with its cause, the repeats are DEBUG, and the
+end of the outage is one INFO line naming how many runs failed and for how
+long (``poll: recovered after 37 failed runs in 1m52s``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, TextIO
+
+from monitor.timespec import format_duration
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
@@ -121,3 +129,62 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     # "Skipped: maximum number of running instances reached" is by design (no
     # two runs of a job overlap), not news worth a line per tick.
     logging.getLogger("apscheduler.scheduler").setLevel(max(root.level, logging.ERROR))
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A job failing run after run, since its first failure."""
+
+    key: str  # the job's name ("poll", "digest:desk")
+    since: float  # Unix time of the first failed run
+    started: float  # the same moment on the monotonic clock
+    runs: int  # failed runs so far
+    kind: str  # the class name of the last error ("StorageError")
+    error: str  # the last error's text
+
+
+class Repeats:
+    """Log each job's repeated failure once when it starts and once when it ends.
+
+    :meth:`failed` after every failed run, :meth:`ok` after every good one. A new
+    kind of error (another exception class) in the same outage is an ERROR
+    again; the same one repeated is DEBUG. Thread-safe enough for the
+    scheduler's threads: one job key is only ever touched by one run at a time.
+    """
+
+    def __init__(self, logger: logging.Logger, *,
+                 clock: Any = time.monotonic, wall: Any = time.time) -> None:
+        self.log = logger
+        self.clock = clock
+        self.wall = wall
+        self._outages: dict[str, Outage] = {}
+
+    def failed(self, key: str, error: BaseException) -> Outage:
+        """Count a failed run of ``key``; log it when the outage (or its kind) is new."""
+        kind, text = type(error).__name__, str(error)
+        before = self._outages.get(key)
+        if before is None:
+            self.log.error("%s: %s", key, text)
+            now = Outage(key, self.wall(), self.clock(), 1, kind, text)
+        else:
+            if kind != before.kind:
+                self.log.error("%s: still failing (%d runs), now: %s", key, before.runs + 1,
+                               text)
+            else:
+                self.log.debug("%s: failed again (%d runs): %s", key, before.runs + 1, text)
+            now = Outage(key, before.since, before.started, before.runs + 1, kind, text)
+        self._outages[key] = now
+        return now
+
+    def ok(self, key: str) -> Outage | None:
+        """A good run of ``key``: the outage it ends (logged), or None."""
+        gone = self._outages.pop(key, None)
+        if gone is not None:
+            runs = f"{gone.runs} failed run" + ("s" if gone.runs != 1 else "")
+            self.log.info("%s: recovered after %s in %s (last error: %s)", key, runs,
+                          format_duration(self.clock() - gone.started), gone.error)
+        return gone
+
+    def active(self) -> list[Outage]:
+        """The outages under way, oldest first."""
+        return sorted(self._outages.values(), key=lambda o: o.started)

@@ -7,7 +7,10 @@ One listener answers:
   rule, delivery attempts, poll durations), its build and last reload, and
   gauges read from the store at scrape time (:class:`StoreGauges`): feeds by
   state, deliveries pending and failed, the last poll; those count what any
-  process did (a ``news-monitor digest`` run, another instance);
+  process did (a ``news-monitor digest`` run, another instance); and whether
+  this daemon's own writes to the store work (``news_monitor_store_writable``,
+  ``news_monitor_store_unwritable_since_seconds``,
+  ``news_monitor_store_write_errors_total``);
 - ``/-/healthy``: 200 while the process runs;
 - ``/-/ready``: 200 once the store is open and the rules are loaded, else 503
   with the reason (starting, stopping);
@@ -178,6 +181,18 @@ class Metrics:
                                "When the configuration and rules last loaded (Unix time)",
                                registry=r)
         self.reload_at.set_to_current_time()
+        self.store_writable = Gauge("news_monitor_store_writable",
+                                    "1 while this daemon's jobs write to the store; 0 from a "
+                                    "job's failed write until that job works again",
+                                    registry=r)
+        self.store_writable.set(1)
+        self.store_unwritable_since = Gauge(
+            "news_monitor_store_unwritable_since_seconds",
+            "When this daemon's writes to the store began to fail (Unix time; 0: they work)",
+            registry=r)
+        self.store_write_errors = Counter("news_monitor_store_write_errors",
+                                          "Job runs of this daemon that failed on the store",
+                                          registry=r)
         self.store = StoreGauges(store_cache, clock)
         r.register(self.store)
         self._not_ready: str | None = "starting: the store is not open yet"
@@ -210,6 +225,14 @@ class Metrics:
         for rule, n in report.hits_by_rule.items():
             self.hits.labels(rule=rule).inc(n)
         self.poll_seconds.observe(report.seconds)
+
+    def store_health(self, failing_since: float | None) -> None:
+        """The store works (None), or has failed this daemon's jobs since that Unix time."""
+        self.store_writable.set(1 if failing_since is None else 0)
+        self.store_unwritable_since.set(failing_since or 0)
+
+    def store_write_failed(self) -> None:
+        self.store_write_errors.inc()
 
     def observe_deliveries(self, sent: int, failed: int) -> None:
         self.deliveries.labels(state="sent").inc(sent)

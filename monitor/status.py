@@ -12,6 +12,11 @@ The daemons' heartbeats are judged here too: each running daemon refreshes its
 so in the row), and a row not refreshed for :data:`STALE_AFTER_BEATS` of its
 intervals is a daemon gone: ``status`` no longer lists it and housekeeping
 deletes it (:func:`stale_daemon_keys`).
+
+The store's own health (:class:`StoreHealth`): a full disk or a lost write
+permission leaves every read working, so ``status`` proves a write with
+:func:`probe_store` (one ``status:probe`` row, rewritten each time), and each
+daemon's row says whether its own writes work (``store``).
 """
 
 from __future__ import annotations
@@ -29,15 +34,17 @@ if TYPE_CHECKING:
     from monitor.settings import DeskConfig, FeedConfig, Settings
     from monitor.store import Store
 
-__all__ = ["HEARTBEAT_ENV", "HEARTBEAT_INTERVAL", "STALE_AFTER_BEATS", "DeliveryRow",
-           "DeliveryStatus", "FeedRow", "StatusDocument", "delivery_row", "delivery_status",
-           "heartbeat_interval", "is_fresh", "pending_pairs", "running_daemons",
-           "stale_daemon_keys", "status_document"]
+__all__ = ["HEARTBEAT_ENV", "HEARTBEAT_INTERVAL", "PROBE_KEY", "STALE_AFTER_BEATS",
+           "DeliveryRow", "DeliveryStatus", "FeedRow", "StatusDocument", "StoreHealth",
+           "delivery_row", "delivery_status", "heartbeat_interval", "is_fresh",
+           "pending_pairs", "probe_store", "running_daemons", "stale_daemon_keys",
+           "status_document", "store_health"]
 
 HEARTBEAT_INTERVAL = 15.0  # seconds between a daemon's heartbeats
 HEARTBEAT_ENV = "NEWS_MONITOR_HEARTBEAT"  # a duration ("15s") overriding it, for one daemon
 STALE_AFTER_BEATS = 3  # heartbeats missed in a row: the daemon is gone
 DAEMON_PREFIX = "daemon:"
+PROBE_KEY = "status:probe"  # the row status writes to prove the store takes writes
 
 
 class FeedRow(TypedDict):
@@ -79,6 +86,19 @@ class DeliveryStatus(TypedDict):
     failed: list[DeliveryRow]
 
 
+class StoreHealth(TypedDict):
+    """Whether the store takes writes: ``ok`` is false when ``status``'s own
+    write failed (``writable`` false, ``error`` says why) or when a running
+    daemon says its writes fail (``error`` is its report, ``since`` when they
+    began, ``daemon`` which one)."""
+
+    ok: bool
+    writable: bool | None  # the probe's verdict; None: not probed
+    error: str | None
+    since: str | None
+    daemon: str | None
+
+
 class StatusDocument(DeliveryStatus):
     """The whole state: :class:`DeliveryStatus` and the feeds, totals and daemons."""
 
@@ -90,11 +110,15 @@ class StatusDocument(DeliveryStatus):
     # config (its file), last_good_copy (None, or {saved, folder, problems} while it
     # runs on its last good copy because the files are broken)...
     daemons: list[dict[str, Any]]
+    store: StoreHealth
 
 
-def status_document(settings: Settings, store: Store, *, limit: int = 20) -> StatusDocument:
+def status_document(settings: Settings, store: Store, *, limit: int = 20,
+                    probe: bool = False) -> StatusDocument:
     """The state of the configured feeds and desks in ``store``; at most ``limit``
-    deliveries of each of the retrying and failed lists."""
+    deliveries of each of the retrying and failed lists. ``probe``: also try a
+    write (:func:`probe_store`), the one write this document makes."""
+    probed = probe_store(store) if probe else None
     states = store.feed_states()
     counts = store.item_counts()
     totals = store.totals()
@@ -105,7 +129,34 @@ def status_document(settings: Settings, store: Store, *, limit: int = 20) -> Sta
             "items": totals["items"], "hits": totals["hits"],
             "pending_deliveries": deliveries["pending_deliveries"],
             "retrying": deliveries["retrying"], "failed": deliveries["failed"],
-            "daemons": daemons}
+            "daemons": daemons, "store": store_health(probed, daemons, probed=probe)}
+
+
+def probe_store(store: Store) -> str | None:
+    """Write one small row: None when the store took it, else the error."""
+    from monitor.errors import StorageError
+
+    try:
+        store.put_state(PROBE_KEY, {"at": isoformat_z(datetime.now(UTC))})
+    except StorageError as e:
+        return str(e)
+    return None
+
+
+def store_health(probe_error: str | None, daemons: list[dict[str, Any]], *,
+                 probed: bool = True) -> StoreHealth:
+    """The verdict from the probe's outcome and the daemons' own reports."""
+    if probe_error is not None:
+        return {"ok": False, "writable": False, "error": probe_error, "since": None,
+                "daemon": None}
+    for d in daemons:
+        report = d.get("store")
+        if isinstance(report, dict) and report.get("ok") is False:
+            return {"ok": False, "writable": True if probed else None,
+                    "error": str(report.get("error")), "since": report.get("since"),
+                    "daemon": f"{d.get('host')}:{d.get('pid')}"}
+    return {"ok": True, "writable": True if probed else None, "error": None, "since": None,
+            "daemon": None}
 
 
 def heartbeat_interval() -> float:

@@ -66,7 +66,7 @@ def test_the_document_has_every_configured_feed_and_the_totals(store: Store,
     store.put_state("daemon:host:3", {"owner": "host:3"})  # an old row: no heartbeat at all
     doc = status_document(settings, store)
     assert list(doc) == ["feeds", "items", "hits", "pending_deliveries", "retrying", "failed",
-                         "daemons"]
+                         "daemons", "store"]
     a, b, c = doc["feeds"]
     assert (a["name"], a["items"], a["last_polled"], a["last_status"]) == (
         "Feed A", 1, "2026-03-04T05:06:07Z", 304)  # the feed's title; a status code as a number
@@ -78,6 +78,8 @@ def test_the_document_has_every_configured_feed_and_the_totals(store: Store,
     assert (doc["items"], doc["hits"], doc["pending_deliveries"]) == (1, 1, 1)
     assert (doc["retrying"], doc["failed"]) == ([], [])
     assert doc["daemons"] == [alive]  # only the daemon whose heartbeat is fresh
+    assert doc["store"] == {"ok": True, "writable": None, "error": None, "since": None,
+                            "daemon": None}  # not probed: the daemons' word
     assert json.loads(json.dumps(doc)) == doc
 
 

@@ -4,6 +4,9 @@ The daemons shown are those whose heartbeat is fresh (:mod:`monitor.status`); a
 daemon running on its last good copy of the configuration and rules (the files
 are broken) says so, with the problems. A broken configuration is told on stderr,
 and the state read with the last good copy's, as the daemon runs on it.
+``status`` writes one small row to prove the store takes writes; it exits 1
+when that write fails or a running daemon says its writes fail (a full disk,
+a read-only file, a lost permission), naming the error and since when.
 
     news-monitor status [--format json]
 """
@@ -28,14 +31,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = common.store(settings)
     try:
-        doc = status_document(settings, store)
+        doc = status_document(settings, store, probe=True)
     except MonitorError as e:
         raise common.fail(str(e)) from e
     finally:
         store.close()
     if args.format == "json":
         print(json.dumps(doc, ensure_ascii=False, indent=2))
-        return 0
+        return 0 if doc["store"]["ok"] else 1
     safe = common.safe
     rows = [("FEED", "ITEMS", "LAST POLLED", "STATUS", "FAIL", "NEXT POLL", "ERROR")]
     for f in doc["feeds"]:
@@ -67,8 +70,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             verdict = "ok" if reload.get("ok") else "REJECTED" if copy else \
                 "REJECTED: " + "; ".join(reload.get("errors", []))
             line += f"; last reload {reload.get('at')} {verdict}"
+        report = daemon.get("store") or {}
+        if report.get("ok") is False:
+            line += f"; STORE FAILING since {report.get('since')}: {report.get('error')}"
         print(safe(line))
-    return 0
+    health = doc["store"]
+    if health["writable"] is False:
+        print(safe(f"store: not writable: {health['error']}"))
+    elif not health["ok"]:
+        print(safe(f"store: failing for daemon {health['daemon']} since {health['since']}: "
+                   f"{health['error']}"))
+    return 0 if health["ok"] else 1
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -45,6 +45,14 @@ T = TypeVar("T")
 S = TypeVar("S", bound="Store")
 
 _GUID_BATCH = 500  # bound on IN (...) lists: SQLite allows 32,766 parameters
+SQLITE_FULL = 13
+# The WAL is bounded to ~1 MiB: checkpointed into the database every 256 pages
+# (SQLite's default, 1,000 pages, let a daemon's WAL, which is never deleted
+# while it runs, hold ~4 MiB the database file did not, so that a full disk
+# needed that much room again to checkpoint), and cut back to this size once
+# checkpointed, instead of staying allocated until the last connection closes.
+WAL_AUTOCHECKPOINT = 256  # pages
+JOURNAL_SIZE_LIMIT = 1024 * 1024  # bytes
 
 
 def _wrap(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
@@ -54,7 +62,15 @@ def _wrap(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P],
     @functools.wraps(method)
     def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sa.exc.OperationalError as e:
+                # Every method is one transaction, rolled back by now: once the
+                # WAL is folded into the database and truncated, the little room
+                # freed on a full disk is room for the one retry.
+                if not (_disk_full(e) and self._checkpoint()):
+                    raise
+                return method(self, *args, **kwargs)
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as e:
             if isinstance(e, sa.exc.ProgrammingError):
                 raise
@@ -66,6 +82,12 @@ def _wrap(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P],
             raise
 
     return wrapper
+
+
+def _disk_full(e: sa.exc.DBAPIError) -> bool:
+    """SQLITE_FULL: "database or disk is full" (no room for the WAL or the file)."""
+    return getattr(e.orig, "sqlite_errorcode", None) == SQLITE_FULL or \
+        "database or disk is full" in str(e.orig)
 
 
 def _short(e: sa.exc.DBAPIError) -> str:
@@ -95,6 +117,8 @@ def create_engine(url: str, timeout: float = 30.0) -> sa.Engine:
             cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+            cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             cur.close()
 
         return engine
@@ -146,6 +170,22 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _checkpoint(self) -> bool:
+        """SQLite: fold the WAL into the database and truncate it to nothing
+        (``wal_checkpoint(TRUNCATE)``), after a write found the disk full.
+        True when it completed; any failure is the caller's original error."""
+        if self.dialect != "sqlite":
+            return False
+        try:
+            with self.engine.connect() as conn:
+                busy, frames, done = conn.exec_driver_sql(
+                    "PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except sa.exc.DBAPIError as e:
+            log.debug("disk full; the WAL checkpoint failed too: %s", _short(e))
+            return False
+        log.debug("disk full; WAL checkpoint: busy %s, %s frames, %s moved", busy, frames, done)
+        return not busy
 
     # -- feeds ------------------------------------------------------------------
 
