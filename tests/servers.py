@@ -182,8 +182,8 @@ class Hook:
 
 class Silent:
     """TCP on 127.0.0.1 that accepts connections, lets what comes sit in the
-    kernel's buffer, and never answers: an SMTP server that never greets, an HTTP server that never replies.
-    ``connections`` counts the connections accepted."""
+    kernel's buffer, and never answers: an SMTP server that never greets, an
+    HTTP server that never replies. ``connections`` counts those accepted."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
