@@ -3,7 +3,10 @@
 Wiring only: APScheduler 3.x triggers the pipeline's poll of due feeds, each
 desk's digest at its cron time in its time zone, the alert and retry drain,
 the rules watcher and housekeeping. The work itself lives in
-:mod:`monitor.pipeline` and :mod:`monitor.deliver`.
+:mod:`monitor.pipeline` and :mod:`monitor.deliver`. Jobs never send: they hand
+each (desk, channel) queue its pass (alerts, retries, digest, notice) to
+:class:`monitor.deliver.Senders`, a few worker threads, so a receiver that
+answers late holds back only its own queue, and polling never waits for a send.
 
 Jobs (stable ids): ``poll`` (every tick: feeds whose ``next_poll`` is due —
 the store keeps each feed's interval, jitter and back-off), ``digest:<desk>``,
@@ -19,7 +22,8 @@ seconds; housekeeping (and each start) deletes the rows of daemons whose
 heartbeat stopped, and a clean stop deletes its own.
 
 Signals: SIGTERM/SIGINT stop (work in flight is finished or rolled back, exit
-0 within 10 s); SIGHUP reloads configuration and rules, keeping the last good
+0 within 10 s; a send still under way after :data:`STOP_DEADLINE` is left to
+its lease, and goes out once more later); SIGHUP reloads configuration and rules, keeping the last good
 set when either is broken.
 """
 

@@ -1,8 +1,9 @@
 """Delivery: from the store to the desks' channels (store -> digest -> channels).
 
-:class:`Deliverer` owns the delivery protocol; the daemon calls it on each
-desk's schedule (``send_digests``) and every half minute (``send_alerts``,
-``retry_due``), the ``digest`` command once. For each desk and channel::
+:class:`Deliverer` owns the delivery protocol; the daemon runs its passes per
+(desk, channel) queue on :class:`Senders` (each desk's digest on its schedule,
+``send_alerts`` after each poll that found hits and every half minute with
+``retry_due``), the ``digest`` command once, in turn. For each desk and channel::
 
     pending_hits()  ->  create_delivery()  ->  lease  ->  send  ->  mark_sent()
      (not yet claimed    (claims the hits,                         or mark_failed(
@@ -21,7 +22,14 @@ desk's schedule (``send_digests``) and every half minute (``send_alerts``,
 * A crash after the channel confirmed but before ``mark_sent`` leaves the
   delivery leased; when the lease runs out it is sent again: at most one
   duplicate message per crash, carrying the same delivery id.
-* Channels and desks are independent: one failing holds back no other.
+* An uncertain attempt (the request went out whole, its answer timed out or
+  the connection dropped: the receiver may have it) is resent once, after the
+  back-off, with the same id; uncertain again, it fails for good ("answered late
+  twice"): at most one extra copy per message for a receiver that answers late.
+  The count is the delivery payload's ``uncertain``.
+* Channels and desks are independent: one failing holds back no other, and one
+  answering late or never holds back only its own queue (:func:`queue_lock`
+  keeps two passes of one queue in a process apart; the lease, processes).
 * An alert claims its hits for that desk and channel, so they are not repeated
   in the next digest. Alerts are sent only for hits matched in the last hour,
   and not during the desk's quiet hours (those hits wait for the digest).
