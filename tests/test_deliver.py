@@ -737,7 +737,7 @@ def test_a_late_receiver_holds_back_only_its_own_queue(store: Store, mailbox: Ma
             senders.submit(key, "alerts", lambda k=key: d.send_alerts(*k))
         wait_until(lambda: late.requests and mailbox.received, "both alerts to arrive", 10)
         assert clock_time.monotonic() - started < timeout  # not after Slack's timeout
-        assert senders.busy() == {("late", "slack")}
+        assert ("late", "slack") in senders.busy()  # still waiting for its answer
         assert senders.wait_idle(10)
         (slack,) = store.list_deliveries(desk="late")
         assert slack.state == "pending" and "timed out waiting for the answer" in str(
