@@ -23,8 +23,8 @@ heartbeat stopped, and a clean stop deletes its own.
 
 Signals: SIGTERM/SIGINT stop (work in flight is finished or rolled back, exit
 0 within 10 s; a send still under way after :data:`STOP_DEADLINE` is left to
-its lease, and goes out once more later); SIGHUP reloads configuration and rules, keeping the last good
-set when either is broken.
+its lease, and goes out once more later); SIGHUP reloads configuration and
+rules, keeping the last good set when either is broken.
 """
 
 from __future__ import annotations
