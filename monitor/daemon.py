@@ -3,7 +3,10 @@
 Wiring only: APScheduler 3.x triggers the pipeline's poll of due feeds, each
 desk's digest at its cron time in its time zone, the alert and retry drain,
 the rules watcher and housekeeping. The work itself lives in
-:mod:`monitor.pipeline` and :mod:`monitor.deliver`.
+:mod:`monitor.pipeline` and :mod:`monitor.deliver`. Jobs never send: they hand
+each (desk, channel) queue its pass (alerts, retries, digest, notice) to
+:class:`monitor.deliver.Senders`, a few worker threads, so a receiver that
+answers late holds back only its own queue, and polling never waits for a send.
 
 Jobs (stable ids): ``poll`` (every tick: feeds whose ``next_poll`` is due —
 the store keeps each feed's interval, jitter and back-off), ``digest:<desk>``,
@@ -28,8 +31,9 @@ such failure: the heartbeat row says so (``store``: ``ok``, ``since``,
 (``news_monitor_store_writable``).
 
 Signals: SIGTERM/SIGINT stop (work in flight is finished or rolled back, exit
-0 within 10 s); SIGHUP reloads configuration and rules, keeping the last good
-set when either is broken.
+0 within 10 s; a send still under way after :data:`STOP_DEADLINE` is left to
+its lease, and goes out once more later); SIGHUP reloads configuration and
+rules, keeping the last good set when either is broken.
 
 The last good set survives a restart: after every clean start and reload the
 daemon keeps a copy of the files it loaded (:mod:`monitor.lastgood`); started
@@ -66,7 +70,7 @@ from monitor.store import Store
 from monitor.timespec import parse_cron
 
 if TYPE_CHECKING:
-    from monitor.deliver import DeliveryReport
+    from monitor.deliver import Deliverer, DeliveryReport, Senders
     from monitor.metrics import Metrics
 
 log = logging.getLogger("monitor.daemon")
@@ -96,6 +100,7 @@ class Daemon:
         # Set while running on the last good copy: {"saved", "folder", "problems"}.
         self.on_copy: dict[str, object] | None = None
         self.repeats = Repeats(log)  # each job's failures: logged when they start and end
+        self.senders: Senders | None = None  # made in run(): deliver loads late
 
     # -- loading ------------------------------------------------------------------
 
@@ -154,7 +159,8 @@ class Daemon:
             self.settings = settings
             self.rules = rules
             self.poller = Poller(settings, self.store, Matcher(rules), owner=self.owner)
-            self.deliverer = Deliverer(settings, self.store, rules, owner=self.owner)
+            self.deliverer = Deliverer(settings, self.store, rules, owner=self.owner,
+                                       stop=self.stop)
             self._rules_signature = _signature(settings.rules_dir)
         if self.metrics is not None:
             self.metrics.rules_loaded(rules.ids)
@@ -189,6 +195,9 @@ class Daemon:
         except MonitorError as e:
             log.error("%s", e)
             return 1
+        from monitor.deliver import Senders
+
+        self.senders = Senders()
         self._apply(settings, rules)
         if self.on_copy is None:
             self._keep(settings, rules)
@@ -223,7 +232,15 @@ class Daemon:
             done.set()
 
         threading.Thread(target=wait, daemon=True, name="shutdown").start()
-        if not done.wait(STOP_DEADLINE):
+        # Sends not started are dropped (nothing is claimed before a pass starts);
+        # those under way finish, or are left to their lease: each then goes out
+        # once more later, the crash bound.
+        if self.senders is not None and not self.senders.close(STOP_DEADLINE):
+            log.warning("sends still under way after %.0fs (%s); leaving them: each goes "
+                        "out once more when its lease runs out", STOP_DEADLINE,
+                        ", ".join(f"{d}/{c}" for d, c in sorted(self.senders.busy())))
+        left = max(0.0, STOP_DEADLINE - (time.monotonic() - started))
+        if not done.wait(left):
             log.warning("jobs still running after %.0fs; leaving them (their transactions "
                         "roll back)", STOP_DEADLINE)
         if self.metrics is not None:
@@ -363,22 +380,56 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.observe_poll(report)
         if report.new_hits:
-            self._job_alerts()
+            self._hand_alerts()  # to the senders: polling never waits for a send
         self.notify.status(self._status_line())
         self._guard("status", self._publish)
 
     def _job_alerts(self) -> None:
+        """Hand each queue its alert and retry passes; they run on the senders."""
+        self._hand_alerts()
         with self._lock:
-            deliverer = self.deliverer
-        self._count(self._guard("alerts", deliverer.send_alerts))
-        self._count(self._guard("retries", deliverer.retry_due))
+            queues = self.deliverer.queues()
+        for desk, channel in queues:
+            self._send((desk, channel), "retries", lambda d, k: d.retry_due(*k))
+
+    def _hand_alerts(self) -> None:
+        with self._lock:
+            queues = self.deliverer.queues(alerting=True)
+        for desk, channel in queues:
+            self._send((desk, channel), "alerts", lambda d, k: d.send_alerts(*k))
 
     def _job_digest(self, desk: str) -> None:
         with self._lock:
-            deliverer = self.deliverer
-        self._count(self._guard(f"digest:{desk}", lambda: deliverer.send_digests(desk)))
-        self._guard(f"digest:{desk}", lambda: self.store.put_state(
-            f"digest:{desk}", datetime.now(UTC).isoformat()))
+            queues = [q for q in self.deliverer.queues() if q[0] == desk]
+
+        def done() -> None:  # for the catch-up at start: this digest's time was served
+            self.store.put_state(f"digest:{desk}", datetime.now(UTC).isoformat())
+
+        def digest(d: Deliverer, key: tuple[str, str]) -> DeliveryReport:
+            report = d.send_digests(*key)
+            done()
+            return report
+
+        if not queues:
+            self._guard(f"digest:{desk}", done)
+        for key in queues:
+            self._send(key, "digest", digest, name=f"digest:{desk}")
+
+    def _send(self, key: tuple[str, str], kind: str,
+              run: Callable[[Deliverer, tuple[str, str]], DeliveryReport], *,
+              name: str | None = None) -> None:
+        """Hand one pass of queue ``key`` to the senders, run with the Deliverer of
+        the moment (a reload may come first); a pass of that kind already waiting
+        there covers this one."""
+        def work() -> None:
+            with self._lock:
+                deliverer = self.deliverer
+            if deliverer.settings.desk(key[0]) is None:
+                return  # the desk went with a reload
+            self._count(self._guard(name or kind, lambda: run(deliverer, key)))
+
+        if self.senders is not None:
+            self.senders.submit(key, kind, work)
 
     def _count(self, report: DeliveryReport | None) -> None:
         if report is not None and self.metrics is not None:
@@ -387,8 +438,12 @@ class Daemon:
     def _notice(self, text: str) -> None:
         """An ops notice to the desks that opted in (``ops_notices = true``)."""
         with self._lock:
-            deliverer = self.deliverer
-        self._count(self._guard("notice", lambda: deliverer.send_notice(text)))
+            settings = self.settings
+        for desk in settings.desks:
+            if desk.ops_notices:
+                for channel in desk.channels:
+                    self._send((desk.name, channel), f"notice:{text}",
+                               lambda d, k: d.send_notice(text, *k), name="notice")
 
     def _job_rules_watch(self) -> None:
         with self._lock:
@@ -408,6 +463,9 @@ class Daemon:
                                                                     datetime.now(UTC)))
         for label, flag in flagged or ():
             self._notice(f"{label}: {flag}")
+        with self._lock:
+            deliverer = self.deliverer
+        self._count(self._guard("housekeeping", deliverer.give_up_orphans))
         if settings.retention_items is not None:
             before = datetime.now(UTC) - timedelta(seconds=settings.retention_items)
             removed = self._guard("housekeeping", lambda: self.store.purge_items(before))

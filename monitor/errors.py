@@ -72,12 +72,18 @@ class StorageError(MonitorError):
 
 
 class NotifyError(MonitorError):
-    """A delivery failed. ``permanent`` failures are not retried."""
+    """A delivery failed. ``permanent`` failures are not retried.
+
+    ``uncertain``: the request was fully written, then the answer timed out or
+    the connection dropped, so the receiver may have the message: it is resent
+    at most once (see :mod:`monitor.deliver`).
+    """
 
     def __init__(self, channel: str, message: str, *, permanent: bool = False,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, uncertain: bool = False) -> None:
         self.channel = channel
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+        self.uncertain = uncertain
         super().__init__(f"{channel}: {message}")

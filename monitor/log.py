@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -148,8 +149,8 @@ class Repeats:
 
     :meth:`failed` after every failed run, :meth:`ok` after every good one. A new
     kind of error (another exception class) in the same outage is an ERROR
-    again; the same one repeated is DEBUG. Thread-safe enough for the
-    scheduler's threads: one job key is only ever touched by one run at a time.
+    again; the same one repeated is DEBUG. Thread-safe: the scheduler's jobs and
+    the senders' workers (several passes under one key at once) share it.
     """
 
     def __init__(self, logger: logging.Logger, *,
@@ -158,9 +159,14 @@ class Repeats:
         self.clock = clock
         self.wall = wall
         self._outages: dict[str, Outage] = {}
+        self._lock = threading.Lock()
 
     def failed(self, key: str, error: BaseException) -> Outage:
         """Count a failed run of ``key``; log it when the outage (or its kind) is new."""
+        with self._lock:
+            return self._failed(key, error)
+
+    def _failed(self, key: str, error: BaseException) -> Outage:
         kind, text = type(error).__name__, str(error)
         before = self._outages.get(key)
         if before is None:
@@ -178,7 +184,8 @@ class Repeats:
 
     def ok(self, key: str) -> Outage | None:
         """A good run of ``key``: the outage it ends (logged), or None."""
-        gone = self._outages.pop(key, None)
+        with self._lock:
+            gone = self._outages.pop(key, None)
         if gone is not None:
             runs = f"{gone.runs} failed run" + ("s" if gone.runs != 1 else "")
             self.log.info("%s: recovered after %s in %s (last error: %s)", key, runs,
@@ -187,4 +194,5 @@ class Repeats:
 
     def active(self) -> list[Outage]:
         """The outages under way, oldest first."""
-        return sorted(self._outages.values(), key=lambda o: o.started)
+        with self._lock:
+            return sorted(self._outages.values(), key=lambda o: o.started)

@@ -1,9 +1,12 @@
 """Loopback stand-ins for what the channels talk to: ``Mailbox``, a real SMTP
-server (aiosmtpd), and ``Hook``, an HTTP endpoint standing in for Slack and
-webhook receivers, answering scripted :class:`Reply` values."""
+server (aiosmtpd), ``Hook``, an HTTP endpoint standing in for Slack and
+webhook receivers, answering scripted :class:`Reply` values (late ones too),
+and ``Silent``, a TCP server that accepts and never says a word."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email
 import email.policy
 import json
@@ -38,13 +41,15 @@ class Received:
 
 class Mailbox:
     """aiosmtpd on 127.0.0.1 that keeps what it accepts, and can be told to refuse:
-    ``rcpt_replies[address]`` or ``data_reply`` such as "451 4.3.0 try later"."""
+    ``rcpt_replies[address]`` or ``data_reply`` such as "451 4.3.0 try later";
+    or to take the message and answer ``data_delay`` seconds later (late)."""
 
     def __init__(self, port: int | None = None, **smtp_options: Any) -> None:
         self.port = port or free_port()
         self.received: list[Received] = []
         self.rcpt_replies: dict[str, str] = {}
         self.data_reply: str | None = None
+        self.data_delay = 0.0
         self.logins: list[tuple[str, str]] = []
         self.options = smtp_options
         self.controller: Controller | None = None
@@ -62,6 +67,8 @@ class Mailbox:
         message = email.message_from_bytes(envelope.original_content or envelope.content,
                                            policy=email.policy.default)
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)  # it has the message; the answer comes late
         return "250 Message accepted for delivery"
 
     def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
@@ -118,12 +125,15 @@ class Reply:
 
 
 class Hook:
-    """A loopback HTTP server: records each POST and answers the next scripted
-    :class:`Reply` (200 "ok" once the script runs out)."""
+    """A loopback HTTP server: records each POST (once read whole) and answers the
+    next scripted :class:`Reply`, ``otherwise`` once the script runs out (200 "ok";
+    ``Reply(delay=40)`` makes a receiver that always answers 40 s late)."""
 
-    def __init__(self) -> None:
+    def __init__(self, otherwise: Reply | None = None) -> None:
         self.requests: list[Request] = []
         self.replies: deque[Reply] = deque()
+        self.otherwise = otherwise or Reply()
+        self.arrived: list[float] = []  # time.monotonic() of each request, read whole
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -131,7 +141,8 @@ class Hook:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hook.requests.append(Request(self.path, {k.lower(): v for k, v in
                                                          self.headers.items()}, body))
-                reply = hook.replies.popleft() if hook.replies else Reply()
+                hook.arrived.append(time.monotonic())
+                reply = hook.replies.popleft() if hook.replies else hook.otherwise
                 if reply.delay:
                     time.sleep(reply.delay)
                 data = reply.body.encode()
@@ -164,3 +175,42 @@ class Hook:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# -- a server that accepts and never speaks ----------------------------------------------------
+
+
+class Silent:
+    """TCP on 127.0.0.1 that accepts connections, lets what comes sit in the
+    kernel's buffer, and never answers: an SMTP server that never greets, an
+    HTTP server that never replies. ``connections`` counts those accepted."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.connections = 0
+        self.open: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self.open.append(conn)  # held open, never written to
+
+    def __enter__(self) -> Silent:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way (Linux)
+        self.sock.close()
+        self.thread.join(5)
+        for conn in self.open:
+            conn.close()

@@ -8,6 +8,8 @@ wrong desk, none is lost across failures, and a later hit goes out alone next ti
 from __future__ import annotations
 
 import json
+import threading
+import time as clock_time
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from desks import desk_config
 from servers import Hook, Mailbox, Reply, free_port, parts
+from waiting import wait_until
 
 from monitor.channels.email import SmtpConfig
 from monitor.cli import main
@@ -23,6 +26,7 @@ from monitor.config_keys import Secret
 from monitor.deliver import (
     LEASE,
     Deliverer,
+    Senders,
     backoff,
     in_quiet_hours,
     quiet_hours_ended,
@@ -703,3 +707,136 @@ def test_cli_digest_sends_what_failed_at_once_whatever_the_backoff(
     assert capsys.readouterr().out.strip() == "nothing to send"
     assert len(hook.requests) == 2
     store.close()
+
+
+# -- receivers that answer late ---------------------------------------------------------------
+
+
+@pytest.mark.slow  # it waits out timeouts
+def test_a_late_receiver_holds_back_only_its_own_queue(store: Store, mailbox: Mailbox,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slack takes the post and answers after the timeout; another desk's email alert
+    goes out meanwhile, before the Slack send has even timed out."""
+    with Hook(Reply(delay=5.0)) as late:
+        monkeypatch.setenv("NM_TEST_SLACK", late.url())
+        cfg = settings(desk_config("late", slack_webhook=Secret("env:NM_TEST_SLACK"),
+                                   alert_min_severity=Severity.HIGH),
+                       desk_config("mail", email=("mail@example.org",),
+                                   alert_min_severity=Severity.HIGH),
+                       smtp_port=mailbox.port)
+        now = datetime.now(UTC)
+        store.register_desks(("late", "mail"), now - timedelta(minutes=1))
+        timeout = 2.0
+        d = Deliverer(cfg, store, TITLES, owner="test",
+                      options={"slack_pause": 0, "timeout": timeout})
+        add(store, now, ("Storm halts CPC loadings", "cpc-disruption"))
+        senders = Senders()
+        started = clock_time.monotonic()
+        assert d.queues(alerting=True) == [("late", "slack"), ("mail", "email")]
+        for key in d.queues(alerting=True):  # the late one first
+            senders.submit(key, "alerts", lambda k=key: d.send_alerts(*k))
+        wait_until(lambda: late.requests and mailbox.received, "both alerts to arrive", 10)
+        assert clock_time.monotonic() - started < timeout  # not after Slack's timeout
+        assert ("late", "slack") in senders.busy()  # still waiting for its answer
+        assert senders.wait_idle(10)
+        (slack,) = store.list_deliveries(desk="late")
+        assert slack.state == "pending" and "timed out waiting for the answer" in str(
+            slack.last_error) and (slack.payload or {}).get("uncertain") == 1
+        assert senders.close(1)
+
+
+def test_passes_of_one_queue_never_overlap_and_are_coalesced() -> None:
+    senders = Senders(workers=4)
+    running: list[str] = []
+    overlaps: list[str] = []
+    ran: list[str] = []
+    gate = threading.Event()
+
+    def work(name: str) -> None:
+        if running:
+            overlaps.append(name)
+        running.append(name)
+        gate.wait(5)
+        ran.append(name)
+        running.remove(name)
+
+    senders.submit(("d", "slack"), "alerts", lambda: work("first"))
+    wait_until(lambda: running, "the first pass to start", 5)
+    for n in range(5):  # while it runs: coalesced into one more pass
+        senders.submit(("d", "slack"), "alerts", lambda n=n: work(f"again {n}"))
+    gate.set()
+    assert senders.wait_idle(5)
+    assert overlaps == [] and ran == ["first", "again 4"]
+    assert senders.close(1)
+
+
+def _late_settings(mailbox: Mailbox, hook: Hook) -> Settings:
+    desk = desk_config("energy", email=("energy@example.org",),
+                       slack_webhook=Secret("env:NM_TEST_SLACK"), webhook_url=hook.url("/hook"))
+    return Settings(source="<test>", storage_url="sqlite://", rules_dir=Path("."),
+                    channel_tables={"smtp": SmtpConfig(
+                        host="127.0.0.1", port=mailbox.port,
+                        sender="News Monitor <monitor@example.org>", timeout=0.3)},
+                    desks=(desk,))
+
+
+@pytest.mark.slow  # it waits out timeouts
+def test_a_receiver_that_always_answers_late_gets_each_message_at_most_twice(
+        store: Store, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken, then no answer in time (Slack, webhook, and SMTP after DATA's '.'):
+    resent once after the back-off with the same id, then failed for good."""
+    mailbox.data_delay = 1.0
+    with Hook(Reply(delay=1.0)) as hook:
+        monkeypatch.setenv("NM_TEST_SLACK", hook.url("/slack"))
+        cfg = _late_settings(mailbox, hook)
+        clock = Clock(T0)
+        store.register_desks(["energy"], T0 - timedelta(days=1))
+        d = Deliverer(cfg, store, TITLES, owner="test", clock=clock,
+                      options={"slack_pause": 0, "timeout": 0.3})
+        add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+        first = d.send_digests()
+        assert (first.sent, first.failed, first.permanent) == (0, 3, 0)
+        assert d.retry_due().summary() == "nothing to send"  # later, with the back-off
+        clock.advance(seconds=61)
+        second = d.retry_due()
+        assert (second.sent, second.failed, second.permanent) == (0, 3, 3)
+        for _ in range(3):  # nothing more, however long we wait
+            clock.advance(hours=2)
+            assert d.retry_due().summary() == d.send_digests().summary() == "nothing to send"
+        wait_until(lambda: len(hook.requests) == 4 and len(mailbox.received) == 2,
+                   "the late receivers to record the two copies", 5)
+        paths = [r.path for r in hook.requests]
+        assert sorted(paths) == ["/hook", "/hook", "/slack", "/slack"]
+        hooks = [r for r in hook.requests if r.path == "/hook"]
+        assert hooks[0].headers["x-news-monitor-delivery"] == \
+            hooks[1].headers["x-news-monitor-delivery"]
+        ids = [r.message["Message-ID"] for r in mailbox.received]
+        assert ids[0] == ids[1]
+    failed = store.list_deliveries(states=["failed"])
+    assert len(failed) == 3
+    for x in failed:
+        assert str(x.last_error).startswith("answered late twice (")
+        assert f"check the receiver; `news-monitor deliveries retry {x.id}` sends it again" \
+            in str(x.last_error)
+        assert (x.payload or {}).get("uncertain") == 2 and x.attempts == 2
+
+
+@pytest.mark.slow  # it waits out timeouts
+def test_an_uncertain_send_then_a_clear_failure_is_retried_as_usual(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused or 5xx are clear failures: retried with the back-off, never counted
+    as uncertain; one late answer, then success: two copies, sent."""
+    with Hook() as hook:
+        hook.replies.extend([Reply(delay=1.0), Reply(503, "busy"), Reply(500, "oops"),
+                             Reply()])
+        cfg = settings(desk_config("energy", webhook_url=hook.url("/hook")))
+        clock = Clock(T0)
+        store.register_desks(["energy"], T0 - timedelta(days=1))
+        d = Deliverer(cfg, store, TITLES, owner="test", clock=clock, options={"timeout": 0.3})
+        add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+        assert d.send_digests().failed == 1
+        for _ in range(3):
+            clock.advance(hours=1, seconds=1)
+            d.retry_due()
+        (x,) = store.list_deliveries()
+        assert x.state == "sent" and x.attempts == 4 and (x.payload or {}).get("uncertain") == 1

@@ -10,6 +10,7 @@ import logging
 import ssl
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from desks import desk_config
 from hits import T0, TITLES, hit
-from servers import Hook, Mailbox, Reply, free_port, parts
+from servers import Hook, Mailbox, Reply, Silent, free_port, parts
 
 from monitor import digest as D
 from monitor.channels import Envelope, build_notifiers
@@ -361,3 +362,66 @@ def test_email_logs_nothing_secret(mailbox: Mailbox, caplog: pytest.LogCaptureFi
     EmailNotifier(smtp(mailbox.port, username="", password=Secret("env:UNUSED")),
                   ["desk@example.org"]).send(a_digest(), ENVELOPE)
     assert "env:UNUSED" not in caplog.text and len(mailbox.received) == 1
+
+
+# -- timeouts per phase, and uncertain sends ------------------------------------------------
+
+
+@pytest.mark.slow  # it waits out a timeout
+def test_a_mail_server_that_never_greets_is_a_greeting_timeout() -> None:
+    with Silent() as silent, pytest.raises(NotifyError) as err:
+        EmailNotifier(replace(smtp(silent.port), timeout=0.3), ["desk@example.org"]).send(
+            a_digest(), ENVELOPE)
+    assert str(err.value) == (f"email: 127.0.0.1:{silent.port}: timed out waiting for the "
+                              "greeting after 0.3s")
+    assert not err.value.permanent and not err.value.uncertain  # nothing was sent
+
+
+@pytest.mark.slow  # it waits out a timeout
+def test_a_late_answer_after_the_final_dot_is_uncertain(mailbox: Mailbox) -> None:
+    mailbox.data_delay = 1.0
+    with pytest.raises(NotifyError) as err:
+        EmailNotifier(replace(smtp(mailbox.port), timeout=0.3), ["desk@example.org"]).send(
+            a_digest(), ENVELOPE)
+    assert "timed out waiting for the reply to the message (DATA's final '.') after 0.3s" \
+        in str(err.value)
+    assert err.value.uncertain and not err.value.permanent
+    assert len(mailbox.received) == 1  # it had it
+
+
+@pytest.mark.parametrize(("where", "reply", "phase"), [
+    ("rcpt", "450 4.2.1 Mailbox busy", "recipients refused"),
+    ("data", "451 4.3.0 Try again later", "message refused"),
+])
+def test_a_clear_refusal_is_not_uncertain(mailbox: Mailbox, where: str, reply: str,
+                                          phase: str) -> None:
+    if where == "data":
+        mailbox.data_reply = reply
+    else:
+        mailbox.rcpt_replies["desk@example.org"] = reply
+    with pytest.raises(NotifyError) as err:
+        EmailNotifier(smtp(mailbox.port), ["desk@example.org"]).send(a_digest(), ENVELOPE)
+    assert phase in str(err.value) and not err.value.uncertain
+
+
+@pytest.mark.slow  # it waits out a timeout
+def test_http_phases_late_answer_is_uncertain_refusal_and_5xx_are_not(
+        hook: Hook, slack_secret: Secret, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook.replies.extend([Reply(delay=1.0), Reply(503, "busy")])
+    notifier = SlackNotifier(slack_secret, pause=0, timeout=0.3)
+    with pytest.raises(NotifyError) as late:
+        notifier.send(a_digest(), ENVELOPE)
+    assert late.value.uncertain and "timed out waiting for the answer after 0.3s" in str(
+        late.value)
+    with pytest.raises(NotifyError) as busy:
+        notifier.send(a_digest(), ENVELOPE)
+    assert not busy.value.uncertain and "HTTP 503" in str(busy.value)
+    monkeypatch.setenv("NM_TEST_SLACK", f"http://127.0.0.1:{free_port()}/x")
+    with pytest.raises(NotifyError) as refused:
+        notifier.send(a_digest(), ENVELOPE)
+    assert not refused.value.uncertain and str(refused.value).endswith("connection refused")
+    with Silent() as silent:  # takes the request whole, never answers
+        monkeypatch.setenv("NM_TEST_SLACK", f"http://127.0.0.1:{silent.port}/x")
+        with pytest.raises(NotifyError) as silence:
+            notifier.send(a_digest(), ENVELOPE)
+    assert silence.value.uncertain and "timed out waiting for the answer" in str(silence.value)

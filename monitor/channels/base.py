@@ -10,7 +10,11 @@ channel and the cause, never a secret: webhook URLs carry tokens, so they show
 their host at most.
 
 HTTP is the standard library's ``urllib.request``: a few synchronous POSTs per
-digest need no client library. Redirects are not followed (a POST that is
+digest need no client library. Each phase has its own timeout: connecting
+(:data:`CONNECT_TIMEOUT`, TLS included), then each write and the answer (the
+channel's timeout); an error names the phase. A request sent whole whose
+answer never came is ``uncertain`` (:class:`~monitor.errors.NotifyError`):
+the receiver may have it. Redirects are not followed (a POST that is
 redirected is a misconfigured URL, and following it could hand the body and
 its signature to another host). ``urllib`` is imported on the first POST: a
 channel module is imported with the configuration, which a poll loads too.
@@ -105,21 +109,82 @@ class Response:
     headers: Mapping[str, str]
 
 
+#: Seconds to set up a connection (TCP, a proxy's tunnel, TLS): short, whatever the
+#: channel's reply timeout, so an unreachable receiver is told quickly.
+CONNECT_TIMEOUT = 5.0
+
+
+class _Phase(Exception):
+    """Which phase of a POST failed: ``connect``, ``send`` or ``reply``; not an
+    OSError, so urllib passes it through unwrapped."""
+
+    def __init__(self, phase: str, cause: BaseException) -> None:
+        super().__init__(phase)
+        self.phase = phase
+        self.cause = cause
+
+
 @functools.cache
 def _opener() -> urllib.request.OpenerDirector:
+    import http.client
+    import socket
     import urllib.request
+
+    class Phased(http.client.HTTPConnection):
+        """Times each phase apart: connecting within CONNECT_TIMEOUT, then every
+        read and write within the channel's timeout; says which phase failed."""
+
+        def connect(self) -> None:
+            reply = self.timeout
+            self.timeout = min(CONNECT_TIMEOUT, reply) if reply is not None else CONNECT_TIMEOUT
+            try:
+                super().connect()
+            except OSError as e:
+                raise _Phase("connect", e) from e
+            finally:
+                self.timeout = reply
+            if isinstance(self.sock, socket.socket):
+                self.sock.settimeout(reply)
+
+        def send(self, data: Any) -> None:
+            try:
+                super().send(data)
+            except OSError as e:
+                raise _Phase("send", e) from e
+
+        def getresponse(self) -> http.client.HTTPResponse:
+            try:
+                return super().getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                raise _Phase("reply", e) from e
+
+    class PhasedTLS(Phased, http.client.HTTPSConnection):
+        pass
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Phased, req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            context = getattr(self, "_context", None)
+            return self.do_open(PhasedTLS, req, context=context)
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: object, **kwargs: object) -> None:
             return None  # the 3xx surfaces as an HTTPError, classified below
 
-    return urllib.request.build_opener(NoRedirect)
+    return urllib.request.build_opener(Http, Https, NoRedirect)
 
 
 def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
          timeout: float) -> Response:
     """POST ``body``; return the response, whatever its status. Raises NotifyError
-    (transient) when no response came: refused, timed out, TLS or DNS failure."""
+    (transient) when no response came, naming the phase: connecting (refused,
+    DNS, TLS, or no connection within :data:`CONNECT_TIMEOUT`), sending, or
+    waiting ``timeout`` seconds for the answer. A request fully sent whose answer
+    never came (timed out, connection dropped) is ``uncertain``: it may have
+    been delivered."""
     import urllib.error
     import urllib.request
 
@@ -127,26 +192,59 @@ def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # The URL itself may be the secret: say what is wrong, not what it is.
         raise NotifyError(channel, "the configured URL is not an http(s) URL", permanent=True)
+    host = parts.hostname
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "User-Agent": USER_AGENT, **headers})
     try:
-        with _opener().open(request, timeout=timeout) as resp:
-            return Response(resp.status, _text(resp.read(4096)), dict(resp.headers.items()))
+        resp = _opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as e:
         with e:
-            return Response(e.code, _text(e.read(4096)), dict(e.headers.items()))
-    except TimeoutError as e:
-        raise NotifyError(channel, f"{parts.hostname}: timed out after {timeout:g}s") from e
+            return Response(e.code, _read(e), dict(e.headers.items()))
+    except _Phase as e:
+        raise _phase_error(channel, host, e, timeout) from e.cause
     except urllib.error.URLError as e:
-        raise NotifyError(channel, f"{parts.hostname}: {_reason(e.reason)}") from e
+        reason = e.reason.cause if isinstance(e.reason, _Phase) else e.reason
+        raise NotifyError(channel, f"{host}: {_reason(reason)}") from e
     except (OSError, ValueError) as e:
-        # http.client's own errors (RemoteDisconnected, BadStatusLine...) and
         # URL parsing errors, whose text may quote the URL: only the type is shown.
-        raise NotifyError(channel, f"{parts.hostname}: {type(e).__name__}") from e
+        raise NotifyError(channel, f"{host}: {type(e).__name__}") from e
+    with resp:
+        # The status line came: the outcome is known, whatever happens to the body.
+        return Response(resp.status, _read(resp), dict(resp.headers.items()))
+
+
+def _read(resp: Any) -> str:
+    """Up to 4 KiB of the body; "" when it cannot be read (the status is what counts)."""
+    import http.client
+
+    try:
+        return _text(resp.read(4096))
+    except (OSError, ValueError, http.client.HTTPException):
+        return ""
+
+
+def _phase_error(channel: str, host: str, e: _Phase, timeout: float) -> NotifyError:
+    cause = e.cause
+    if e.phase == "connect":
+        if isinstance(cause, TimeoutError):
+            return NotifyError(channel, f"{host}: timed out connecting after "
+                                        f"{min(CONNECT_TIMEOUT, timeout):g}s")
+        return NotifyError(channel, f"{host}: {_reason(cause)}")
+    if e.phase == "send":
+        what = "timed out" if isinstance(cause, TimeoutError) else _reason(cause)
+        return NotifyError(channel, f"{host}: {what} while sending the request")
+    # The request went out whole; its answer did not come: it may have been delivered.
+    if isinstance(cause, TimeoutError):
+        return NotifyError(channel, f"{host}: timed out waiting for the answer after "
+                                    f"{timeout:g}s", uncertain=True)
+    return NotifyError(channel, f"{host}: the connection closed before the answer "
+                                f"({_reason(cause)})", uncertain=True)
 
 
 def _reason(reason: object) -> str:
+    import http.client
     import socket
+    import ssl
 
     if isinstance(reason, TimeoutError):
         return "timed out"
@@ -154,6 +252,12 @@ def _reason(reason: object) -> str:
         return "host not found"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS: {reason.reason or type(reason).__name__}"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "closed without a word"
+    if isinstance(reason, http.client.HTTPException):
+        return f"not an HTTP answer ({type(reason).__name__})"
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror.lower()
     return type(reason).__name__

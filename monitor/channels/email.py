@@ -11,10 +11,18 @@ a Message-ID derived from its delivery (a resend after a crash has the same
 one, so mail systems may drop the duplicate), a Date, and a List-Id per desk
 that mail filters can sort on.
 
+Timeouts per phase: connecting (TLS included for ``"tls"``) within
+:data:`CONNECT_TIMEOUT`, then the greeting and each command's reply within
+``[smtp] timeout``. Errors name the phase: connect, greeting, EHLO, STARTTLS,
+AUTH, MAIL FROM, RCPT TO, DATA, and the final reply after DATA's ``.``
+(``127.0.0.1:25: timed out waiting for the greeting after 30s``).
+
 Errors: 4xx replies, refused connections, timeouts, TLS failures and
 disconnections are transient; a 5xx reply is permanent (a recipient that does
-not exist will not exist on the next try either). When only some recipients
-are refused the message went out: it counts as sent, and the refusals are logged.
+not exist will not exist on the next try either). A timeout or a dropped
+connection after the final ``.`` is ``uncertain`` (the server may have taken
+the message; before it, it cannot have). When only some recipients are
+refused the message went out: it counts as sent, and the refusals are logged.
 
 ``smtplib``, ``ssl`` and Jinja2 are imported when a message is composed or
 sent: the configuration imports this module, and a poll needs none of them.
@@ -22,9 +30,10 @@ sent: the configuration imports this module, and a poll needs none of them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +52,8 @@ from monitor.config_keys import (
 from monitor.errors import ConfigError, NotifyError
 
 if TYPE_CHECKING:
+    import smtplib
+    import socket
     import ssl
     from email.message import EmailMessage
 
@@ -165,16 +176,18 @@ class EmailNotifier:
         cfg = self.smtp
         where = f"{cfg.host}:{cfg.port}"
         context = self.ssl_context or ssl.create_default_context()
+        plain, implicit_tls = _clients()
+        at = _Progress()
         try:
             if cfg.security == "tls":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
-                                                        context=context)
+                client: smtplib.SMTP = implicit_tls(at, cfg.host, cfg.port, timeout=cfg.timeout,
+                                                    context=context)
             else:
-                client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                client = plain(at, cfg.host, cfg.port, timeout=cfg.timeout)
         except (smtplib.SMTPException, OSError) as e:
-            raise _error(e, where) from e
+            raise _error(e, where, at, cfg.timeout) from e
         try:
-            client.ehlo()
+            client.ehlo_or_helo_if_needed()
             if cfg.security == "starttls":
                 client.starttls(context=context)
                 client.ehlo()
@@ -187,7 +200,7 @@ class EmailNotifier:
                 client.login(cfg.username, password)
             refused = client.send_message(msg)
         except (smtplib.SMTPException, OSError) as e:
-            raise _error(e, where) from e
+            raise _error(e, where, at, cfg.timeout) from e
         finally:
             try:
                 client.quit()
@@ -199,17 +212,83 @@ class EmailNotifier:
                                          for addr, (code, text) in refused.items()))
 
 
+#: Seconds to open the connection (and, with ``security = "tls"``, its TLS):
+#: short whatever ``[smtp] timeout`` is, which bounds the greeting and each reply.
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Where one SMTP session is: the phase under way, and whether we were writing."""
+
+    phase: str = "connect"
+    writing: bool = False
+
+
+@functools.cache
+def _clients() -> tuple[Callable[..., smtplib.SMTP], Callable[..., smtplib.SMTP]]:
+    """smtplib's clients (plain, implicit TLS) telling their :class:`_Progress`
+    each phase as it starts: ``(progress, host, port, timeout=..., [context=...])``."""
+    import smtplib
+
+    class Phased(smtplib.SMTP):
+        def __init__(self, at: _Progress, *args: Any, **kwargs: Any) -> None:
+            self.at = at  # before SMTP.__init__, which connects and reads the greeting
+            super().__init__(*args, **kwargs)
+
+        def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+            sock: socket.socket = super()._get_socket(  # type: ignore[misc]
+                host, port, min(timeout, CONNECT_TIMEOUT))
+            sock.settimeout(timeout)
+            self.at.phase = "greeting"
+            return sock
+
+        def send(self, s: Any) -> None:
+            self.at.writing = True
+            super().send(s)
+            self.at.writing = False
+            if self.at.phase == "DATA" and isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+                self.at.phase = "final reply"  # the message is all out: its fate is the server's
+
+        def putcmd(self, cmd: str, args: str = "") -> None:
+            # RSET and QUIT (after a refusal, at the end) and AUTH's continuation
+            # lines leave the phase as it was: what failed is what they follow.
+            self.at.phase = _COMMANDS.get(cmd.lower(), self.at.phase)
+            super().putcmd(cmd, args)
+
+    class PhasedTLS(Phased, smtplib.SMTP_SSL):
+        pass
+
+    return Phased, PhasedTLS
+
+
+# The phases a command starts, as errors name them (smtplib sends some lower-case).
+_COMMANDS = {"ehlo": "EHLO", "helo": "HELO", "starttls": "STARTTLS", "auth": "AUTH",
+             "mail": "MAIL FROM", "rcpt": "RCPT TO", "data": "DATA"}
+
+
 def _reply(text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return " ".join(text.split())[:200]
 
 
-def _error(e: BaseException, where: str) -> NotifyError:
-    """An SMTP failure as a NotifyError: 5xx permanent, anything else transient."""
+def _awaited(phase: str) -> str:
+    if phase == "greeting":
+        return "the greeting"
+    if phase == "final reply":
+        return "the reply to the message (DATA's final '.')"
+    return f"the reply to {phase}"
+
+
+def _error(e: BaseException, where: str, at: _Progress, timeout: float) -> NotifyError:
+    """An SMTP failure as a NotifyError naming the phase: 5xx permanent, anything
+    else transient; a timeout or a dropped connection after the message was
+    all out (DATA's final '.') is ``uncertain``: the server may have taken it."""
     import smtplib
     import ssl
 
+    phase = at.phase
     if isinstance(e, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in e.recipients.values()]
         detail = "; ".join(f"{addr} {code} {_reply(text)}"
@@ -218,23 +297,41 @@ def _error(e: BaseException, where: str) -> NotifyError:
                            permanent=all(500 <= c < 600 for c in codes))
     if isinstance(e, smtplib.SMTPResponseException):
         step = {smtplib.SMTPSenderRefused: "sender refused",
-                smtplib.SMTPDataError: "message refused",
-                smtplib.SMTPConnectError: "connection refused by the server",
-                smtplib.SMTPHeloError: "greeting refused",
-                smtplib.SMTPAuthenticationError: "authentication failed"}.get(type(e), "error")
+                smtplib.SMTPConnectError: "greeting refused",
+                smtplib.SMTPHeloError: f"{phase} refused",
+                smtplib.SMTPAuthenticationError: "authentication failed"}.get(type(e))
+        if step is None:
+            step = "message refused" if phase == "final reply" else f"{phase} refused"
         return NotifyError("email", f"{where}: {step}: {e.smtp_code} {_reply(e.smtp_error)}",
                            permanent=500 <= e.smtp_code < 600)
+    # smtplib turns a timeout into "Connection unexpectedly closed: timed out"
+    # (SMTPServerDisconnected) raised while handling it: look underneath.
+    cause = e.__context__ if isinstance(e, smtplib.SMTPServerDisconnected) else e
+    uncertain = phase == "final reply" and not at.writing
+    maybe = "; it may have been delivered" if uncertain else ""
+    if isinstance(cause, TimeoutError) or isinstance(e, TimeoutError):
+        if phase == "connect":
+            return NotifyError("email", f"{where}: timed out connecting after "
+                                        f"{min(timeout, CONNECT_TIMEOUT):g}s")
+        if at.writing:
+            return NotifyError("email", f"{where}: timed out after {timeout:g}s sending "
+                                        f"{'the message' if phase == 'DATA' else phase}")
+        return NotifyError("email", f"{where}: timed out waiting for {_awaited(phase)} after "
+                                    f"{timeout:g}s{maybe}", uncertain=uncertain)
     if isinstance(e, smtplib.SMTPServerDisconnected):
-        return NotifyError("email", f"{where}: the server closed the connection")
+        when = ("before the greeting" if phase in ("connect", "greeting")
+                else f"during {phase}" if at.writing else f"before answering {phase}"
+                if phase != "final reply" else "before answering the message")
+        return NotifyError("email", f"{where}: the server closed the connection {when}{maybe}",
+                           uncertain=uncertain)
     if isinstance(e, ssl.SSLError):
-        return NotifyError("email", f"{where}: TLS: {e.reason or type(e).__name__}")
-    if isinstance(e, TimeoutError):
-        return NotifyError("email", f"{where}: timed out")
+        return NotifyError("email", f"{where}: TLS ({phase}): {e.reason or type(e).__name__}")
     if isinstance(e, ConnectionRefusedError):
         return NotifyError("email", f"{where}: connection refused")
     if isinstance(e, OSError):
-        return NotifyError("email", f"{where}: {(e.strerror or type(e).__name__).lower()}")
-    return NotifyError("email", f"{where}: {type(e).__name__}: {_reply(str(e))}")
+        detail = (e.strerror or type(e).__name__).lower()
+        return NotifyError("email", f"{where}: {detail} ({phase}){maybe}", uncertain=uncertain)
+    return NotifyError("email", f"{where}: {phase}: {type(e).__name__}: {_reply(str(e))}")
 
 
 SPEC = ChannelSpec("email", DESK_KEYS, _options, EmailNotifier.for_desk, table=SMTP,
