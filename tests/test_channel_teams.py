@@ -412,7 +412,7 @@ def test_importing_loads_no_heavy_library() -> None:
 def test_cards_are_paused_between_but_not_before(flow: TeamsStandIn, webhook: Secret,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("monitor.channels.teams.time.sleep", slept.append)
+    monkeypatch.setattr("monitor.channels.base.time.sleep", slept.append)
     digest = big_digest(60)
     parts = len(teams_cards(digest))
     TeamsNotifier(webhook, pause=2.0).send(digest, Envelope(7, T0, 1))

@@ -385,7 +385,7 @@ def test_no_fixed_format_leaks_markup_tags() -> None:
 def test_parts_are_paused_between_but_not_before(api: TelegramStandIn, token: Secret,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("monitor.channels.telegram.time.sleep", slept.append)
+    monkeypatch.setattr("monitor.channels.base.time.sleep", slept.append)
     digest = big_digest(40)
     parts = len(telegram_messages(digest))
     TelegramNotifier(token, CHAT, api_url=api.api_url, pause=1.5).send(

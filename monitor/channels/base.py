@@ -23,20 +23,21 @@ channel module is imported with the configuration, which a poll loads too.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from monitor import __version__
-from monitor.errors import NotifyError
+from monitor.errors import ConfigError, NotifyError
 from monitor.text import parse_retry_after, strip_control, truncate
 
 if TYPE_CHECKING:
     import urllib.request
 
-    from monitor.config_keys import Key, Table
+    from monitor.config_keys import Key, Secret, Table
     from monitor.digest import Digest
     from monitor.settings import DeskConfig, Settings
 
@@ -265,6 +266,37 @@ def _reason(reason: object) -> str:
 
 def _text(data: bytes) -> str:
     return truncate(" ".join(strip_control(data.decode("utf-8", "replace")).split()), 200)
+
+
+_Part = TypeVar("_Part")
+
+
+def send_parts(parts: Sequence[_Part], envelope: Envelope, pause: float,
+               send_one: Callable[[_Part, str], None]) -> None:
+    """Send a message of several ``parts`` in order, ``pause`` seconds apart
+    (chat services allow about one message a second), from
+    ``envelope.first_part`` on: the parts before it went out in an earlier
+    attempt. ``send_one(part, what)`` raises NotifyError; ``what`` names the part
+    in errors ("message", or "part 2 of 3"). Each confirmed part of several is
+    reported through ``envelope.on_part_sent``, so a retry resumes there."""
+    total = len(parts)
+    for n, part in enumerate(parts):
+        if n < envelope.first_part:
+            continue
+        if n > envelope.first_part and pause:
+            time.sleep(pause)
+        send_one(part, f"part {n + 1} of {total}" if total > 1 else "message")
+        if envelope.on_part_sent is not None and total > 1:
+            envelope.on_part_sent(n + 1)
+
+
+def reveal(channel: str, secret: Secret, what: str) -> str:
+    """A secret's value at send time; a missing one is a (transient) NotifyError
+    that names the reference, never a value."""
+    try:
+        return secret.reveal()
+    except ConfigError as e:
+        raise NotifyError(channel, f"{what} {secret}: {e.problems[0].message}") from e
 
 
 def classify(channel: str, resp: Response, what: str) -> NotifyError:

@@ -19,14 +19,12 @@ is a secret: it appears in no message, error or log line.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from monitor.channels.base import ChannelSpec, Envelope, classify, post
+from monitor.channels.base import ChannelSpec, Envelope, classify, post, reveal, send_parts
 from monitor.config_keys import Key, Secret, secret
-from monitor.errors import ConfigError, NotifyError
 from monitor.text import truncate
 
 if TYPE_CHECKING:
@@ -68,27 +66,17 @@ class SlackNotifier:
     def send(self, digest: Digest, envelope: Envelope) -> None:
         import json
 
-        try:
-            url = self.webhook.reveal()
-        except ConfigError as e:
-            raise NotifyError(self.channel, f"webhook {self.webhook}: {e.problems[0].message}"
-                              ) from e
-        messages = slack_messages(digest)
-        for n, message in enumerate(messages):
-            if n < envelope.first_part:
-                continue  # delivered by an earlier attempt
-            if n > envelope.first_part and self.pause:
-                time.sleep(self.pause)
+        url = reveal(self.channel, self.webhook, "webhook")
+
+        def send_one(message: dict[str, Any], what: str) -> None:
             body = json.dumps(message, ensure_ascii=False).encode()
             resp = post(self.channel, url, body,
                         {"Content-Type": "application/json; charset=utf-8"},
                         timeout=self.timeout)
             if not 200 <= resp.status < 300:
-                part = f"part {n + 1} of {len(messages)}" if len(messages) > 1 else "message"
-                raise classify(self.channel, resp, part)
-            if envelope.on_part_sent is not None and len(messages) > 1:
-                envelope.on_part_sent(n + 1)
+                raise classify(self.channel, resp, what)
 
+        send_parts(slack_messages(digest), envelope, self.pause, send_one)
 
 SPEC = ChannelSpec("slack", DESK_KEYS, _options, SlackNotifier.for_desk)
 

@@ -44,14 +44,13 @@ server answers is scrubbed of the URL and the signature.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from monitor.channels.base import ChannelSpec, Envelope, classify, post
+from monitor.channels.base import ChannelSpec, Envelope, classify, post, reveal, send_parts
 from monitor.config_keys import Key, secret
-from monitor.errors import ConfigError, NotifyError
+from monitor.errors import NotifyError
 from monitor.text import truncate
 
 if TYPE_CHECKING:
@@ -280,30 +279,20 @@ class TeamsNotifier:
     def send(self, digest: Digest, envelope: Envelope) -> None:
         import json
 
-        try:
-            url = self.webhook.reveal()
-        except ConfigError as e:
-            raise NotifyError(self.channel, f"webhook {self.webhook}: {e.problems[0].message}"
-                              ) from e
-        cards = teams_cards(digest)
-        for n, card in enumerate(cards):
-            if n < envelope.first_part:
-                continue  # delivered by an earlier attempt
-            if n > envelope.first_part and self.pause:
-                time.sleep(self.pause)
+        url = reveal(self.channel, self.webhook, "webhook")
+
+        def send_one(card: dict[str, Any], what: str) -> None:
             body = json.dumps(teams_message(card), ensure_ascii=False,
                               separators=(",", ":")).encode()
             resp = post(self.channel, url, body,
                         {"Content-Type": "application/json; charset=utf-8"},
                         timeout=self.timeout)
             if not 200 <= resp.status < 300:
-                what = f"part {n + 1} of {len(cards)}" if len(cards) > 1 else "message"
                 error = classify(self.channel, resp, what)
                 raise NotifyError(self.channel, _scrub(error.message, url),
                                   permanent=error.permanent, retry_after=error.retry_after)
-            if envelope.on_part_sent is not None and len(cards) > 1:
-                envelope.on_part_sent(n + 1)
 
+        send_parts(teams_cards(digest), envelope, self.pause, send_one)
 
 def _scrub(text: str, url: str) -> str:
     """``text`` without the URL, its query or its signature, should a server echo them."""

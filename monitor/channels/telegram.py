@@ -45,15 +45,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from monitor.channels.base import ChannelSpec, Envelope, Response, post
+from monitor.channels.base import ChannelSpec, Envelope, Response, post, reveal, send_parts
 from monitor.config_keys import Invalid, Key, http_url, secret
-from monitor.errors import ConfigError, NotifyError
+from monitor.errors import NotifyError
 from monitor.text import parse_retry_after, truncate
 
 if TYPE_CHECKING:
@@ -377,11 +376,7 @@ class TelegramNotifier:
                 f"api={urlsplit(self.api_url).hostname!r}, token={self.token})")
 
     def _reveal(self) -> str:
-        try:
-            token = self.token.reveal()
-        except ConfigError as e:
-            raise NotifyError(self.channel, f"bot token {self.token}: "
-                                            f"{e.problems[0].message}") from e
+        token = reveal(self.channel, self.token, "bot token")
         if not _TOKEN.fullmatch(token):
             raise NotifyError(self.channel, f"bot token {self.token}: not a Bot API token "
                                             "(digits, ':', then letters, digits, '-', '_')",
@@ -393,23 +388,18 @@ class TelegramNotifier:
 
         token = self._reveal()
         url = f"{self.api_url}/bot{token}/sendMessage"
-        messages = telegram_messages(digest)
-        for n, text in enumerate(messages):
-            if n < envelope.first_part:
-                continue  # delivered by an earlier attempt
-            if n > envelope.first_part and self.pause:
-                time.sleep(self.pause)
+
+        def send_one(text: str, what: str) -> None:
             body = json.dumps({"chat_id": self.chat_id, "text": text, "parse_mode": "HTML",
                                "disable_web_page_preview": True}, ensure_ascii=False).encode()
             resp = post(self.channel, url, body,
                         {"Content-Type": "application/json; charset=utf-8"},
                         timeout=self.timeout)
-            what = f"part {n + 1} of {len(messages)}" if len(messages) > 1 else "message"
             error = _failure(resp, what, token)
             if error is not None:
                 raise error
-            if envelope.on_part_sent is not None and len(messages) > 1:
-                envelope.on_part_sent(n + 1)
+
+        send_parts(telegram_messages(digest), envelope, self.pause, send_one)
 
 
 # -- what Telegram answered ----------------------------------------------------------

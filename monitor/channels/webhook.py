@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from monitor.channels.base import ChannelSpec, Envelope, classify, post
+from monitor.channels.base import ChannelSpec, Envelope, classify, post, reveal
 from monitor.config_keys import Key, Secret, http_url, secret
-from monitor.errors import ConfigError, NotifyError
 from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
@@ -111,11 +110,8 @@ class WebhookNotifier:
                    "X-News-Monitor-Delivery": str(envelope.delivery_id),
                    TIMESTAMP_HEADER: str(stamp)}
         if self.secret is not None:
-            try:
-                headers[SIGNATURE_HEADER] = sign(self.secret.reveal(), stamp, body)
-            except ConfigError as e:
-                raise NotifyError(self.channel, f"secret {self.secret}: "
-                                                f"{e.problems[0].message}") from e
+            headers[SIGNATURE_HEADER] = sign(reveal(self.channel, self.secret, "secret"), stamp,
+                                             body)
         resp = post(self.channel, self.url, body, headers, timeout=self.timeout)
         if not 200 <= resp.status < 300:
             raise classify(self.channel, resp, urlsplit(self.url).hostname or "webhook")
