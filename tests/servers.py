@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -124,25 +124,20 @@ class Reply:
     delay: float = 0.0
 
 
-class Hook:
-    """A loopback HTTP server: records each POST (once read whole) and answers the
-    next scripted :class:`Reply`, ``otherwise`` once the script runs out (200 "ok";
-    ``Reply(delay=40)`` makes a receiver that always answers 40 s late)."""
+class LoopbackHTTP:
+    """A threaded HTTP server on 127.0.0.1 whose POSTs, read whole, go to
+    :meth:`answer`; its :class:`Reply` is sent after the reply's ``delay`` (the
+    server side of a timeout test)."""
 
-    def __init__(self, otherwise: Reply | None = None) -> None:
-        self.requests: list[Request] = []
-        self.replies: deque[Reply] = deque()
-        self.otherwise = otherwise or Reply()
-        self.arrived: list[float] = []  # time.monotonic() of each request, read whole
-        hook = self
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.requests.append(Request(self.path, {k.lower(): v for k, v in
-                                                         self.headers.items()}, body))
-                hook.arrived.append(time.monotonic())
-                reply = hook.replies.popleft() if hook.replies else hook.otherwise
+                reply = outer.answer(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                     body)
                 if reply.delay:
                     time.sleep(reply.delay)
                 data = reply.body.encode()
@@ -165,16 +160,48 @@ class Hook:
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                        daemon=True)
 
-    def url(self, path: str = "/services/T0001/B0002/S3CR3TTOKEN") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> Hook:
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        raise NotImplementedError
+
+    def start(self) -> None:
         self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Self:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop()
+
+
+class Hook(LoopbackHTTP):
+    """A Slack or webhook receiver: records each POST (once read whole) and answers
+    the next scripted :class:`Reply`, ``otherwise`` once the script runs out (200
+    "ok"; ``Reply(delay=40)`` makes a receiver that always answers 40 s late)."""
+
+    def __init__(self, otherwise: Reply | None = None) -> None:
+        super().__init__()
+        self.requests: list[Request] = []
+        self.replies: deque[Reply] = deque()
+        self.otherwise = otherwise or Reply()
+        self.arrived: list[float] = []  # time.monotonic() of each request, read whole
+
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        with self.lock:
+            self.requests.append(Request(path, headers, body))
+            self.arrived.append(time.monotonic())
+            return self.replies.popleft() if self.replies else self.otherwise
+
+    def url(self, path: str = "/services/T0001/B0002/S3CR3TTOKEN") -> str:
+        return f"{self.base}{path}"
 
 
 # -- a server that accepts and never speaks ----------------------------------------------------

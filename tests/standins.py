@@ -20,14 +20,12 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from servers import LoopbackHTTP, Reply
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                    "ALL_PROXY")
@@ -39,66 +37,7 @@ def clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-# -- the HTTP server both stand-ins run on -----------------------------------------------
-
-
-@dataclass
-class Reply:
-    """A scripted answer: status, body, headers; ``delay`` seconds before it."""
-
-    status: int
-    body: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class _LoopbackServer:
-    """A threaded HTTP server on 127.0.0.1 whose POSTs go to :meth:`answer`."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                reply = outer.answer(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                     body)
-                if reply.delay:
-                    time.sleep(reply.delay)  # the server side of a timeout test
-                data = reply.body.encode()
-                self.send_response(reply.status)
-                for k, v in reply.headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that timed out and left: nothing to report
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# -- both stand-ins run on servers.LoopbackHTTP ----------------------------------------------
 
 
 def _json_reply(status: int, doc: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -222,7 +161,7 @@ def migrated(to: int) -> Reply:
                           migrate_to_chat_id=to)
 
 
-class TelegramStandIn(_LoopbackServer):
+class TelegramStandIn(LoopbackHTTP):
     """The Bot API for one bot (``token``) that is a member of ``chats``.
 
     ``calls`` holds every sendMessage body in arrival order, ``sent`` the messages
@@ -282,12 +221,6 @@ class TelegramStandIn(_LoopbackServer):
             "message_id": len(self.sent), "chat": {"id": chat, "type": "channel"},
             "date": 1767322800, "text": text}})
 
-    def __enter__(self) -> TelegramStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # -- Teams ------------------------------------------------------------------------------
@@ -340,7 +273,7 @@ def check_teams_payload(doc: Any) -> dict[str, Any]:
     return card
 
 
-class TeamsStandIn(_LoopbackServer):
+class TeamsStandIn(LoopbackHTTP):
     """A Workflows webhook: ``url`` has its signature; ``cards`` holds the cards it
     accepted (202), ``bodies`` every POST body; ``fail_at[n]`` answers the n-th POST."""
 
@@ -379,9 +312,3 @@ class TeamsStandIn(_LoopbackServer):
             self.cards.append(card)
             return Reply(202)
 
-    def __enter__(self) -> TeamsStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -17,9 +17,9 @@ import pytest
 from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import Reply
 from standins import (
     TEAMS_MAX_BYTES,
-    Reply,
     TeamsStandIn,
     check_teams_payload,
     teams_error,

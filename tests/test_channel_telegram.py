@@ -15,8 +15,8 @@ import pytest
 from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import Reply
 from standins import (
-    Reply,
     TelegramStandIn,
     chat_not_found,
     forbidden,
