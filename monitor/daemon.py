@@ -65,7 +65,13 @@ from monitor.match import Matcher
 from monitor.models import isoformat_z
 from monitor.pipeline import Poller, PollReport
 from monitor.rules import RuleSet, load_rules, rule_files
-from monitor.settings import Settings, idle_desks, unreadable_secrets, validate_desk_rules
+from monitor.settings import (
+    Settings,
+    config_path,
+    idle_desks,
+    unreadable_secrets,
+    validate_desk_rules,
+)
 from monitor.store import Store
 from monitor.timespec import parse_cron
 
@@ -118,7 +124,7 @@ class Daemon:
         """The last good copy's configuration and rules, when the files are broken
         (``problems``, already logged); None when there is no usable copy."""
         where = lastgood.folder(self.config)
-        path = lastgood.config_path(self.config)
+        path = config_path(self.config)
         try:
             copy = lastgood.find(where, path)
         except (OSError, ValueError) as e:

@@ -46,7 +46,7 @@ from pathlib import Path
 from monitor.errors import ConfigError, Problem
 from monitor.models import isoformat_z
 from monitor.rules import RuleSet, load_rules
-from monitor.settings import CONFIG_ENV, Settings, validate_desk_rules
+from monitor.settings import Settings, config_path, validate_desk_rules
 
 __all__ = ["DEFAULT_SOURCE", "FOLDER", "Copy", "config_path", "copied_settings", "find", "folder",
            "load", "save"]
@@ -82,20 +82,6 @@ class Copy:
     @property
     def saved_text(self) -> str:
         return isoformat_z(self.saved) or ""
-
-
-def config_path(config: str | Path | None,
-                environ: Mapping[str, str] | None = None) -> Path | None:
-    """The configuration file the daemon loads (:func:`monitor.settings.load_settings`'
-    discovery: ``--config``, ``$NEWS_MONITOR_CONFIG``, ``./monitor.toml``), or None for
-    the embedded default."""
-    env = os.environ if environ is None else environ
-    if config is None:
-        if env.get(CONFIG_ENV):
-            config = env[CONFIG_ENV]
-        elif Path("monitor.toml").is_file():
-            config = "monitor.toml"
-    return None if config is None else Path(config)
 
 
 def folder(config: str | Path | None, environ: Mapping[str, str] | None = None) -> Path:

@@ -348,6 +348,19 @@ DESK_KEYS: tuple[Key, ...] = (
 )
 
 
+def config_path(path: Path | str | None, environ: Mapping[str, str] | None = None
+                ) -> Path | None:
+    """The configuration file in use: ``--config PATH``, ``$NEWS_MONITOR_CONFIG``,
+    ``./monitor.toml``; None for the embedded default."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        if env.get(CONFIG_ENV):
+            path = env[CONFIG_ENV]
+        elif Path("monitor.toml").is_file():
+            path = "monitor.toml"
+    return None if path is None else Path(path)
+
+
 def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[ChannelConfig]],
                   environ: Mapping[str, str] | None = None,
                   check_environment: bool = False) -> Settings:
@@ -359,14 +372,9 @@ def load_settings(path: Path | str | None, *, channels: Callable[[], Sequence[Ch
     (needed to poll it).
     """
     env = os.environ if environ is None else environ
-    if path is None:
-        if env.get(CONFIG_ENV):
-            path = env[CONFIG_ENV]
-        elif Path("monitor.toml").is_file():
-            path = "monitor.toml"
+    path = config_path(path, env)
     if path is None:
         return default_settings(env)
-    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

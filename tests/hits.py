@@ -52,3 +52,13 @@ def big_digest(n: int = 120, summary: str = "Summary text " * 30) -> D.Digest:
                 link=f"https://news.example/{rule}/{i}?" + "q" * 150, hours=i)
             for rule in ("cpc-disruption", "btc-diversion", "eaeu-grain-ban") for i in range(n)]
     return D.build_digest("energy", hits, TITLES, T0)
+
+
+def hostile_hits(title: str, summary: str, outlet: str, link: str) -> list[StoredHit]:
+    """Two hits of one story made of any feed text (hypothesis): the first with its
+    evidence on the title's first characters, the second another outlet's copy."""
+    evidence = (Evidence("title", "t", title[:3], 0, min(3, len(title)), 99.0),) \
+        if title else ()
+    return [hit(title or "t", summary, feed=outlet, link=link, evidence=evidence),
+            hit((title or "t") + " - x", summary, feed=outlet,
+                link="https://ok.example/" + link)]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit
+from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit, hostile_hits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import Reply
@@ -38,7 +38,6 @@ from monitor.channels.teams import (
 )
 from monitor.config_keys import Secret
 from monitor.errors import NotifyError
-from monitor.models import Evidence
 from monitor.text import strip_control
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)
@@ -186,11 +185,7 @@ _hostile = st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=12)
 @settings(max_examples=100, deadline=None)
 @given(title=_hostile, summary=_hostile, outlet=_hostile, link=_hostile)
 def test_cards_hold_for_any_feed_text(title: str, summary: str, outlet: str, link: str) -> None:
-    hits = [hit(title or "t", summary, feed=outlet, link=link,
-                       evidence=(Evidence("title", "t", title[:3], 0, min(3, len(title)),
-                                          99.0),) if title else ()),
-            hit((title or "t") + " - x", summary, feed=outlet,
-                       link="https://ok.example/" + link)]
+    hits = hostile_hits(title, summary, outlet, link)
     for kind in ("digest", "alert"):
         digest = D.build_digest("desk", hits, {"cpc-disruption": outlet}, T0, kind=kind)
         cards = teams_cards(digest)
@@ -235,8 +230,8 @@ def test_a_big_digest_is_split_under_the_budget_keeping_every_link_in_order() ->
 
 def test_kazakh_text_is_measured_in_bytes() -> None:
     hits = [hit(f"Қазақстан мұнай экспорты {i}: ҚҚС өзгерісі 🛢", "Ақтау портынан "
-                       "тиеу тоқтатылды, — деді «ҚазМұнайГаз» өкілі. " * 5, hours=i,
-                       feed="Курсив") for i in range(80)]
+                "тиеу тоқтатылды, — деді «ҚазМұнайГаз» өкілі. " * 5, hours=i,
+                feed="Курсив") for i in range(80)]
     digest = D.build_digest("энергетика", hits, {"cpc-disruption": "КТК кедергілері"}, T0)
     cards = teams_cards(digest)
     assert len(cards) > 1

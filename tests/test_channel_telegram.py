@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit
+from hits import T0, TITLES, a_digest, big_digest, evidence_for, hit, hostile_hits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import Reply
@@ -40,7 +40,6 @@ from monitor.channels.telegram import (
 )
 from monitor.config_keys import Secret
 from monitor.errors import NotifyError
-from monitor.models import Evidence
 from monitor.text import strip_control
 
 ENVELOPE = Envelope(delivery_id=7, created_at=T0)
@@ -134,11 +133,7 @@ _hostile = st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=12)
 @given(title=_hostile, summary=_hostile, outlet=_hostile, link=_hostile)
 def test_messages_hold_for_any_feed_text(title: str, summary: str, outlet: str,
                                          link: str) -> None:
-    hits = [hit(title or "t", summary, feed=outlet, link=link,
-                       evidence=(Evidence("title", "t", title[:3], 0, min(3, len(title)),
-                                            99.0),) if title else ()),
-            hit((title or "t") + " - x", summary, feed=outlet,
-                       link="https://ok.example/" + link)]
+    hits = hostile_hits(title, summary, outlet, link)
     for kind in ("digest", "alert"):
         digest = D.build_digest("desk", hits, {"cpc-disruption": outlet}, T0, kind=kind)
         messages = telegram_messages(digest)
@@ -176,8 +171,8 @@ def test_a_big_digest_is_split_between_stories_keeping_every_link_in_order() -> 
 def test_limits_count_utf16_units_kazakh_and_emoji() -> None:
     assert telegram_length("Қазақстан") == 9 and telegram_length("🛢") == 2
     hits = [hit(f"🛢🛢 Қазақстан мұнай экспорты {i}: ҚҚС өзгерісі 🛢", "Ақтау портынан "
-                       "тиеу тоқтатылды, — деді «ҚазМұнайГаз» өкілі. " * 5, hours=i,
-                       feed="Курсив")
+                "тиеу тоқтатылды, — деді «ҚазМұнайГаз» өкілі. " * 5, hours=i,
+                feed="Курсив")
             for i in range(80)]
     digest = D.build_digest("энергетика", hits, {"cpc-disruption": "КТК кедергілері"}, T0)
     messages = telegram_messages(digest)

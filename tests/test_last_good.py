@@ -29,6 +29,7 @@ from monitor.config import load_settings
 from monitor.daemon import Daemon
 from monitor.errors import RuleFileError
 from monitor.rules import load_rules, shipped_rules_dir
+from monitor.settings import config_path
 from monitor.status import running_daemons
 from monitor.store import Store
 
@@ -146,7 +147,7 @@ def test_where_the_copy_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert lastgood.folder(None, {}) == tmp_path / "state" / "last-good"
     assert lastgood.folder(None, {"NEWS_MONITOR_CONFIG": str(config)}) == \
         tmp_path / "etc" / "state" / "last-good"
-    assert lastgood.config_path(None, {}) is None
+    assert config_path(None, {}) is None
 
 
 # -- the daemon's load and reload paths, in process --------------------------------------

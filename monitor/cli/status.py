@@ -88,11 +88,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     last good copy (which it runs on after a restart), the state is read with that."""
     from monitor import lastgood
     from monitor.config import load_settings
+    from monitor.settings import config_path
 
     try:
         return load_settings(args.config)
     except ConfigError as e:
-        path = lastgood.config_path(args.config)
+        path = config_path(args.config)
         try:
             copy = lastgood.find(lastgood.folder(args.config), path)
             if copy is None:
