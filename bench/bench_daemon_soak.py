@@ -151,6 +151,7 @@ def main() -> int:
                         sent = dict(receiver.counts)
                     print(f"{m:6.1f} min  RSS {rss:7.1f} MiB  PSS {pss:7.1f} MiB  "
                           f"published {published:,}  webhook {sent}", flush=True)
+                    common.save_json(a.json, {"samples": samples})  # a look while it runs
         finally:
             _, peak = common.rss_mib(daemon.pid) if daemon.poll() is None else (0.0, 0.0)
             daemon.send_signal(signal.SIGTERM)  # our own child, by its pid
