@@ -105,6 +105,8 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="40 s, small sizes, for CI")
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args()
+    # Stopped with SIGTERM, it still stops its daemon and feed server (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.smoke:
         a.minutes, a.feeds, a.advance, a.sample, a.report = 0.67, 10, 2, 2.0, 0.25
     common.compile_checkout()
@@ -199,8 +201,9 @@ def main() -> int:
         t += a.sample / 60
     print(f"\n{a.feeds} feeds polled every second, {a.advance} new items a second, "
           f"{minutes:.1f} minutes\n")
-    rows = [("RSS at 5 min", f"{rss_at(5):.1f}"), ("RSS at 30 min", f"{rss_at(30):.1f}"),
-            ("RSS at the end", f"{samples[-1][1]:.1f}"),
+    rows = [(f"RSS at {m} min", f"{rss_at(m):.1f}" if m <= minutes else "(shorter run)")
+            for m in (5, 30)]
+    rows += [("RSS at the end", f"{samples[-1][1]:.1f}"),
             ("PSS at the end", f"{samples[-1][2]:.1f}"),
             ("peak RSS (VmHWM)", f"{peak:.1f}"),
             (f"growth over the last half ({half:.0f} min), MiB", f"{growth:+.2f}"),
