@@ -25,6 +25,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
     ("bench_parse.py", "| variant | documents/s |"),
     ("bench_store.py", "| store | figure |"),
     ("bench_daemon_memory.py", "| daemon memory | MiB |"),
+    ("bench_daemon_soak.py", "| daemon soak | value |"),
     ("bench_match.py", "| rule set |"),
 ])
 def test_bench_script_runs_small(script: str, heading: str) -> None:
