@@ -26,7 +26,6 @@ published, once.
 from __future__ import annotations
 
 import argparse
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -76,13 +75,7 @@ def main() -> int:
                 if time.monotonic() - started > 30 + 5 * a.cycles:
                     raise RuntimeError(f"only {cycle} cycles in {time.monotonic() - started:.0f} s")
         finally:
-            _, peak = common.rss_mib(daemon.pid) if daemon.poll() is None else (0.0, 0.0)
-            daemon.send_signal(signal.SIGTERM)  # our own child, by its pid
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            peak = common.stop_daemon(daemon)
             log.close()
         seconds = time.monotonic() - started
         # The entries published in the last cycles may not be polled yet. (Each is

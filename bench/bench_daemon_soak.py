@@ -155,13 +155,7 @@ def main() -> int:
                           f"published {published:,}  webhook {sent}", flush=True)
                     common.save_json(a.json, {"samples": samples})  # a look while it runs
         finally:
-            _, peak = common.rss_mib(daemon.pid) if daemon.poll() is None else (0.0, 0.0)
-            daemon.send_signal(signal.SIGTERM)  # our own child, by its pid
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            peak = common.stop_daemon(daemon)
             log.close()
             receiver.shutdown()
         minutes = (time.monotonic() - started) / 60

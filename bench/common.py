@@ -376,6 +376,19 @@ class TreeSampler(threading.Thread):
         return self.peak
 
 
+def stop_daemon(daemon: subprocess.Popen[bytes]) -> float:
+    """SIGTERM a daemon this script started (by its pid), wait for it (killed after
+    30 s); its peak RSS in MiB while it still ran (0 when it had already ended)."""
+    _, peak = rss_mib(daemon.pid) if daemon.poll() is None else (0.0, 0.0)
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+    return peak
+
+
 def _descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:

@@ -483,10 +483,11 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["monitor.digest", "monitor.stories", "monitor.highlight",
-                                    "monitor.channels.slack", "monitor.channels.webhook"])
+                                    "monitor.channels.slack", "monitor.channels.webhook",
+                                    "monitor.channels.telegram", "monitor.channels.teams"])
 def test_importing_loads_no_heavy_library(module: str) -> None:
-    """digest and stories are pure; Slack and webhook channels need neither Jinja2 nor
-    the database."""
+    """digest and stories are pure; the chat and webhook channels need neither Jinja2
+    nor the database (tests/test_settings.py: nor rapidfuzz, for every channel)."""
     code = (f"import sys, {module}; "
             "print(','.join(m for m in ('sqlalchemy', 'aiohttp', 'feedparser', 'jinja2', "
             "'httpx') if m in sys.modules))")
