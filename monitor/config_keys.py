@@ -65,7 +65,7 @@ class Secret:
         return path if path.is_absolute() or self.base is None else self.base / path
 
     def problem(self) -> str | None:
-        """Why the secret cannot be read now, or None; reads no value."""
+        """Why the secret cannot be read now, or None; never returns the value."""
         kind, _, name = self.ref.partition(":")
         if kind == "env":
             value = os.environ.get(name)
@@ -73,7 +73,7 @@ class Secret:
         path = self.path
         if not os.access(path, os.R_OK) or not path.is_file():
             return _unreadable(path, None)
-        if path.stat().st_size == 0 or not path.read_bytes().strip():
+        if not path.read_bytes().strip():
             return f"secret file {path} is empty"
         return None
 

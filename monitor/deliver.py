@@ -180,10 +180,6 @@ def rule_titles(rules: Mapping[str, str] | RuleSet) -> dict[str, str]:
     return {r.id: r.title for r in rules.rules}
 
 
-def _rule_ids(desk: DeskConfig) -> list[str] | None:
-    return None if "*" in desk.rules else list(desk.rules)
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -288,8 +284,7 @@ class Deliverer:
             d = self.settings.desk(delivery.desk)
             if d is None or delivery.channel not in d.channels:
                 with queue_lock(delivery.desk, delivery.channel):
-                    self._give_up(delivery, f"desk {delivery.desk} no longer has the "
-                                            f"{delivery.channel} channel", report)
+                    self._give_up_orphan(delivery, report)
                 continue
             if d.name not in notifiers:
                 notifiers[d.name] = self._notifiers(d, report, channel)
@@ -321,8 +316,7 @@ class Deliverer:
             with queue_lock(delivery.desk, delivery.channel):
                 if self.store.lease_delivery(delivery.id, self.owner, now=self.clock(),
                                              lease=LEASE):
-                    self._give_up(delivery, f"desk {delivery.desk} no longer has the "
-                                            f"{delivery.channel} channel", report)
+                    self._give_up_orphan(delivery, report)
         return report
 
     def preview(self, desk: str) -> Digest:
@@ -334,7 +328,7 @@ class Deliverer:
         first_seen = self._first_seen(now)
         # The desk's first channel; a desk without one previews every unclaimed hit.
         channel = d.channels[0] if d.channels else ""
-        hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d),
+        hits = self.store.pending_hits(d.name, channel, rule_ids=d.rule_ids,
                                        since=first_seen[d.name], limit=MAX_HITS)
         return self._digest(d, "digest", hits, now)
 
@@ -372,7 +366,7 @@ class Deliverer:
         """Claim the pending hits of one desk and channel, then send them, MAX_HITS a message."""
         first = True
         while not self._stopping():
-            hits = self.store.pending_hits(d.name, channel, rule_ids=_rule_ids(d), since=since,
+            hits = self.store.pending_hits(d.name, channel, rule_ids=d.rule_ids, since=since,
                                            min_severity=min_severity,
                                            matched_after=matched_after, limit=MAX_HITS)
             if not hits and not (first and kind == "digest" and d.send_empty):
@@ -481,6 +475,10 @@ class Deliverer:
             log.warning("delivery %d (%s/%s, %s, %d hits) failed, attempt %d, retry at %s: %s",
                         delivery_id, desk, channel, digest.kind, len(digest.hit_ids),
                         attempts + 1, isoformat_z(next_attempt), error)
+
+    def _give_up_orphan(self, delivery: Delivery, report: DeliveryReport) -> None:
+        self._give_up(delivery, f"desk {delivery.desk} no longer has the {delivery.channel} "
+                                "channel", report)
 
     def _give_up(self, delivery: Delivery, why: str, report: DeliveryReport) -> None:
         self.store.mark_failed(delivery.id, why, permanent=True, next_attempt=None,

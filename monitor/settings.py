@@ -127,6 +127,11 @@ class DeskConfig:
         return "*" in self.rules or rule_id in self.rules
 
     @property
+    def rule_ids(self) -> list[str] | None:
+        """The rules whose hits the desk gets, as the store filters them (None: all)."""
+        return None if "*" in self.rules else list(self.rules)
+
+    @property
     def channels(self) -> tuple[str, ...]:
         """The names of the channels the desk is sent to."""
         return tuple(self.channel_options)

@@ -4,8 +4,8 @@ pending, being retried or failed for good, and the daemons running.
 
 ``news-monitor status`` prints it (as a table, or as this document in JSON),
 ``deliveries list --format json`` prints :func:`delivery_row`, and the web view
-will show the same document. Read-only: the caller opens and closes the store,
-and any :class:`monitor.errors.StorageError` comes through unchanged.
+will show the same document. The caller opens and closes the store, and any
+:class:`monitor.errors.StorageError` comes through unchanged.
 
 The daemons' heartbeats are judged here too: each running daemon refreshes its
 ``daemon:<host>:<pid>`` row every :func:`heartbeat_interval` seconds (and says
@@ -31,7 +31,7 @@ from monitor.timespec import parse_duration
 
 if TYPE_CHECKING:
     from monitor.models import Delivery, FeedState
-    from monitor.settings import DeskConfig, FeedConfig, Settings
+    from monitor.settings import FeedConfig, Settings
     from monitor.store import Store
 
 __all__ = ["HEARTBEAT_ENV", "HEARTBEAT_INTERVAL", "PROBE_KEY", "STALE_AFTER_BEATS",
@@ -236,15 +236,9 @@ def pending_pairs(settings: Settings, store: Store) -> int:
     """Hit x channel pairs not yet delivered, over every desk (``status``'s
     ``pending_deliveries``): unclaimed hits, and hits held by unsent deliveries."""
     first_seen = store.register_desks(d.name for d in settings.desks)
-    return sum(store.count_pending(d.name, channel, rule_ids=_rule_ids(d),
+    return sum(store.count_pending(d.name, channel, rule_ids=d.rule_ids,
                                    since=first_seen[d.name])
                for d in settings.desks for channel in d.channels)
-
-
-def _rule_ids(desk: DeskConfig) -> list[str] | None:
-    # As the Deliverer selects a desk's hits (monitor.deliver), so that what is
-    # counted here is what it would send.
-    return None if "*" in desk.rules else list(desk.rules)
 
 
 def delivery_row(d: Delivery) -> DeliveryRow:
