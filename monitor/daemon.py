@@ -69,6 +69,7 @@ from monitor.settings import (
     Settings,
     config_path,
     idle_desks,
+    redact_url,
     unreadable_secrets,
     validate_desk_rules,
 )
@@ -533,7 +534,7 @@ class Daemon:
             return False
         if settings.storage_url != self.settings.storage_url:
             log.warning("storage.url changed: that takes a restart; keeping %s",
-                        _redact_url(self.settings.storage_url))
+                        redact_url(self.settings.storage_url))
         self._apply(settings, rules)
         if self.on_copy is not None:
             log.info("the fixed files are loaded: no longer on the last good copy of %s",
@@ -623,13 +624,7 @@ def _signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
     """What changes when a rule file is saved, added or removed."""
     try:
         entries = rule_files(directory)
-        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in entries)
+        return tuple((p.name, st.st_mtime_ns, st.st_size)
+                     for p in entries for st in (p.stat(),))
     except OSError:
         return ()
-
-
-def _redact_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
