@@ -204,7 +204,7 @@ class Deliverer:
         self.titles = rule_titles(rules)
         self.owner = owner
         self.clock = clock
-        self.options: dict[str, Any] = dict(options or {})
+        self.options: dict[str, Any] = {"timeout": settings.delivery_timeout, **(options or {})}
         self.stop = stop
 
     # -- the passes ---------------------------------------------------------------

@@ -163,6 +163,8 @@ class Settings:
     log_format: str = "text"  # "json": one JSON object a line, for log shippers
     retention_items: float | None = 180 * 86400.0
     metrics_listen: str | None = None
+    #: the HTTP channels' wait for an answer once a request is sent, in all
+    delivery_timeout: float = 15.0
     templates_dir: Path | None = None
     channel_tables: Mapping[str, object] = field(default_factory=dict)
     #: every secret the file names, as references (none is read to load the file)
@@ -269,6 +271,9 @@ _FLAT: tuple[tuple[str, tuple[Key, ...]], ...] = (
                  field="log_format"))),
     ("retention", (Key("items", _retention, "how long items are kept, or forever",
                        field="retention_items"),)),
+    ("delivery", (Key("timeout", duration,
+                      "the HTTP channels' wait for an answer, in all (email: [smtp] timeout)",
+                      field="delivery_timeout"),)),
     ("metrics", (Key("listen", text("an address such as 127.0.0.1:9464", _listen),
                      "serve Prometheus metrics on HOST:PORT", field="metrics_listen"),)),
     ("templates", (Key("dir", _templates, "templates overriding the shipped ones",
@@ -439,8 +444,7 @@ def parse_settings(text: str, source: str, *, base: Path,
             msg += " (a key or table is given twice)"
         raise ConfigError([Problem(source, line, col, f"invalid TOML: {msg}")]) from e
     r = Reader(source, text, base, check_secrets=check_environment)
-    own = ("storage", "rules", "poll", "feeds", "desks", "log", "retention", "metrics",
-           "templates")
+    own = ("storage", "rules", "poll", "feeds", "desks", *(name for name, _ in _FLAT[2:]))
     specs = channels() if "desks" in data or any(k not in own for k in data) else ()
     tables = [c.table for c in specs if c.table is not None]
     r.known(data, "", [*own[:4], *(t.name for t in tables), *own[4:]])
@@ -473,7 +477,7 @@ def parse_settings(text: str, source: str, *, base: Path,
 
     desks = _read_desks(r, data, specs, channel_tables)
 
-    for name, keys in _FLAT[2:]:  # log, retention, metrics, templates
+    for name, keys in _FLAT[2:]:  # log, retention, delivery, metrics, templates
         t = r.table(data, name)
         r.known(t, name, [k.name for k in keys])
         flat.update(r.read(t, name, keys))

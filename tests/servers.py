@@ -122,6 +122,8 @@ class Reply:
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    #: seconds between bytes: the answer comes one byte at a time, each read in time
+    trickle: float = 0.0
 
 
 class LoopbackHTTP:
@@ -141,6 +143,15 @@ class LoopbackHTTP:
                 if reply.delay:
                     time.sleep(reply.delay)
                 data = reply.body.encode()
+                if reply.trickle:
+                    head = f"HTTP/1.1 {reply.status} OK\r\nContent-Length: {len(data)}\r\n\r\n"
+                    with contextlib.suppress(OSError):  # the client gave up: it may
+                        for byte in head.encode() + data:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
@@ -202,6 +213,29 @@ class Hook(LoopbackHTTP):
 
     def url(self, path: str = "/services/T0001/B0002/S3CR3TTOKEN") -> str:
         return f"{self.base}{path}"
+
+
+# -- a server that never takes the connection --------------------------------------------------
+
+
+class Backlogged:
+    """TCP on 127.0.0.1 whose accept queue is full and never drained: Linux drops
+    the SYN of every further connection, so connecting hangs until the client's
+    connect timeout (a receiver behind a black-holing firewall)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = int(self.sock.getsockname()[1])
+        self.queued = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def __enter__(self) -> Backlogged:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.queued.close()
+        self.sock.close()
 
 
 # -- a server that accepts and never speaks ----------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import threading
 import time as clock_time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,29 @@ def test_a_failing_webhook_recovers_and_holds_back_no_other_channel(
     assert d.send_digests().summary() == d.retry_due().summary() == "nothing to send"
     assert {(x.channel, x.attempts) for x in store.list_deliveries(states=["sent"])} == {
         ("email", 1), ("webhook", 2), ("slack", 3)}
+
+
+@pytest.mark.slow  # it waits out a timeout
+def test_the_configured_delivery_timeout_bounds_an_answer_in_all(
+        store: Store, hook: Hook) -> None:
+    """``[delivery] timeout`` reaches every HTTP channel, and bounds the whole
+    answer: a receiver trickling it a byte at a time, each in time for the
+    socket's own timeout, is cut off like a silent one and the hit stays pending."""
+    desk = desk_config("energy", webhook_url=hook.url("/hook"))
+    cfg = replace(settings(desk), delivery_timeout=1.0)
+    clock = Clock(T0)
+    store.register_desks(["energy"], T0 - timedelta(days=1))
+    d = Deliverer(cfg, store, TITLES, owner="test", clock=clock)
+    add(store, T0, ("Storm halts CPC loadings", "cpc-disruption"))
+    hook.replies.append(Reply(trickle=0.1, body="ok" * 20))  # ~9 s in all, 0.1 s a byte
+    started = clock_time.monotonic()
+    report = d.send_digests()
+    assert clock_time.monotonic() - started < 5  # not the ~9 s of the whole trickle
+    assert report.failed == 1 and "timed out waiting for the answer after 1s" in \
+        report.errors[0]
+    assert [x.state for x in store.list_deliveries()] == ["pending"]
+    clock.advance(minutes=10)
+    assert d.retry_due().sent == 1 and len(hook.requests) == 2
 
 
 def test_a_permanent_failure_is_recorded_and_not_retried(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from desks import desk_config
 from hits import T0, TITLES, hit
-from servers import Hook, Mailbox, Reply, Silent, free_port, parts
+from servers import Backlogged, Hook, Mailbox, Reply, Silent, free_port, parts
 
 from monitor import digest as D
 from monitor.channels import Envelope, build_notifiers
@@ -425,3 +425,10 @@ def test_http_phases_late_answer_is_uncertain_refusal_and_5xx_are_not(
         with pytest.raises(NotifyError) as silence:
             notifier.send(a_digest(), ENVELOPE)
     assert silence.value.uncertain and "timed out waiting for the answer" in str(silence.value)
+    with Backlogged() as full:  # its accept queue is full: the SYN goes unanswered
+        monkeypatch.setenv("NM_TEST_SLACK", f"http://127.0.0.1:{full.port}/x")
+        with pytest.raises(NotifyError) as unreachable:
+            notifier.send(a_digest(), ENVELOPE)
+    # Nothing was sent: certain, and the connect timeout (never above the reply's) named.
+    assert not unreachable.value.uncertain and str(unreachable.value).endswith(
+        "timed out connecting after 0.3s")

@@ -84,6 +84,12 @@ def test_parses_every_section(base: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert desk.quiet_hours is not None and desk.quiet_hours[0].hour == 22
 
 
+def test_the_delivery_timeout_is_read_and_has_a_default(base: Path) -> None:
+    assert parse_settings("", "monitor.toml", base=base).delivery_timeout == 15
+    given = parse_settings('[delivery]\ntimeout = "1m30s"\n', "monitor.toml", base=base)
+    assert given.delivery_timeout == 90
+
+
 def test_secret_never_shows_its_value(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NM_TEST_SMTP_PASSWORD", "hunter2")
     s = parse_settings(GOOD, "monitor.toml", base=base)

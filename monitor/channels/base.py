@@ -12,7 +12,8 @@ their host at most.
 HTTP is the standard library's ``urllib.request``: a few synchronous POSTs per
 digest need no client library. Each phase has its own timeout: connecting
 (:data:`CONNECT_TIMEOUT`, TLS included), then each write and the answer (the
-channel's timeout); an error names the phase. A request sent whole whose
+channel's timeout, for the answer in all: a receiver trickling a byte at a
+time is cut off as one that says nothing); an error names the phase. A request sent whole whose
 answer never came is ``uncertain`` (:class:`~monitor.errors.NotifyError`):
 the receiver may have it. Redirects are not followed (a POST that is
 redirected is a misconfigured URL, and following it could hand the body and
@@ -22,7 +23,9 @@ channel module is imported with the configuration, which a poll loads too.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,6 +128,33 @@ class _Phase(Exception):
         self.cause = cause
 
 
+class _Deadline:
+    """Shuts a socket down once ``seconds`` have passed: the socket's timeout bounds
+    each read, this the whole answer."""
+
+    def __init__(self, sock: Any, seconds: float | None) -> None:
+        self.expired = False
+        self._timer = threading.Timer(seconds or 0.0, self._expire, (sock,))
+        self._timer.daemon = True
+        if seconds is not None:
+            self._timer.start()
+
+    def _expire(self, sock: Any) -> None:
+        import socket
+
+        self.expired = True
+        # The blocked read returns and the answer ends (OSError: it came and was closed).
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+#: The reply deadline of the POST under way in this thread, cancelled when it returns.
+_watch = threading.local()
+
+
 @functools.cache
 def _opener() -> urllib.request.OpenerDirector:
     import http.client
@@ -154,10 +184,11 @@ def _opener() -> urllib.request.OpenerDirector:
                 raise _Phase("send", e) from e
 
         def getresponse(self) -> http.client.HTTPResponse:
+            _watch.deadline = deadline = _Deadline(self.sock, self.timeout)
             try:
                 return super().getresponse()
             except (OSError, http.client.HTTPException) as e:
-                raise _Phase("reply", e) from e
+                raise _Phase("reply", TimeoutError() if deadline.expired else e) from e
 
     class PhasedTLS(Phased, http.client.HTTPSConnection):
         pass
@@ -197,21 +228,27 @@ def post(channel: str, url: str, body: bytes, headers: Mapping[str, str], *,
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "User-Agent": USER_AGENT, **headers})
     try:
-        resp = _opener().open(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        with e:
-            return Response(e.code, _read(e), dict(e.headers.items()))
-    except _Phase as e:
-        raise _phase_error(channel, host, e, timeout) from e.cause
-    except urllib.error.URLError as e:
-        reason = e.reason.cause if isinstance(e.reason, _Phase) else e.reason
-        raise NotifyError(channel, f"{host}: {_reason(reason)}") from e
-    except (OSError, ValueError) as e:
-        # URL parsing errors, whose text may quote the URL: only the type is shown.
-        raise NotifyError(channel, f"{host}: {type(e).__name__}") from e
-    with resp:
-        # The status line came: the outcome is known, whatever happens to the body.
-        return Response(resp.status, _read(resp), dict(resp.headers.items()))
+        try:
+            resp = _opener().open(request, timeout=timeout)
+        except urllib.error.HTTPError as e:
+            with e:
+                return Response(e.code, _read(e), dict(e.headers.items()))
+        except _Phase as e:
+            raise _phase_error(channel, host, e, timeout) from e.cause
+        except urllib.error.URLError as e:
+            reason = e.reason.cause if isinstance(e.reason, _Phase) else e.reason
+            raise NotifyError(channel, f"{host}: {_reason(reason)}") from e
+        except (OSError, ValueError) as e:
+            # URL parsing errors, whose text may quote the URL: only the type is shown.
+            raise NotifyError(channel, f"{host}: {type(e).__name__}") from e
+        with resp:
+            # The status line came: the outcome is known, whatever happens to the body.
+            return Response(resp.status, _read(resp), dict(resp.headers.items()))
+    finally:
+        deadline: _Deadline | None = getattr(_watch, "deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+            _watch.deadline = None
 
 
 def _read(resp: Any) -> str:

@@ -102,7 +102,11 @@ security = "starttls"               # none | starttls | tls (port 465)
 sender = "News Monitor <news-monitor@example.org>"
 username = "news-monitor"           # AUTH user; "" (and no password) for a relay without AUTH
 password = "env:SMTP_PASSWORD"
-timeout = "30s"
+timeout = "30s"                     # the greeting and each reply
+
+# Slack, webhooks, Telegram, Teams: how long to wait for an answer, in all.
+[delivery]
+timeout = "15s"
 
 # A desk: who gets which rules' hits, when, on which channels. Add one table per desk.
 [[desks]]
