@@ -25,8 +25,18 @@ Speed: every term word is indexed under the first 3-4 letters its matches
 start with, and a word that may be misspelt also under the last 3 letters of
 its stem (a typo rarely spoils both). Each distinct text word is looked up
 once and the result memoised; an item none of whose words completes a topic
-term is dismissed after a few C-level set operations. Only the rest pay for
-the word-by-word pass and the rules' logic.
+term is dismissed after a few C-level set operations. Each field is
+normalised and split into words once. The scan then visits only the words
+that start a phrase: those matching a one-word phrase, or the *pivot* of a
+multi-word phrase (its longest word, which every occurrence must match, so
+"the" in "close the border" starts nothing); they are picked out of the
+field's words by set operations and ``itertools.compress``, and the other
+words cost no Python step. A pivot that the index keys miss (a stem unlike
+its word, a typo in both keys) is found when its text word is memoised: by
+its stem, and by rapidfuzz with ``score_cutoff`` against the fuzzy pivots
+within the typo length gaps. Occurrences are listed in the order a scan of
+every word would list them, so verdicts and evidence are those of that
+scan (``bench/check_verdicts.py`` compares them with a git revision's).
 """
 
 from __future__ import annotations
