@@ -19,6 +19,7 @@ polled, with the median and range of the per-cycle figure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def main() -> int:
             log.close()
     counted = [m for m in marks if m[0] >= a.warmup]
     per_cycle = [(b[1] - x[1]) / (a.feeds * (b[0] - x[0]) / 1000)
-                 for x, b in zip(counted, counted[1:], strict=False)]
+                 for x, b in itertools.pairwise(counted)]
     total_cpu = counted[-1][1] - counted[0][1]
     feeds_polled = a.feeds * (counted[-1][0] - counted[0][0])
     ok = sum(c[0] for c in counts)
@@ -93,7 +94,8 @@ def main() -> int:
             ("feeds polled in them", f"{feeds_polled:,} ({not_modified:,} answered 304, "
                                      f"{ok:,} 200)"),
             ("daemon CPU in them, s", f"{total_cpu:.2f} in {wall:.0f} s of wall time"),
-            ("**CPU seconds per 1,000 feeds polled**", f"**{1000 * total_cpu / feeds_polled:.3f}**"),
+            ("**CPU seconds per 1,000 feeds polled**",
+             f"**{1000 * total_cpu / feeds_polled:.3f}**"),
             ("... per cycle, median (min-max)", Stat.of(per_cycle).fmt(3) if per_cycle else "—")]
     print(f"\n{a.feeds} feeds, {a.advance} new entries a cycle\n")
     print(common.table(("daemon steady state", "value"), rows))
