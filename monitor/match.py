@@ -383,13 +383,21 @@ class _CTerm:
         self.within = term.within
 
 
-def _by_phrase(cterms: Iterable[_CTerm]) -> dict[int, tuple[_CTerm, ...]]:
-    """phrase id -> the terms it serves, so a rule looks only at what occurred."""
+class _Phrases(dict[int, tuple["_CTerm", ...]]):
+    """phrase id -> the terms it serves, so a rule looks only at what occurred;
+    ``rank``: each phrase's place in that order."""
+
+    rank: dict[int, int]
+
+
+def _by_phrase(cterms: Iterable[_CTerm]) -> _Phrases:
     out: dict[int, list[_CTerm]] = defaultdict(list)
     for ct in cterms:
         for pid in ct.phrases:
             out[pid].append(ct)
-    return {pid: tuple(cts) for pid, cts in out.items()}
+    phrases = _Phrases((pid, tuple(cts)) for pid, cts in out.items())
+    phrases.rank = {pid: k for k, pid in enumerate(phrases)}
+    return phrases
 
 
 class _CRule:
@@ -492,10 +500,15 @@ class Matcher:
         self._topic_words: set[str] = set()  # memoised words that match a topic term's word
         self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
         # The scan starts an occurrence only at its phrase's pivot, one word that every
-        # occurrence must match there: the longest (rarest), so that "the" or "of"
-        # in "close the border" does not start a candidate at every turn.
-        self._pivot = [max(range(len(ph)), key=[len(w.text) for w in ph].__getitem__)
-                       for ph in self._phrases]
+        # occurrence must match there: the word fewest phrases share, then the longest,
+        # so that "the" in "close the border" (or a word 50 rules use) does not start
+        # candidates at every turn. Any word would give the same occurrences.
+        uses: dict[str, int] = defaultdict(int)
+        for ph in self._phrases:
+            for w in ph:
+                uses[w.text] += 1
+        self._pivot = [min(range(len(ph)), key=[(uses[w.text], -len(w.text)) for w in ph]
+                           .__getitem__) for ph in self._phrases]
         by_stem: dict[str, list[tuple[int, int]]] = defaultdict(list)
         typo_texts: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
         typo_stems: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
@@ -511,7 +524,8 @@ class Matcher:
         self._typo_texts = dict(typo_texts)
         self._typo_stems = dict(typo_stems)
         self._typo_cutoff = min((w.fuzzy for ph in self._phrases for w in ph), default=_EXACT)
-        self._typo_choices: dict[tuple[str, int], tuple[list[str], list[tuple[int, int]]]] = {}
+        self._typo_choices: dict[tuple[str, int],
+                                 tuple[list[str], list[list[tuple[int, int]]]]] = {}
         #: word -> its phrase starts: (phrase, score) for one-word phrases, and the
         #: multi-word phrases whose pivot it matches, ``_kazakh_starts`` in Kazakh text.
         self._starts: dict[str, tuple[tuple[tuple[int, float], ...],
@@ -726,7 +740,7 @@ class Matcher:
                 choices, owners = self._typo_candidates(what, len(text), gap)
                 for _, _, k in extract(text, choices, scorer=ratio, processor=None,
                                        score_cutoff=self._typo_cutoff, limit=None):
-                    candidates.append(owners[k])
+                    candidates.extend(owners[k])
         out: list[int] = []
         for pid, j in dict.fromkeys(candidates):
             if (pid, j) not in known and self._phrases[pid][j].score(word, stems):
@@ -734,15 +748,17 @@ class Matcher:
         return tuple(out)
 
     def _typo_candidates(self, what: str, length: int, gap: int
-                         ) -> tuple[list[str], list[tuple[int, int]]]:
+                         ) -> tuple[list[str], list[list[tuple[int, int]]]]:
         """The fuzzy pivots' texts (or stems) within ``gap`` letters of ``length``."""
         key = (what, length)
         got = self._typo_choices.get(key)
         if got is None:
             table = self._typo_texts if what == "text" else self._typo_stems
-            pairs = [pair for n in range(length - gap, length + gap + 1)
-                     for pair in table.get(n, ())]
-            got = self._typo_choices[key] = ([t for t, _ in pairs], [o for _, o in pairs])
+            owners: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            for n in range(length - gap, length + gap + 1):
+                for text, owner in table.get(n, ()):
+                    owners[text].append(owner)  # each text scored once, however many use it
+            got = self._typo_choices[key] = (list(owners), list(owners.values()))
         return got
 
     def _missed_score(self, pid: int, j: int, word: str, kazakh: bool) -> float:
@@ -839,13 +855,19 @@ class Matcher:
         return first + met, rank, total / weight
 
     @staticmethod
-    def _found(by_phrase: dict[int, tuple[_CTerm, ...]], occs: dict[int, list[_Occ]],
+    def _found(by_phrase: _Phrases, occs: dict[int, list[_Occ]],
                out_of_context: list[_Found] | None = None) -> list[_Found]:
         """The occurrences of a term list in each term's fields, its context checked
         (those dropped for want of their ``near`` terms go to ``out_of_context``)."""
         out: list[_Found] = []
-        for pid, cterms in by_phrase.items():
-            found = occs.get(pid)
+        if len(occs) < len(by_phrase):  # the phrases that occurred, in the list's order
+            rank = by_phrase.rank
+            pids = sorted([pid for pid in occs if pid in rank], key=rank.__getitem__)
+        else:
+            pids = [pid for pid in by_phrase if pid in occs]
+        for pid in pids:
+            found = occs[pid]
+            cterms = by_phrase[pid]
             if not found:
                 continue
             for ct in cterms:
