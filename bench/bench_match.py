@@ -1,38 +1,61 @@
-"""Matching throughput of monitor.match on one core: the 4 shipped rules, then 200 rules.
+"""Matching throughput on three mixes, in-process and whole process, beside a regex baseline.
 
 Run from the repository root::
 
-    PYTHONPATH=. .venv/bin/python bench/bench_match.py            # 10,000 items, 5 runs
-    PYTHONPATH=. .venv/bin/python bench/bench_match.py --smoke    # tiny sizes, for CI
+    .venv/bin/python bench/bench_match.py                       # ~6 min
+    .venv/bin/python bench/bench_match.py --corpus 'PATH/articles-*.jsonl' --runs 5
+    .venv/bin/python bench/bench_match.py --smoke               # tiny sizes, for CI
 
-Items are generated deterministically (seed below): English news-like titles
-(~75 characters) and summaries (~400 characters), one in five in Russian.
-About 6 % carry a planted story for a shipped rule (its name, typed exactly,
-inflected, or with one letter dropped or doubled anywhere in its long words,
-plus the context the rule asks for), and about 10 % a name from one of the
-generated rules.
+The mixes:
 
-The 200-rule set is the 4 shipped rules plus 196 generated rule files of about
-their size and shape (60 names, 5 terms with ``near``, 50 words required close
-by, 8 exclusions: 123 terms each, where the shipped rules average 128),
-written to a temporary folder and loaded with ``monitor.rules.load_rules``
-like any rule folder.
+* **generated**: 10,000 items made here (seed below): English news-like titles
+  (~75 characters) and summaries (~400 characters), one in five in Russian;
+  about 6 % carry a planted story for a shipped rule (its name typed exactly,
+  inflected, or with one letter dropped or doubled), about 10 % a name from
+  other rules (the mix of issue 7);
+* **realistic**: 20,000 items built from article files (``--corpus``, JSON
+  Lines with ``title``, ``lede``, ``body``, ``lang``; default
+  ``bench/data/articles-*.jsonl``): each an article's title and 2-4 of its
+  sentences in a row (the lede first, or a later run of the body), so mostly
+  on topic, in English, Russian and Kazakh, as the held-out sets are written;
+* **3 KB bodies**: 2,000 items, an article's title and its body as the summary,
+  topped up with the next article of its language to ~3,000 characters.
 
-Each run builds a fresh Matcher (so its word memo starts cold) and matches
-every item; the table gives median, min and max items/s over the runs, and a
-"warm" row for a second pass with the same matcher, as in the daemon.
+The last two are skipped, saying so, when no article file is found.
+
+Rule sets: the 4 shipped rules, and 200 rules: those 4 and 196 variants of
+them (:func:`large_rules`: each variant renames most topic terms' longest
+word after a pool of place and company names, keeps 5 % of them and
+every context, ``require`` and ``exclude`` term: rules of the same size and
+shape, about neighbouring topics).
+
+For each mix and rule set, ``--runs`` paired runs, the order of the two tools
+flipping each run: news-monitor and the regex baseline, each as a whole
+process (``news-monitor match FILE``, start-up and output included, against
+``regex_baseline.py FILE``) and in-process (a fresh ``Matcher`` over every
+item, against the baseline's regexes over every item). The baseline is the
+plain regex set one would write by hand (``regex_baseline.py``): per rule,
+one case-insensitive, word-bounded alternation of its topic terms, one per
+``require`` group and one of its exclusions; no ``near``, no distances, no
+stems, no typos. Figures: median (min-max) items/s, and the per-run ratio
+news-monitor / regex, its median.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import random
-import statistics
 import sys
 import tempfile
 import time
+from glob import glob
 from pathlib import Path
+
+import common
+import regex_baseline
+import yaml
+from common import Stat
 
 from monitor.match import Matcher
 from monitor.rules import RuleSet, load_rules, shipped_rules_dir
@@ -191,71 +214,273 @@ def write_extra_rules(directory: Path, count: int, rng: random.Random) -> list[s
     return names
 
 
-def measure(rules: RuleSet, items: list[dict], runs: int) -> dict[str, object]:
-    cold: list[float] = []
-    warm: list[float] = []
-    builds: list[float] = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        matcher = Matcher(rules)
-        builds.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        found = [matcher.match(it["title"], it["summary"]) for it in items]
-        cold.append(len(items) / (time.perf_counter() - t))
-        t = time.perf_counter()
-        for it in items:
-            matcher.match(it["title"], it["summary"])
-        warm.append(len(items) / (time.perf_counter() - t))
-        hit = [bool(it["planted"]) and any(h.rule_id == it["planted"] for h in hits)
-               for it, hits in zip(items, found, strict=True)]
-    return {"cold": cold, "warm": warm, "build": builds, "planted_found": sum(hit),
-            "typos_found": sum(h for h, it in zip(hit, items, strict=True) if it["typo"]),
-            "alerts": sum(len(h) for h in found)}
+DEFAULT_CORPUS = str(common.REPO / "bench" / "data" / "articles-*.jsonl")
+Item = tuple[str, str, str]  # id, title, summary
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_articles(pattern: str) -> list[dict]:
+    """Every article of the files matching ``pattern`` (title, lede, body), in file order."""
+    out: list[dict] = []
+    for path in sorted(glob(pattern)):
+        for k, rec in enumerate(read_jsonl(Path(path))):
+            if rec.get("title") and (rec.get("lede") or rec.get("body")):
+                out.append({"id": str(rec.get("id") or f"{Path(path).stem}-{k}"),
+                            "title": rec["title"], "lede": rec.get("lede") or "",
+                            "body": rec.get("body") or "", "lang": rec.get("lang") or "?"})
+    return out
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences, cut after '.', '!' or '?' and a space (good enough for a mix)."""
+    out: list[str] = []
+    start = 0
+    for k, ch in enumerate(text):
+        if ch in ".!?" and (k + 1 == len(text) or text[k + 1] == " "):
+            piece = text[start:k + 1].strip()
+            if piece:
+                out.append(piece)
+            start = k + 1
+    if text[start:].strip():
+        out.append(text[start:].strip())
+    return out
+
+
+def generated_mix(n: int) -> list[Item]:
+    """The generated mix (the items of issue 7's bench, unchanged: same seed, same draws)."""
+    rng = random.Random(SEED)
+    with tempfile.TemporaryDirectory() as tmp:  # drawn first, as it always was
+        names = write_extra_rules(Path(tmp), 196, rng)
+    items, _ = make_items(n, rng, names)
+    return [(it["id"], it["title"], it["summary"]) for it in items]
+
+
+def realistic_mix(articles: list[dict], n: int) -> list[Item]:
+    """``n`` items: an article's title and 2-4 sentences in a row, the lede first or later."""
+    rng = random.Random(f"{SEED}:realistic")
+    texts = [_sentences(f"{a['lede']} {a['body']}".strip()) for a in articles]
+    out: list[Item] = []
+    for k in range(n):
+        a = k % len(articles)
+        sentences = texts[a]
+        count = rng.randint(2, 4)
+        start = 0 if k < len(articles) or rng.random() < 0.4 else \
+            rng.randrange(max(1, len(sentences) - count + 1))
+        out.append((f"r{k}", articles[a]["title"], " ".join(sentences[start:start + count])))
+    return out
+
+
+def body_mix(articles: list[dict], n: int, size: int = 3000) -> list[Item]:
+    """``n`` items: an article's title and body, topped up to ~``size`` characters with the
+    next articles of its language, cut at a sentence's end."""
+    by_lang: dict[str, list[int]] = {}
+    for k, a in enumerate(articles):
+        by_lang.setdefault(a["lang"], []).append(k)
+    out: list[Item] = []
+    for k in range(n):
+        a = k % len(articles)
+        same = by_lang[articles[a]["lang"]]
+        body = articles[a]["body"] or articles[a]["lede"]
+        step = 1
+        while len(body) < size and step <= len(same):
+            other = articles[same[(same.index(a) + step) % len(same)]]
+            body += " " + (other["body"] or other["lede"])
+            step += 1
+        if len(body) > size:
+            cut = body.rfind(". ", 0, size)
+            body = body[:cut + 1] if cut > size // 2 else body[:size]
+        out.append((f"b{k}", articles[a]["title"], body))
+    return out
+
+
+# -- 200 rules -------------------------------------------------------------------
+
+#: The share of a variant's topic terms kept as the shipped rule has them: topics
+#: overlap a little, as a newsroom's rules do.
+KEEP = 0.05
+_POOL = PLACES + COMPANY_A + [w for w in FILLER_RU if len(w) >= 6]
+
+
+def _vary(term: str, rng: random.Random) -> str:
+    """The term with its longest word renamed after the pool (a '*' kept)."""
+    words = term.split()
+    k = max(range(len(words)), key=lambda i: len(words[i].strip("*")))
+    star = "*" if words[k].endswith("*") else ""
+    words[k] = rng.choice(_POOL) + star
+    return " ".join(words)
+
+
+def _vary_terms(terms: list, rng: random.Random) -> list:
+    out: list = []
+    seen: set[str] = set()
+    for t in terms:
+        text = t if isinstance(t, str) else t["term"]
+        new = text if rng.random() < KEEP else _vary(text, rng)
+        if new.lower() in seen:
+            continue
+        seen.add(new.lower())
+        out.append(new if isinstance(t, str) else {**t, "term": new})
+    return out
+
+
+def write_variant_rules(directory: Path, count: int) -> None:
+    """``count`` variants of the shipped rules (see the module docstring), deterministic."""
+    rng = random.Random(f"{SEED}:variants")
+    shipped = sorted(shipped_rules_dir().glob("*.yaml"))
+    for k in range(count):
+        path = shipped[k % len(shipped)]
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc["id"] = f"{doc['id']}-v{k:03d}"
+        doc["title"] = f"{doc['title']} (variant {k})"
+        doc["terms"] = _vary_terms(doc["terms"], rng)
+        (directory / f"variant-{k:03d}.yaml").write_text(
+            yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def large_rules(directory: Path, count: int = 196) -> RuleSet:
+    """The shipped rules and ``count`` variants, written to ``directory`` and loaded."""
+    for path in shipped_rules_dir().glob("*.yaml"):
+        (directory / path.name).write_bytes(path.read_bytes())
+    write_variant_rules(directory, count)
+    return load_rules(directory)
+
+
+# -- measuring -------------------------------------------------------------------
+
+
+def write_items(path: Path, items: list[Item]) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for key, title, summary in items:
+            f.write(json.dumps({"id": key, "title": title, "summary": summary},
+                               ensure_ascii=False) + "\n")
+    return path
+
+
+def in_process_nm(rules: RuleSet, items: list[Item]) -> tuple[float, int]:
+    """Seconds to match every item with a fresh matcher, and the hits."""
+    started = time.perf_counter()
+    matcher = Matcher(rules)
+    hits = sum(len(matcher.match(title, summary)) for _, title, summary in items)
+    return time.perf_counter() - started, hits
+
+
+def in_process_regex(rules: RuleSet, items: list[Item]) -> tuple[float, int]:
+    started = time.perf_counter()
+    baseline = regex_baseline.Baseline(rules)
+    hits = sum(len(baseline.match(title, summary)) for _, title, summary in items)
+    return time.perf_counter() - started, hits
+
+
+def whole_nm(config: Path, file: Path) -> tuple[float, int]:
+    run = common.run(common.nm_command(config, "match", str(file)), env=common.nm_env())
+    return run.wall, run.out.count("\n")
+
+
+def whole_regex(rules_dir: Path, file: Path) -> tuple[float, int]:
+    run = common.run([sys.executable, str(Path(__file__).with_name("regex_baseline.py")),
+                      str(rules_dir), str(file)], env=common.nm_env())
+    return run.wall, run.out.count("\n")
+
+
+def measure(label: str, mix: str, rules: RuleSet, rules_dir: Path, items: list[Item],
+            work: Path, runs: int) -> dict[str, object]:
+    file = write_items(work / f"{mix}.jsonl", items)
+    config = common.write_config(work / f"{mix}-{len(rules)}.toml", [], db_url="sqlite://",
+                                 rules_dir=rules_dir)
+    got: dict[str, list[float]] = {k: [] for k in ("nm_whole", "re_whole", "nm_in", "re_in")}
+    hits: dict[str, int] = {}
+    for run in range(runs):
+        order = [("nm", whole_nm, config, in_process_nm), ("re", whole_regex, rules_dir,
+                                                            in_process_regex)]
+        for tool, whole, arg, inproc in order if run % 2 == 0 else order[::-1]:
+            seconds, n = whole(arg, file)  # type: ignore[operator]
+            got[f"{tool}_whole"].append(len(items) / seconds)
+            seconds, n_in = inproc(rules, items)
+            got[f"{tool}_in"].append(len(items) / seconds)
+            if n != n_in:
+                raise AssertionError(f"{tool}: {n} hits in a process, {n_in} in-process")
+            hits[tool] = n
+        print(f"  {label}, {mix}, run {run + 1}/{runs}: news-monitor "
+              f"{got['nm_whole'][-1]:,.0f} / {got['nm_in'][-1]:,.0f} items/s, regex "
+              f"{got['re_whole'][-1]:,.0f} / {got['re_in'][-1]:,.0f} (whole / in-process)",
+              flush=True)
+    return {"runs": got, "hits": hits, "items": len(items)}
+
+
+def _row(label: str, mix: str, r: dict) -> tuple[str, ...]:
+    runs = r["runs"]
+    whole = Stat.of([a / b for a, b in zip(runs["nm_whole"], runs["re_whole"], strict=True)])
+    inproc = Stat.of([a / b for a, b in zip(runs["nm_in"], runs["re_in"], strict=True)])
+
+    def rate(values: list[float]) -> str:
+        return Stat.of(values).fmt(0)
+
+    return (label, mix, f"{r['items']:,}", rate(runs["nm_whole"]), rate(runs["re_whole"]),
+            f"**{whole.fmt()}** ×", rate(runs["nm_in"]), rate(runs["re_in"]),
+            f"{inproc.fmt()} ×", f"{1000 * r['hits']['nm'] / r['items']:.0f} / "
+            f"{1000 * r['hits']['re'] / r['items']:.0f}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--items", type=int, default=10_000)
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS,
+                    help="article files (title, lede, body), a glob; default %(default)s")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--items", type=int, default=10_000, help="items of the generated mix")
+    ap.add_argument("--realistic", type=int, default=20_000, help="items of the realistic mix")
+    ap.add_argument("--bodies", type=int, default=2_000, help="items of 3 KB bodies")
+    ap.add_argument("--mix", nargs="+", choices=("generated", "realistic", "bodies"),
+                    default=["generated", "realistic", "bodies"])
+    ap.add_argument("--rule-sets", nargs="+", choices=("4", "200"), default=["4", "200"])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    ap.add_argument("--json", metavar="PATH", help="also write every figure here")
     a = ap.parse_args()
     if a.smoke:
-        a.items, a.runs = 300, 1
-    if hasattr(os, "sched_setaffinity"):  # one core, as the target says
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    rng = random.Random(SEED)
-    shipped = load_rules(shipped_rules_dir())
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        extra_names = write_extra_rules(folder, 196 if not a.smoke else 20, rng)
-        for path in shipped_rules_dir().glob("*.yaml"):
-            (folder / path.name).write_bytes(path.read_bytes())
-        large = load_rules(folder)
-    items, planted = make_items(a.items, rng, extra_names)
-    title_len = statistics.median(len(it["title"]) for it in items)
-    summary_len = statistics.median(len(it["summary"]) for it in items)
-    print(f"{len(items)} items (median title {title_len:.0f} chars, summary {summary_len:.0f}), "
-          f"{planted} with a planted shipped-rule story; {a.runs} runs; "
-          f"Python {sys.version.split()[0]}")
-    print()
-    print("| rule set | figure | median | min | max |")
-    print("|---|---|---|---|---|")
-    for label, rules in ((f"{len(shipped)} shipped rules", shipped),
-                         (f"{len(large)} rules", large)):
-        r = measure(rules, items, a.runs)
-        for name, unit in (("cold", "items/s"), ("warm", "items/s")):
-            values = r[name]
-            assert isinstance(values, list)
-            print(f"| {label} | {name} match, {unit} | {statistics.median(values):,.0f} | "
-                  f"{min(values):,.0f} | {max(values):,.0f} |")
-        builds = r["build"]
-        assert isinstance(builds, list)
-        print(f"| {label} | compile, s | {statistics.median(builds):.3f} | {min(builds):.3f} | "
-              f"{max(builds):.3f} |")
-        typos = sum(1 for it in items if it["typo"])
-        print(f"| {label} | planted stories found | {r['planted_found']} / {planted} | | |")
-        print(f"| {label} | ... of them with a typo | {r['typos_found']} / {typos} | | |")
-        print(f"| {label} | alerts per 1,000 items | {1000 * r['alerts'] / len(items):.1f} | | |")
+        a.items, a.realistic, a.bodies, a.runs = 200, 200, 20, 1
+    print(f"machine: {common.machine()}")
+    common.compile_checkout()
+    articles = read_articles(a.corpus)
+    mixes: dict[str, list[Item]] = {}
+    if "generated" in a.mix:
+        mixes["generated"] = generated_mix(a.items)
+    for name in ("realistic", "bodies"):
+        if name not in a.mix:
+            continue
+        if not articles:
+            print(f"{name} mix: skipped: no article file matches {a.corpus} (--corpus PATTERN)")
+            continue
+        mixes[name] = (realistic_mix(articles, a.realistic) if name == "realistic"
+                       else body_mix(articles, a.bodies))
+    for name, items in mixes.items():
+        lengths = sorted(len(s) for _, _, s in items)
+        print(f"{name} mix: {len(items):,} items, median summary {lengths[len(lengths) // 2]:,} "
+              f"characters")
+    results: dict[str, dict] = {}
+    rows = []
+    with common.workdir("nm-bench-match-") as work:
+        sets: list[tuple[str, RuleSet, Path]] = []
+        if "4" in a.rule_sets:
+            sets.append(("4 shipped rules", load_rules(shipped_rules_dir()), shipped_rules_dir()))
+        if "200" in a.rule_sets:
+            (work / "rules200").mkdir()
+            large = large_rules(work / "rules200", 196 if not a.smoke else 16)
+            sets.append((f"{len(large)} rules", large, work / "rules200"))
+        for label, rules, rules_dir in sets:
+            for mix, items in mixes.items():
+                r = measure(label, mix, rules, rules_dir, items, work, a.runs)
+                results[f"{label} {mix}"] = r
+                rows.append(_row(label, mix, r))
+    print(f"\n{a.runs} paired runs per row; Python {sys.version.split()[0]}\n")
+    print(common.table(("rule set", "mix", "items", "news-monitor match, whole process, items/s",
+                        "regex, whole process, items/s", "news-monitor / regex",
+                        "news-monitor, in-process, items/s", "regex, in-process, items/s",
+                        "in-process ratio", "hits per 1,000 items (news-monitor / regex)"),
+                       rows))
+    common.save_json(a.json, {"machine": common.machine(), "results": results})
     return 0
 
 

@@ -25,8 +25,18 @@ Speed: every term word is indexed under the first 3-4 letters its matches
 start with, and a word that may be misspelt also under the last 3 letters of
 its stem (a typo rarely spoils both). Each distinct text word is looked up
 once and the result memoised; an item none of whose words completes a topic
-term is dismissed after a few C-level set operations. Only the rest pay for
-the word-by-word pass and the rules' logic.
+term is dismissed after a few C-level set operations. Each field is
+normalised and split into words once. The scan then visits only the words
+that start a phrase: those matching a one-word phrase, or the *pivot* of a
+multi-word phrase (its longest word, which every occurrence must match, so
+"the" in "close the border" starts nothing); they are picked out of the
+field's words by set operations and ``itertools.compress``, and the other
+words cost no Python step. A pivot that the index keys miss (a stem unlike
+its word, a typo in both keys) is found when its text word is memoised: by
+its stem, and by rapidfuzz with ``score_cutoff`` against the fuzzy pivots
+within the typo length gaps. Occurrences are listed in the order a scan of
+every word would list them, so verdicts and evidence are those of that
+scan (``bench/check_verdicts.py`` compares them with a git revision's).
 """
 
 from __future__ import annotations
@@ -35,8 +45,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from itertools import accumulate, compress, count
+from typing import NamedTuple
 
 from rapidfuzz.fuzz import ratio
+from rapidfuzz.process import extract
 
 from monitor.models import Evidence, Match
 from monitor.normalize import (
@@ -221,9 +234,9 @@ def _make_word(word: str, prefix: bool, fuzzy: float, *, latin: bool = False) ->
                  kazakh=cyrillic and len(word) >= MIN_KAZAKH_BASE)
 
 
-@dataclass(frozen=True, slots=True)
-class _Occ:
-    """One occurrence of a compiled word sequence in a field."""
+class _Occ(NamedTuple):
+    """One occurrence of a compiled word sequence in a field (a tuple: made by the
+    thousand per article, where a dataclass costs three times as much)."""
 
     field: str
     first: int    # index of its first word
@@ -370,13 +383,21 @@ class _CTerm:
         self.within = term.within
 
 
-def _by_phrase(cterms: Iterable[_CTerm]) -> dict[int, tuple[_CTerm, ...]]:
-    """phrase id -> the terms it serves, so a rule looks only at what occurred."""
+class _Phrases(dict[int, tuple["_CTerm", ...]]):
+    """phrase id -> the terms it serves, so a rule looks only at what occurred;
+    ``rank``: each phrase's place in that order."""
+
+    rank: dict[int, int]
+
+
+def _by_phrase(cterms: Iterable[_CTerm]) -> _Phrases:
     out: dict[int, list[_CTerm]] = defaultdict(list)
     for ct in cterms:
         for pid in ct.phrases:
             out[pid].append(ct)
-    return {pid: tuple(cts) for pid, cts in out.items()}
+    phrases = _Phrases((pid, tuple(cts)) for pid, cts in out.items())
+    phrases.rank = {pid: k for k, pid in enumerate(phrases)}
+    return phrases
 
 
 class _CRule:
@@ -391,6 +412,31 @@ class _CRule:
         self.topic = _by_phrase(topic)
         self.require = tuple((within, _by_phrase(cts)) for within, cts in require)
         self.exclude = _by_phrase(exclude)
+
+
+#: :data:`WORD_RE` as a split: the separators and the words, alternating.
+_SPLIT_RE = re.compile(f"({WORD_RE.pattern})")
+
+
+class _Field:
+    """One normalised field's words, split once per item: ``words`` in order,
+    ``distinct`` for the set operations, and ``bounds`` (on demand, for the
+    occurrences' offsets): word ``i`` spans ``bounds[2i]`` to ``bounds[2i + 1]``."""
+
+    __slots__ = ("_bounds", "distinct", "text", "words")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.words: list[str] = WORD_RE.findall(text)
+        self.distinct = set(self.words)
+        self._bounds: list[int] | None = None
+
+    @property
+    def bounds(self) -> list[int]:
+        if self._bounds is None:
+            # The lengths of separators and words, summed as they come, all in C.
+            self._bounds = list(accumulate(map(len, _SPLIT_RE.split(self.text))))
+        return self._bounds
 
 
 def _distance(a: _Occ, b: _Occ) -> int:
@@ -453,6 +499,44 @@ class Matcher:
         self._kazakh_memo: dict[str, tuple[tuple[int, int, float], ...]] = {}  # Kazakh text only
         self._topic_words: set[str] = set()  # memoised words that match a topic term's word
         self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
+        # The scan starts an occurrence only at its phrase's pivot, one word that every
+        # occurrence must match there: the word fewest phrases share, then the longest,
+        # so that "the" in "close the border" (or a word 50 rules use) does not start
+        # candidates at every turn. Any word would give the same occurrences.
+        uses: dict[str, int] = defaultdict(int)
+        for ph in self._phrases:
+            for w in ph:
+                uses[w.text] += 1
+        self._pivot = [min(range(len(ph)), key=[(uses[w.text], -len(w.text)) for w in ph]
+                           .__getitem__) for ph in self._phrases]
+        by_stem: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        typo_texts: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
+        typo_stems: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
+        for pid, (phrase, pivot) in enumerate(zip(self._phrases, self._pivot, strict=True)):
+            w = phrase[pivot]
+            if len(phrase) == 1 or w.prefix:
+                continue  # a single word, a prefix: what the index finds is all there is
+            by_stem[w.stem].append((pid, pivot))
+            if w.fuzzy <= 100:
+                typo_texts[len(w.text)].append((w.text, (pid, pivot)))
+                typo_stems[len(w.stem)].append((w.stem, (pid, pivot)))
+        self._pivot_stems = dict(by_stem)
+        self._typo_texts = dict(typo_texts)
+        self._typo_stems = dict(typo_stems)
+        self._typo_cutoff = min((w.fuzzy for ph in self._phrases for w in ph), default=_EXACT)
+        self._typo_choices: dict[tuple[str, int],
+                                 tuple[list[str], list[list[tuple[int, int]]]]] = {}
+        #: word -> its phrase starts: (phrase, score) for one-word phrases, and the
+        #: multi-word phrases whose pivot it matches, ``_kazakh_starts`` in Kazakh text.
+        self._starts: dict[str, tuple[tuple[tuple[int, float], ...],
+                                      tuple[int, ...]]] = {}
+        self._kazakh_starts: dict[str, tuple[tuple[tuple[int, float], ...],
+                                             tuple[int, ...]]] = {}
+        self._known: dict[str, dict[tuple[int, int], float]] = {}  # word -> memo, as a dict
+        self._kazakh_known: dict[str, dict[tuple[int, int], float]] = {}
+        #: (phrase, word position, text word) -> (score, takes a Kazakh ending): the
+        #: words next to an occurrence that their index keys missed.
+        self._missed: dict[tuple[int, int, str], tuple[float, bool]] = {}
 
     @classmethod
     def compile(cls, rules: RuleSet) -> Matcher:
@@ -468,9 +552,10 @@ class Matcher:
         """One :class:`Match` per rule that hits the item, in rule-set order."""
         texts = {"title": title or "", "summary": summary or ""}
         norms = {f: normalize(texts[f]) for f in self._fields}
-        if not self._may_hit(norms):
+        fields = self._tokenize(norms)
+        if not self._may_hit(fields):
             return []
-        occs = self._occurrences(texts, norms)
+        occs = self._occurrences(texts, fields)
         candidates: set[int] = set()
         for pid in occs:
             candidates.update(self._rules_of_phrase.get(pid, ()))
@@ -493,10 +578,11 @@ class Matcher:
             raise KeyError(rule_id)
         texts = {"title": title or "", "summary": summary or ""}
         norms = {f: normalize(texts[f]) for f in self._fields}
+        fields = self._tokenize(norms)
         # Dismissed by the prefilter, the rule's topic is not looked for (as in
         # match); the rest is still scanned, to say which other terms occur.
-        trace = _Trace(dismissed=not self._may_hit(norms))
-        occs = self._occurrences(texts, norms)
+        trace = _Trace(dismissed=not self._may_hit(fields))
+        occs = self._occurrences(texts, fields)
         cr = self._crules[r]
         verdict = self._decide(cr, occs, texts, norms, trace)
         why = trace.explanation(cr.rule, verdict, texts, norms)
@@ -532,7 +618,12 @@ class Matcher:
                                                     round(similarity, 1), w.fuzzy)
         return sorted(best.values(), key=lambda m: -m.similarity)[:MAX_NEAR_MISSES]
 
-    def _may_hit(self, norms: dict[str, Normalized]) -> bool:
+    @staticmethod
+    def _tokenize(norms: dict[str, Normalized]) -> dict[str, _Field]:
+        """Each normalised field's words, split once for the prefilter and the scan."""
+        return {f: _Field(norm.text) for f, norm in norms.items()}
+
+    def _may_hit(self, fields: dict[str, _Field]) -> bool:
         """The exact prefilter: False for an item none of whose words completes a topic term.
 
         It memoises the item's new words on the way (what :meth:`_scan` reads).
@@ -544,22 +635,24 @@ class Matcher:
             self._stems.clear()
             self._topic_words.clear()
             self._topic_hits.clear()
+            for cache in (self._starts, self._kazakh_starts, self._known,
+                          self._kazakh_known, self._missed):
+                cache.clear()
         present: set[str] = set()
-        for norm in norms.values():
-            words = set(WORD_RE.findall(norm.text))
+        for fld in fields.values():
+            words = fld.distinct
             for word in words.difference(memo):
                 self._learn(word)
             present.update(self._topic_words.intersection(words))
         return bool(present) and self._may_occur(present)
 
     def _occurrences(self, texts: dict[str, str],
-                     norms: dict[str, Normalized]) -> dict[int, list[_Occ]]:
+                     fields: dict[str, _Field]) -> dict[int, list[_Occ]]:
         """Every occurrence of every phrase in the item's fields (words memoised first)."""
         occs: dict[int, list[_Occ]] = defaultdict(list)
-        kazakh = not KAZAKH_LETTERS.isdisjoint(texts["title"]) or \
-            not KAZAKH_LETTERS.isdisjoint(texts["summary"])
-        for f in self._fields:
-            self._scan(f, norms[f].text, occs, kazakh)
+        kazakh = any(not KAZAKH_LETTERS.isdisjoint(text) for text in texts.values())
+        for f, fld in fields.items():
+            self._scan(f, fld, occs, kazakh)
         return occs
 
     def _may_occur(self, words: set[str]) -> bool:
@@ -609,65 +702,172 @@ class Matcher:
         if topic:
             self._topic_words.add(word)
             self._topic_hits[word] = tuple(topic)
+        known = {(pid, j): score for pid, j, score in out}
+        self._known[word] = known
+        starts = self._starts_of(out)
+        missed = self._pivots_missed(word, known)
+        if starts[0] or starts[1] or missed:
+            self._starts[word] = (starts[0], starts[1] + missed)
+        if kazakh:
+            self._kazakh_known[word] = {(pid, j): score for pid, j, score in kazakh}
+            starts = self._starts_of(kazakh)
+            if starts[0] or starts[1]:
+                self._kazakh_starts[word] = starts
 
-    def _scan(self, field: str, text: str, occs: dict[int, list[_Occ]], kazakh: bool) -> None:
+    def _starts_of(self, found: list[tuple[int, int, float]]
+                   ) -> tuple[tuple[tuple[int, float], ...], tuple[int, ...]]:
+        """The phrase starts among a word's matches (see ``_starts``)."""
+        phrases, pivot = self._phrases, self._pivot
+        return (tuple((pid, score) for pid, j, score in found if len(phrases[pid]) == 1),
+                tuple(pid for pid, j, _ in found
+                      if len(phrases[pid]) > 1 and j == pivot[pid]))
+
+    def _pivots_missed(self, word: str, known: dict[tuple[int, int], float]) -> tuple[int, ...]:
+        """The multi-word phrases whose pivot ``word`` matches though the index keys
+        missed it: by its stem (``dying`` / ``die``), or misspelt in both keys.
+
+        Candidates come from the pivots of the same stem and, by rapidfuzz with
+        ``score_cutoff``, the fuzzy pivots within the typo length gaps; each is
+        then scored as the scan would score it, so the starts are exact."""
+        stems = self._stems
+        word_stem = stems.get(word)
+        if word_stem is None:
+            word_stem = stems[word] = stem(word)
+        candidates = list(self._pivot_stems.get(word_stem, ()))
+        if len(word) >= MIN_FUZZY_LENGTH and self._typo_texts:
+            for what, text, gap in (("text", word, MAX_TYPO_LENGTH_GAP),
+                                    ("stem", word_stem, MAX_TYPO_STEM_GAP)):
+                choices, owners = self._typo_candidates(what, len(text), gap)
+                for _, _, k in extract(text, choices, scorer=ratio, processor=None,
+                                       score_cutoff=self._typo_cutoff, limit=None):
+                    candidates.extend(owners[k])
+        out: list[int] = []
+        for pid, j in dict.fromkeys(candidates):
+            if (pid, j) not in known and self._phrases[pid][j].score(word, stems):
+                out.append(pid)
+        return tuple(out)
+
+    def _typo_candidates(self, what: str, length: int, gap: int
+                         ) -> tuple[list[str], list[list[tuple[int, int]]]]:
+        """The fuzzy pivots' texts (or stems) within ``gap`` letters of ``length``."""
+        key = (what, length)
+        got = self._typo_choices.get(key)
+        if got is None:
+            table = self._typo_texts if what == "text" else self._typo_stems
+            owners: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            for n in range(length - gap, length + gap + 1):
+                for text, owner in table.get(n, ()):
+                    owners[text].append(owner)  # each text scored once, however many use it
+            got = self._typo_choices[key] = (list(owners), list(owners.values()))
+        return got
+
+    def _missed_score(self, pid: int, j: int, word: str, kazakh: bool) -> float:
+        """Word ``j`` of a phrase against a text word its index keys missed (a typo in
+        both, or a stem unlike the word's start), memoised: 0 when it does not match."""
+        key = (pid, j, word)
+        known = self._missed.get(key)
+        if known is None:
+            w = self._phrases[pid][j]
+            known = self._missed[key] = (w.score(word, self._stems),
+                                         w.takes_kazakh_ending(word))
+        score, ending = known
+        return 100.0 if not score and kazakh and ending else score
+
+    def _scan(self, field: str, fld: _Field, occs: dict[int, list[_Occ]], kazakh: bool) -> None:
         """Find every occurrence of every phrase in one normalised field
-        (``kazakh``: the item is Kazakh text)."""
-        memo = self._memo
-        kazakh_memo = self._kazakh_memo if kazakh else {}
-        spans: list[tuple[int, int]] = []
-        words: list[str] = []
-        anchors: dict[tuple[int, int], dict[int, float]] = {}
-        for i, m in enumerate(WORD_RE.finditer(text)):
-            word = m.group()
-            spans.append(m.span())
-            words.append(word)
-            found = memo[word]
-            if kazakh_memo and word in kazakh_memo:
-                found = found + kazakh_memo[word]
-            for pid, j, score in found:
-                known = anchors.get((pid, i - j))
-                if known is None:
-                    anchors[(pid, i - j)] = {j: score}
-                else:
-                    known[j] = score
-        if not anchors:
+        (``kazakh``: the item is Kazakh text).
+
+        Only the words that start a phrase (a one-word phrase, a multi-word
+        phrase's pivot) are visited: the others are passed over by set
+        operations and ``compress``, in C. Each occurrence is then checked word
+        by word, and listed in the order of its first word the index found (as
+        a scan of every word would list them).
+        """
+        starts = self._starts
+        kazakh_starts = self._kazakh_starts if kazakh else {}
+        visit = starts.keys() & fld.distinct
+        if kazakh_starts:
+            visit.update(kazakh_starts.keys() & fld.distinct)
+        if not visit:
             return
-        phrases, stems = self._phrases, self._stems
+        words = fld.words
+        bounds = fld.bounds
+        phrases, pivots = self._phrases, self._pivot
         n_words = len(words)
-        for (pid, first), known in anchors.items():
-            phrase = phrases[pid]
-            last = first + len(phrase)
-            if first < 0 or last > n_words:
-                continue
-            if len(phrase) == 1:
-                occs[pid].append(_Occ(field, first, last, spans[first][0], spans[first][1],
-                                      known[0]))
-                continue
-            total = weight = 0.0
-            for j, w in enumerate(phrase):
-                word_score = known.get(j)
-                if word_score is None:  # misspelt in both its keys: the index missed it
-                    word_score = w.score(words[first + j], stems)
-                    if not word_score and kazakh and w.takes_kazakh_ending(words[first + j]):
-                        word_score = 100.0
-                    if not word_score:
-                        break
-                size = len(w.text)
-                total += word_score * size
-                weight += size
-            else:
-                occs[pid].append(_Occ(field, first, last, spans[first][0], spans[last - 1][1],
-                                      total / weight))
+        multi: dict[int, list[tuple[int, int, _Occ]]] = {}
+        for i in compress(count(), map(visit.__contains__, words)):
+            word = words[i]
+            single, several = starts.get(word, ((), ()))
+            if kazakh_starts and word in kazakh_starts:
+                more = kazakh_starts[word]
+                single, several = single + more[0], several + more[1]
+            for pid, score in single:
+                occs[pid].append(_Occ(field, i, i + 1, bounds[2 * i], bounds[2 * i + 1], score))
+            for pid in several:
+                first = i - pivots[pid]
+                phrase = phrases[pid]
+                last = first + len(phrase)
+                if first < 0 or last > n_words:
+                    continue
+                found = self._complete(pid, phrase, words, first, kazakh)
+                if found is not None:
+                    at, rank, score = found
+                    multi.setdefault(pid, []).append(
+                        (at, rank, _Occ(field, first, last, bounds[2 * first],
+                                        bounds[2 * last - 1], score)))
+        for pid, listed in multi.items():
+            if len(listed) > 1:
+                listed.sort(key=lambda f: (f[0], f[1]))
+            occs[pid].extend(f[2] for f in listed)
+
+    def _complete(self, pid: int, phrase: tuple[_Word, ...], words: list[str], first: int,
+                  kazakh: bool) -> tuple[int, int, float] | None:
+        """Whether phrase ``pid`` occurs at word ``first``: (the word where a scan of
+        every word would have met it first, that word's rank among its matches,
+        the occurrence's score), or None."""
+        known_of, kazakh_of = self._known, self._kazakh_known
+        total = weight = 0.0
+        met: int | None = None
+        for j, w in enumerate(phrase):
+            word = words[first + j]
+            word_score = known_of[word].get((pid, j))
+            if word_score is None and kazakh and word in kazakh_of:
+                word_score = kazakh_of[word].get((pid, j))
+            if word_score is None:  # misspelt in both its keys: the index missed it
+                word_score = self._missed_score(pid, j, word, kazakh)
+                if not word_score:
+                    return None
+            elif met is None:
+                met = j
+            size = len(w.text)
+            total += word_score * size
+            weight += size
+        if met is None:  # no word the index found: a scan of every word never saw it
+            return None
+        word = words[first + met]
+        rank = 0
+        for key in known_of[word]:
+            if key == (pid, met):
+                break
+            rank += 1
+        else:
+            rank = len(known_of[word]) + list(kazakh_of[word]).index((pid, met))
+        return first + met, rank, total / weight
 
     @staticmethod
-    def _found(by_phrase: dict[int, tuple[_CTerm, ...]], occs: dict[int, list[_Occ]],
+    def _found(by_phrase: _Phrases, occs: dict[int, list[_Occ]],
                out_of_context: list[_Found] | None = None) -> list[_Found]:
         """The occurrences of a term list in each term's fields, its context checked
         (those dropped for want of their ``near`` terms go to ``out_of_context``)."""
         out: list[_Found] = []
-        for pid, cterms in by_phrase.items():
-            found = occs.get(pid)
+        if len(occs) < len(by_phrase):  # the phrases that occurred, in the list's order
+            rank = by_phrase.rank
+            pids = sorted([pid for pid in occs if pid in rank], key=rank.__getitem__)
+        else:
+            pids = [pid for pid in by_phrase if pid in occs]
+        for pid in pids:
+            found = occs[pid]
+            cterms = by_phrase[pid]
             if not found:
                 continue
             for ct in cterms:

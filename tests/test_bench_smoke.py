@@ -26,7 +26,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
     ("bench_store.py", "| store | figure |"),
     ("bench_daemon_memory.py", "| daemon memory | MiB |"),
     ("bench_daemon_soak.py", "| daemon soak | value |"),
-    ("bench_match.py", "| rule set |"),
+    ("bench_match.py", "| rule set | mix |"),
+    ("bench_daemon_cpu.py", "| daemon steady state | value |"),
 ])
 def test_bench_script_runs_small(script: str, heading: str) -> None:
     env = cli_env()
