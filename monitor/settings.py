@@ -86,6 +86,7 @@ class FeedConfig:
     url: str
     name: str | None = None
     interval: float | None = None  # seconds; None = poll.interval
+    kind: str = "feed"  # feed | telegram (a channel's web preview, t.me/s/NAME)
 
     @property
     def label(self) -> str:
@@ -298,7 +299,17 @@ def _feed_url(value: Any, base: Path) -> str:
     if scheme and len(scheme[1]) > 1 and scheme[1].lower() not in ("http", "https", "file"):
         raise Invalid(f"{url!r} is neither an http(s) URL nor a file path"
                       f"{did_you_mean(scheme[1], ('http', 'https', 'file'))}")
-    return resolve_feed_url(url, base)
+    return telegram_preview_url(resolve_feed_url(url, base))
+
+
+_TELEGRAM = re.compile(r"^https?://(?:www\.)?t\.me/(?:s/)?([A-Za-z0-9_]{4,64})/?$", re.IGNORECASE)
+
+
+def telegram_preview_url(url: str) -> str:
+    """A channel's ``https://t.me/NAME`` (or ``/s/NAME``) as its web preview's
+    URL, ``https://t.me/s/NAME``; any other URL as it is."""
+    m = _TELEGRAM.match(url)
+    return f"https://t.me/s/{m[1]}" if m else url
 
 
 FEED_KEYS: tuple[Key, ...] = (
@@ -306,6 +317,8 @@ FEED_KEYS: tuple[Key, ...] = (
         required=True),
     Key("name", text()),
     Key("interval", duration, "instead of poll.interval"),
+    Key("kind", one_of("feed", "telegram"),
+        "feed, or telegram: a channel's web preview (implied by a t.me URL)"),
 )
 
 
@@ -507,6 +520,8 @@ def _read_feeds(r: Reader, data: Mapping[str, Any], *, check_files: bool) -> lis
         missing = local_feed_file(url) if check_files else None
         if missing is not None and not missing.is_file():
             r.problem(f"{key}.url", f"local feed file {missing} does not exist")
+        if telegram_preview_url(url).startswith("https://t.me/s/"):
+            values["kind"] = "telegram"
         feeds.append(FeedConfig(**values))
     return feeds
 

@@ -37,3 +37,40 @@ def test_bench_script_runs_small(script: str, heading: str) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert heading in result.stdout
     assert "reader: skipped" in result.stdout or script != "bench_poll.py"
+
+
+def test_the_source_benches_run_on_a_tiny_set(tmp_path: Path) -> None:
+    """bench_telegram and bench_content_depth on two items each; absent sets: exit 2."""
+    import json
+
+    env = {**cli_env(), "PYTHONPATH": str(BENCH.parent)}
+    posts = tmp_path / "telegram.jsonl"
+    posts.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in [
+        {"channel": "chan_a", "post": 10, "datetime": "2022-03-23T08:12:00Z",
+         "text": "⚡️ КТК остановил отгрузки после шторма", "lang": "ru",
+         "labels": ["cpc-disruption"]},
+        {"channel": "chan_a", "post": 11, "datetime": "2022-03-23T09:00:00Z",
+         "text": "Погода в Алматы", "lang": "ru", "labels": []}]), encoding="utf-8")
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(json.dumps({
+        "id": "x", "title": "Storm halts loadings", "lede": "",
+        "body": "The Caspian Pipeline Consortium halted loadings after a storm.\n\nMore.",
+        "labels": ["cpc-disruption"]}) + "\n", encoding="utf-8")
+    runs = {script: subprocess.run([sys.executable, str(BENCH / script), str(corpus)],
+                                   cwd=BENCH.parent, env=env, capture_output=True, text=True,
+                                   timeout=120)
+            for script, corpus in [("bench_telegram.py", posts),
+                                   ("bench_content_depth.py", articles)]}
+    telegram = runs["bench_telegram.py"]
+    assert telegram.returncode == 0, telegram.stderr[-3000:]
+    got = json.loads(telegram.stdout)
+    assert (got["items"], got["repeat_poll_new_items"], got["new_post_new_items"]) == (2, 0, 1)
+    assert got["precision"] == got["recall"] == 1.0
+    depth = runs["bench_content_depth.py"]
+    assert depth.returncode == 0, depth.stderr[-3000:]
+    assert "headline + 2 paragraphs      macro-F1 1.000" in depth.stdout
+    for script in ("bench_telegram.py", "bench_content_depth.py"):
+        absent = subprocess.run([sys.executable, str(BENCH / script), str(tmp_path / "no")],
+                                cwd=BENCH.parent, env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert absent.returncode == 2 and "no such file" in absent.stderr

@@ -266,3 +266,33 @@ def test_every_subcommand_describes_itself() -> None:
         for action in sub._actions:
             if not isinstance(action, argparse._SubParsersAction):
                 assert action.help, f"{name} {action.dest}"
+
+
+def test_add_a_site_page_finds_its_feeds(config: Path, feed_server: Any,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`feeds add https://outlet/` reads the page's <link rel="alternate"> feeds."""
+    from feedserver import Feed, rss
+
+    head = ('<link rel="stylesheet" href="/s.css">'
+            '<link rel="alternate" type="application/rss+xml" title="All news" href="/rss">'
+            '<link rel="alternate" type="application/atom+xml" href="atom.xml">'
+            '<link rel="alternate" hreflang="kk" href="/kk/">')
+    feed_server.routes["/"] = Feed(f"<!doctype html><html><head>{head}</head><body>Home"
+                                   "</body></html>".encode(), content_type="text/html")
+    feed_server.routes["/bare/"] = Feed(b"<!doctype html><html><body>no feed</body></html>",
+                                        content_type="text/html")
+    feed_server.routes["/feed/"] = Feed(rss())  # a feed at a page-like URL stays itself
+    assert main(["--config", str(config), "feeds", "add", feed_server.url("/")]) == 0
+    out = capsys.readouterr().out
+    assert f"+ {feed_server.url('/rss')}  (All news)" in out
+    assert f"  {feed_server.url('/atom.xml')}" in out
+    urls = [f.url for f in load_settings(config).feeds]
+    assert feed_server.url("/rss") in urls and feed_server.url("/atom.xml") not in urls
+    assert main(["--config", str(config), "feeds", "add", "--all", feed_server.url("/")]) == 0
+    assert feed_server.url("/atom.xml") in [f.url for f in load_settings(config).feeds]
+    assert main(["--config", str(config), "feeds", "add", feed_server.url("/feed/")]) == 0
+    assert feed_server.url("/feed/") in [f.url for f in load_settings(config).feeds]
+    before = config.read_text()
+    assert main(["--config", str(config), "feeds", "add", feed_server.url("/bare/")]) == 1
+    assert "neither a feed nor a page that links to one" in capsys.readouterr().err
+    assert config.read_text() == before

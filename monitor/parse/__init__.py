@@ -7,7 +7,9 @@
 * XML -> its headers' charset checked (:mod:`~monitor.parse.defuse`), then
   plain RSS 2.0 -> :mod:`~monitor.parse.plain_rss`, a fast path with the same
   result; everything else (RSS 0.9x/1.0/2.0, Atom, CDF) ->
-  :mod:`~monitor.parse.feedparser_path`, which defuses the prolog first.
+  :mod:`~monitor.parse.feedparser_path`, which defuses the prolog first;
+* a Telegram channel's web preview (``t.me/s/NAME``, recognised by its URL or
+  its markup) -> :mod:`~monitor.parse.telegram`.
 
 Every parser builds its items the same way (:mod:`monitor.parse._common`):
 every string is bounded (the ``MAX_*`` constants), links are absolute
@@ -22,6 +24,7 @@ with feedparser's complaint in ``problem``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from monitor.models import ParsedFeed
@@ -39,6 +42,7 @@ from monitor.parse.defuse import fix_charset
 from monitor.parse.feedparser_path import feed_from_entries, parse_with_feedparser
 from monitor.parse.jsonfeed import parse_json_feed
 from monitor.parse.plain_rss import read_plain_rss20
+from monitor.parse.telegram import is_telegram_preview, parse_telegram
 
 __all__ = [
     "MAX_GUID",
@@ -50,6 +54,7 @@ __all__ = [
     "parse_feed",
 ]
 
+_TELEGRAM_URL = re.compile(r"https?://t\.me/s/", re.IGNORECASE)
 _JSON_TYPES = frozenset({"application/feed+json", "application/json"})
 
 
@@ -69,6 +74,8 @@ def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str] | None = Non
     content_type = hdrs.get("content-type", "").split(";")[0].strip().lower()
     if start in (b"{", b"[") or (content_type in _JSON_TYPES and start != b"<"):
         return parse_json_feed(body, url)
+    if start == b"<" and (is_telegram_preview(body) or _TELEGRAM_URL.match(url)):
+        return parse_telegram(body, url)
     return _parse_xml(body, url, hdrs)
 
 

@@ -1,0 +1,202 @@
+"""A Telegram public channel's web preview as a source: posts become items.
+
+The page served on loopback carries t.me/s/ markup: a news post with an emoji
+opening it and a line break, a photo without caption, a forwarded post, a
+service message (a pinned message).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from feedserver import Feed, FeedServer
+
+from monitor.parse import parse_feed
+from monitor.parse.telegram import parse_telegram
+
+_POST = """
+<div class="tgme_widget_message_wrap js-widget_message_wrap">
+ <div class="tgme_widget_message text_not_supported_wrap js-widget_message{extra}"
+      data-post="{post}" data-view="x">
+  <div class="tgme_widget_message_bubble">
+   {forwarded}
+   {body}
+   <div class="tgme_widget_message_footer compact js-message_footer">
+    <div class="tgme_widget_message_info short js-message_info">
+     <span class="tgme_widget_message_views">1.2K</span>
+     <span class="tgme_widget_message_meta"><a class="tgme_widget_message_date"
+       href="https://t.me/{post}"><time datetime="{when}" class="time">08:12</time></a></span>
+    </div>
+   </div>
+  </div>
+ </div>
+</div>"""
+
+
+def post(
+    post: str,
+    text: str | None,
+    *,
+    when: str = "2022-03-23T08:12:00+00:00",
+    forwarded: str | None = None,
+    service: bool = False,
+    photo: bool = False,
+) -> str:
+    body = ""
+    if photo:
+        body += (
+            '<a class="tgme_widget_message_photo_wrap" href="https://t.me/x" '
+            "style=\"background-image:url('https://cdn.example/p.jpg')\"></a>"
+        )
+    if text is not None:
+        body += f'<div class="tgme_widget_message_text js-message_text" dir="auto">{text}</div>'
+    fwd = (
+        (
+            f'<div class="tgme_widget_message_forwarded_from accent_color">Forwarded from '
+            f'<a class="tgme_widget_message_forwarded_from_name" href="https://t.me/orig">'
+            f"<span>{forwarded}</span></a></div>"
+        )
+        if forwarded
+        else ""
+    )
+    return _POST.format(
+        post=post, body=body, forwarded=fwd, when=when, extra=" service_message" if service else ""
+    )
+
+
+def page(*posts: str) -> bytes:
+    return (
+        "<!DOCTYPE html><html><head><title>Нефтегаз KZ – Telegram</title></head><body>"
+        '<div class="tgme_channel_info"><div class="tgme_channel_info_header_title">'
+        'Нефтегаз KZ</div></div><section class="tgme_channel_history js-message_history">'
+        + "".join(posts)
+        + "</section></body></html>"
+    ).encode()
+
+
+NEWS = post(
+    "neftegaz_kz/3441",
+    "⚡️ <b>КТК сократил отгрузки</b> после шторма<br/><br/>Шторм повредил два "
+    "из трёх выносных причальных устройств &amp; терминал.<br/>"
+    '<a href="https://outlet.example/ktk">Подробнее</a>',
+)
+PHOTO = post("neftegaz_kz/3442", None, photo=True)
+FORWARDED = post(
+    "neftegaz_kz/3443", "Казахстан нарастил экспорт нефти в обход России", forwarded="Kursiv Media"
+)
+SERVICE = post("neftegaz_kz/3444", "Channel pinned a message", service=True)
+
+
+def test_posts_become_items_and_the_rest_does_not() -> None:
+    parsed = parse_feed(page(NEWS, PHOTO, FORWARDED, SERVICE), url="https://t.me/s/neftegaz_kz")
+    assert parsed.is_feed and parsed.title == "Нефтегаз KZ – Telegram"
+    assert [i.link for i in parsed.items] == [
+        "https://t.me/neftegaz_kz/3441",
+        "https://t.me/neftegaz_kz/3443",
+    ]
+    news, fwd = parsed.items
+    assert news.guid == news.link
+    assert news.title == "КТК сократил отгрузки после шторма"  # no emoji, no markup
+    assert news.summary == (
+        "⚡️ КТК сократил отгрузки после шторма\n\nШторм повредил два "
+        "из трёх выносных причальных устройств & терминал.\nПодробнее"
+    )
+    assert news.published is not None and news.published.isoformat() == "2022-03-23T08:12:00+00:00"
+    assert news.outlet is None
+    assert fwd.outlet == "Kursiv Media"  # a forwarded post keeps its origin
+    assert fwd.title == fwd.summary == "Казахстан нарастил экспорт нефти в обход России"
+
+
+def test_a_changed_layout_is_a_clear_error_not_a_crash() -> None:
+    html = b"<!doctype html><html><body><div class='message'>hello</div></body></html>"
+    parsed = parse_feed(html, url="https://t.me/s/neftegaz_kz")
+    assert not parsed.is_feed and parsed.items == ()
+    assert parsed.problem is not None and "layout changed" in parsed.problem
+    # Markup cut off in the middle of a post keeps the posts read so far.
+    whole = page(NEWS, FORWARDED)
+    cut = whole[: whole.index(b"neftegaz_kz/3443")]
+    assert [i.link for i in parse_telegram(cut, "https://t.me/s/x").items] == [
+        "https://t.me/neftegaz_kz/3441"
+    ]
+
+
+def test_an_rss_feed_quoting_the_markup_is_still_a_feed() -> None:
+    rss = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        b"<title>A</title><link>https://example.org/a</link><description>"
+        b"&lt;div class='tgme_widget_message'&gt;x&lt;/div&gt;</description></item>"
+        b"</channel></rss>"
+    )
+    parsed = parse_feed(rss, url="https://rsshub.example/telegram/x")
+    assert [i.title for i in parsed.items] == ["A"]
+
+
+def test_a_t_me_url_is_a_telegram_channel(tmp_path: Path) -> None:
+    from monitor.config import load_settings
+
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        '[[feeds]]\nurl = "https://t.me/kazinform"\n'
+        '[[feeds]]\nurl = "https://t.me/s/tengrinews"\n'
+        '[[feeds]]\nurl = "http://127.0.0.1:9/s/chan"\nkind = "telegram"\n'
+        '[[feeds]]\nurl = "https://example.org/rss"\n',
+        encoding="utf-8",
+    )
+    feeds = load_settings(config).feeds
+    assert [(f.url, f.kind) for f in feeds] == [
+        ("https://t.me/s/kazinform", "telegram"),
+        ("https://t.me/s/tengrinews", "telegram"),
+        ("http://127.0.0.1:9/s/chan", "telegram"),
+        ("https://example.org/rss", "feed"),
+    ]
+
+
+def test_polling_a_channel_stores_each_post_once(
+    feed_server: FeedServer, tmp_path: Path, store_url: str
+) -> None:
+    from monitor.config import load_settings
+    from monitor.pipeline import Poller
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    feed_server.routes["/s/neftegaz_kz"] = Feed(
+        page(NEWS, PHOTO, FORWARDED, SERVICE),
+        content_type="text/html; charset=utf-8",
+        conditional=False,
+    )
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "{store_url}"\n[[feeds]]\n'
+        f'url = "{feed_server.url("/s/neftegaz_kz")}"\nkind = "telegram"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    store = Store.open(store_url)
+    try:
+        poller = Poller(settings, store, lambda: load_rules(settings.rules_dir))
+        first = poller.poll()
+        assert (first.failed, first.new_items) == (0, 2)
+        assert first.hits_by_rule.get("cpc-disruption") == 1  # "КТК ... шторм" is the topic
+        assert poller.poll().new_items == 0  # a repeat poll stores nothing
+        new = post("neftegaz_kz/3445", "Россия ограничила транзит казахстанского зерна")
+        feed_server.routes["/s/neftegaz_kz"] = Feed(
+            page(NEWS, PHOTO, FORWARDED, SERVICE, new),
+            content_type="text/html; charset=utf-8",
+            conditional=False,
+        )
+        assert poller.poll().new_items == 1  # a new post is one item
+        links = sorted(r["link"] for r in store.iter_items())
+        assert links == [
+            "https://t.me/neftegaz_kz/3441",
+            "https://t.me/neftegaz_kz/3443",
+            "https://t.me/neftegaz_kz/3445",
+        ]
+        # A page that lost its markup fails the feed, and loses nothing stored.
+        feed_server.routes["/s/neftegaz_kz"] = Feed(
+            b"<!doctype html><html></html>", content_type="text/html", conditional=False
+        )
+        broken = poller.poll()
+        assert broken.failed == 1 and broken.outcomes[0].error  # (t.me URLs: "layout changed")
+        assert store.totals()["items"] == 3
+    finally:
+        store.close()
