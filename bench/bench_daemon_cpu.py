@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,12 +51,7 @@ def main() -> int:
     print(f"machine: {common.machine()}")
     marks: list[tuple[int, float, float]] = []  # (cycle, CPU s, monotonic s)
     with common.FeedServer(a.feeds) as server, common.workdir("nm-bench-cpu-") as work:
-        config = common.write_config(
-            work / "monitor.toml", [server.url(i) for i in range(a.feeds)],
-            db_url=f"sqlite:///{work}/monitor.db", interval="1s")
-        log = (work / "daemon.log").open("wb")
-        daemon = subprocess.Popen(common.nm_command(config, "run", "--tick", "0.25"),
-                                  env=common.nm_env(), stdout=log, stderr=subprocess.STDOUT)
+        daemon = common.start_daemon(work, server, tick="0.25")
         started = time.monotonic()
         cycle = 0
         counts: list[tuple[int, int]] = []  # (200s, 304s) per counted cycle
@@ -65,9 +59,7 @@ def main() -> int:
         try:
             while cycle < a.warmup + a.cycles:
                 time.sleep(0.05)
-                if daemon.poll() is not None:
-                    raise RuntimeError(f"the daemon exited {daemon.returncode}:\n"
-                                       + (work / "daemon.log").read_text()[-3000:])
+                common.check_running(daemon, work)
                 stats = server.stats()
                 done = (stats["200"] + stats["304"]) // a.feeds
                 if done > cycle:
@@ -81,7 +73,6 @@ def main() -> int:
                     raise RuntimeError(f"only {cycle} cycles in {time.monotonic() - started:.0f} s")
         finally:
             common.stop_daemon(daemon)
-            log.close()
     counted = [m for m in marks if m[0] >= a.warmup]
     per_cycle = [(b[1] - x[1]) / (a.feeds * (b[0] - x[0]) / 1000)
                  for x, b in itertools.pairwise(counted)]

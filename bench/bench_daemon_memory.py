@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 
@@ -50,20 +49,13 @@ def main() -> int:
     samples: list[tuple[int, float, float]] = []  # (cycle, rss MiB, tree PSS MiB)
     published = a.feeds * common.ITEMS
     with common.FeedServer(a.feeds) as server, common.workdir("nm-bench-daemon-") as work:
-        config = common.write_config(
-            work / "monitor.toml", [server.url(i) for i in range(a.feeds)],
-            db_url=f"sqlite:///{work}/monitor.db", interval="1s")
-        log = (work / "daemon.log").open("wb")
-        daemon = subprocess.Popen(common.nm_command(config, "run", "--tick", "0.25"),
-                                  env=common.nm_env(), stdout=log, stderr=subprocess.STDOUT)
+        daemon = common.start_daemon(work, server, tick="0.25")
         started = time.monotonic()
         cycle = 0
         try:
             while cycle < a.cycles:
                 time.sleep(0.25)
-                if daemon.poll() is not None:
-                    raise RuntimeError(f"the daemon exited {daemon.returncode}:\n"
-                                       + (work / "daemon.log").read_text()[-3000:])
+                common.check_running(daemon, work)
                 stats = server.stats()
                 done = (stats["200"] + stats["304"]) // a.feeds
                 if done > cycle:
@@ -76,7 +68,6 @@ def main() -> int:
                     raise RuntimeError(f"only {cycle} cycles in {time.monotonic() - started:.0f} s")
         finally:
             peak = common.stop_daemon(daemon)
-            log.close()
         seconds = time.monotonic() - started
         # The entries published in the last cycles may not be polled yet. (Each is
         # stored once by the schema's own unique key on feed and guid.)

@@ -39,7 +39,6 @@ import json
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -138,12 +137,7 @@ def main() -> int:
     with common.FeedServer(a.feeds) as server, common.workdir("nm-bench-soak-") as work:
         desk = ('[[desks]]\nname = "soak"\nrules = ["*"]\nschedule = "*/5 * * * *"\n'
                 f'webhook_url = "{hook}"\nalert_min_severity = "low"\n')
-        config = common.write_config(
-            work / "monitor.toml", [server.url(i) for i in range(a.feeds)],
-            db_url=f"sqlite:///{work}/monitor.db", interval="1s", extra=desk)
-        log = (work / "daemon.log").open("wb")
-        daemon = subprocess.Popen(common.nm_command(config, "run", "--tick", "0.5"),
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        daemon = common.start_daemon(work, server, tick="0.5", extra=desk, env=env)
         started = time.monotonic()
         end = started + a.minutes * 60
         next_sample = started + a.sample
@@ -151,9 +145,7 @@ def main() -> int:
         try:
             while (now := time.monotonic()) < end:
                 time.sleep(max(0.0, min(1.0, end - now)))
-                if daemon.poll() is not None:
-                    raise RuntimeError(f"the daemon exited {daemon.returncode}:\n"
-                                       + (work / "daemon.log").read_text()[-3000:])
+                common.check_running(daemon, work)
                 server.advance(a.advance)
                 published += a.advance
                 now = time.monotonic()
@@ -176,7 +168,6 @@ def main() -> int:
                 time.sleep(1)
         finally:
             peak = common.stop_daemon(daemon)
-            log.close()
             receiver.shutdown()
         minutes = (time.monotonic() - started) / 60
         with sqlite3.connect(work / "monitor.db") as db:

@@ -283,6 +283,7 @@ class FeedServer:
     """A running feed server child process (see the module docstring)."""
 
     def __init__(self, feeds: int, items: int = ITEMS) -> None:
+        self.feeds = feeds
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "serve", "--feeds", str(feeds), "--items", str(items)],
             stdout=subprocess.PIPE, text=True)
@@ -374,6 +375,25 @@ class TreeSampler(threading.Thread):
         self._halt.set()
         self.join()
         return self.peak
+
+
+def start_daemon(work: Path, server: FeedServer, *, tick: str, extra: str = "",
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``news-monitor run`` on a fresh SQLite store in ``work``, polling every feed of
+    ``server`` every second (``extra``: more configuration, such as a desk); its
+    output goes to ``work/daemon.log``."""
+    config = write_config(work / "monitor.toml", [server.url(i) for i in range(server.feeds)],
+                          db_url=f"sqlite:///{work}/monitor.db", interval="1s", extra=extra)
+    with (work / "daemon.log").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(nm_command(config, "run", "--tick", tick),
+                                env=env or nm_env(), stdout=log, stderr=subprocess.STDOUT)
+
+
+def check_running(daemon: subprocess.Popen[bytes], work: Path) -> None:
+    """Raise, with the end of its log, if the daemon :func:`start_daemon` started ended."""
+    if daemon.poll() is not None:
+        raise RuntimeError(f"the daemon exited {daemon.returncode}:\n"
+                           + (work / "daemon.log").read_text()[-3000:])
 
 
 def stop_daemon(daemon: subprocess.Popen[bytes]) -> float:
