@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from monitor.models import ParsedFeed
 from monitor.parse._common import (
     MAX_TITLE,
     as_str,
+    date_from_text,
     first_text,
     http_link,
     lang_tag,
@@ -74,7 +74,7 @@ def _parse_json(doc: Mapping[str, Any], url: str) -> ParsedFeed:
             raw_content=[c for c in (html, text) if c],
             # content_text too goes through html_to_text: no summary ever holds a tag
             plain_summary=first_text([summary, html, text]),
-            published=_from_text(raw.get("date_published")) or _from_text(
+            published=date_from_text(raw.get("date_published")) or date_from_text(
                 raw.get("date_modified")),
             lang=lang_tag(raw.get("language")) or feed_lang,
         ))
@@ -92,25 +92,3 @@ def _parse_json(doc: Mapping[str, Any], url: str) -> ParsedFeed:
 def _json_str(item: Mapping[str, Any], key: str) -> str:
     # JSON may carry lone surrogates ("\ud800"), which nothing downstream can encode.
     return _SURROGATES.sub("\ufffd", as_str(item.get(key)))
-
-
-def _from_text(value: object) -> datetime | None:
-    """An RFC 3339 date, or failing that an RFC 822 one; in UTC."""
-    text = as_str(value).strip()
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        import email.utils  # ~10 ms to import, for a fallback most polls never need
-
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-    try:
-        if when.tzinfo is None:  # no offset given: take it as UTC rather than guess
-            return when.replace(tzinfo=UTC)
-        return when.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 from monitor.models import Item, ParsedFeed
 from monitor.parse._common import (
     MAX_SUMMARY,
     MAX_TITLE,
+    date_from_text,
     item_fingerprint,
     make_item,
     not_feed,
@@ -160,16 +160,6 @@ def _title(text: str) -> str:
     return truncate(_LEADING_NOISE.sub("", first).strip() or first.strip(), MAX_TITLE)
 
 
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def parse_telegram(body: bytes, url: str) -> ParsedFeed:
     """The posts of a channel's preview page as items (never raises on bad input)."""
     if not is_telegram_preview(body):
@@ -200,7 +190,7 @@ def parse_telegram(body: bytes, url: str) -> ParsedFeed:
                 raw_summary=text,
                 raw_content=(),
                 plain_summary=text,
-                published=_when(post.when),
+                published=date_from_text(post.when),
                 lang=None,
                 raw_outlet=origin or None,
             )
