@@ -179,6 +179,20 @@ class NewItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """An item as story placement compares it: a stored one carries its ``story``."""
+
+    item_id: int
+    title: str
+    summary: str
+    link: str | None
+    published: datetime
+    lang: str | None = None
+    rules: tuple[str, ...] = ()
+    story: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredHit:
     """A stored hit joined with its item and feed: what digests and `hits` show."""
 

@@ -9,8 +9,10 @@ thresholds are one commented table, :data:`THRESHOLDS`.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,9 +20,9 @@ from datetime import datetime, timedelta
 from rapidfuzz import fuzz
 
 from monitor.highlight import clean, safe_url
-from monitor.models import StoredHit
+from monitor.models import Report, StoredHit
 
-__all__ = ["THRESHOLDS", "cluster", "same_story"]
+__all__ = ["PLACE", "THRESHOLDS", "cluster", "place", "same_story"]
 
 #: How similar two hits must be to be shown as one story. Each row has paired
 #: must-merge / must-not-merge cases in tests/test_digest.py (CLUSTER_CASES); a
@@ -304,3 +306,215 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
         else:
             groups.append([(h, sig)])
     return [[h for h, _ in g] for g in groups]
+
+
+# -- story placement: which stored story a new report joins -----------------------------
+#
+# Across languages titles share no words, only what means the same: names and
+# places transliterated, numbers, months, and the few dozen words of the watch
+# topics' vocabulary, each mapped to one concept key below (КТК = CPC = КҚК,
+# ВПУ = SPM = mooring, шторм = storm = дауыл). A report is its set of keys; two
+# reports are alike by the IDF-weighted cosine of their keys, the weights taken
+# from the stories held for comparison (a key in every report, like "oil" this
+# week, counts for little). Words of the topic vocabulary are matched by their
+# folded prefix ("$": the whole word only).
+
+#: Placement's thresholds; paired cases in tests/test_stories.py.
+PLACE: Mapping[str, float] = {
+    # A report never joins a story whose newest report is further away than this.
+    "window_hours": 72,
+    # The similarity (0-1) a report needs to join a story: the mean over its
+    # reports, or 0.8 of the best single one, whichever is higher.
+    "join": 0.3,
+    "best_factor": 0.8,
+    # Titles naming different actors (UK / US) or the texts different months:
+    # the similarity is multiplied by this.
+    "conflict": 0.5,
+}
+
+_CONCEPTS: Mapping[str, str] = {
+ "CPC": "cpc ktk кқк ктк konsortsium consortium консорциум kpk",
+ "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
+ "SPM": "spm mooring moorings buoy впу причал выносн айлақ single-point",
+ "OIL": "oil crude нефт мұнай",
+ "PIPE": "pipeline трубопровод труба трубу құбыр",
+ "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт shipped ship",
+ "IMPORT": "import ввоз әкел",
+ "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз",
+ "RESUME": "resum restart возобнов",
+ "STORM": "storm шторм дауыл",
+ "DAMAGE": "damag поврежд зақым авари",
+ "DRONE": "drone uav беспилот дрон бпла",
+ "ATTACK": "attack strike атак удар шабуыл",
+ "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
+ "FINE": "fine$ fined штраф айыппұл",
+ "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым",
+ "QUOTA": "quota квот limit restrict огранич шектеу",
+ "EXTEND": "extend продл ұзарт",
+ "WHEAT": "wheat пшениц бидай",
+ "FLOUR": "flour мук ұн$",
+ "GRAIN": "grain зерн астық",
+ "SANCTION": "sanction санкц",
+ "TANKER": "tanker танкер",
+ "TERMINAL": "terminal терминал",
+ "STATION": "station pumping нпс станц айдау",
+ "MINES": "mine$ mines munition боеприпас мины$ мин$",
+ "CRACK": "crack трещин жарық",
+ "RECORD": "record рекорд",
+ "OUTPUT": "output production добыч өндір",
+ "ROAD": "road truck автотранспорт автомобил автокөлік",
+ "#6": "six шест алты полгод",
+ "#2": "two два$ двух екі",
+ "#3": "three трех үш$",
+ "#30": "thirty тридцат",
+ "TRACK": "track отслежив қадағала накладн",
+ "REEXPORT": "re-export reexport реэкспорт",
+ "ENVOY": "envoy спецпредстав өкіл",
+ "KZ": "kazakh казах қазақ рк$",
+ "RU": "russia росси рф$ ресей",
+ "KG": "kyrgyz кыргыз киргиз қырғыз",
+ "UK": "uk$ britain british британ ұлыбритан",
+ "US": "us$ usa сша ақш washington",
+ "EU": "eu$ ес$ евросоюз ео$ european",
+ "CN": "china chinese китай қытай",
+ "TENGIZ": "tengiz тенгиз теңіз",
+ "CHEVRON": "chevron шеврон",
+ "KMG": "kmg кмг kazmunaygas казмунайгаз қазмұнайгаз",
+ "SOCAR": "socar сокар",
+ "NOVO": "novoross новоросс",
+ "AKTAU": "aktau актау ақтау",
+ "BAKU": "baku баку",
+ "TOKAYEV": "tokayev токаев тоқаев",
+ "PRESIDENT": "president президент",
+ "EAEU": "eaeu eeu еаэс еаэо eurasian",
+ "BLACKSEA": "black черн қара",
+ "CASPIAN": "caspian каспий",
+ "TRANSCASP": "trans-caspian транскаспий transcaspian",
+ "OPEC": "opec опек",
+ "FIRST": "first перв алғашқы",
+ "BATCH": "batch cargo партия",
+ "TRANSIT": "transit транзит",
+ "MONTH": "month месяц ай$",
+ "TON": "ton$ tons$ tonnes тонн",
+ "MLN": "mln million млн миллион",
+ "THOUSAND": "thousand тыс$ тысяч мың",
+ "BARREL": "barrel баррел",
+ "M01": "january январ қаңтар", "M02": "february феврал ақпан", "M03": "march$ марта$ март$ наурыз",
+ "M04": "april апрел сәуір", "M05": "may$ мая$ май$ мамыр", "M06": "june июн маусым",
+ "M07": "july июл шілде", "M08": "august август тамыз", "M09": "september сентябр қыркүйек",
+ "M10": "october октябр қазан$", "M11": "november ноябр қараша", "M12": "december декабр желтоқсан",
+}
+
+_CONFLICTS = (
+    ("title", frozenset({"UK", "US", "EU", "CN", "KG"})),
+    ("all", frozenset(f"M{m:02d}" for m in range(1, 13))),
+)
+
+
+def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
+    exact: dict[str, str] = {}
+    prefix: dict[str, str] = {}
+    for key, words in _CONCEPTS.items():
+        for w in words.split():
+            folded = "".join(_fold(p) for p in w.rstrip("$").split("-"))
+            (exact if w.endswith("$") else prefix)[folded] = key
+    return exact, prefix
+
+
+_EXACT, _PREFIX = _lexicon()
+
+
+@functools.lru_cache(maxsize=65536)
+def _concept(folded: str) -> str | None:
+    if folded in _EXACT:
+        return _EXACT[folded]
+    for n in range(min(len(folded), 12), 2, -1):
+        key = _PREFIX.get(folded[:n])
+        if key:
+            return key
+    return None
+
+
+def _keys(text: str) -> frozenset[str]:
+    """A text's comparable keys: concepts, numbers, and names (capitalised words)."""
+    out: set[str] = set()
+    for raw, f in _tokens(text):
+        if f.startswith("#"):
+            if len(f) > 2:
+                out.add(f.rstrip("0").replace(".", ""))
+            continue
+        if raw.lower() in _STOPWORDS:
+            continue
+        key = _concept(f)
+        if key:
+            out.add(key)
+        elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3:
+            out.add(f[:6])
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    title: frozenset[str]
+    all: frozenset[str]
+    link: str | None
+    published: datetime
+
+
+@functools.lru_cache(maxsize=16384)
+def _report_keys(report: Report) -> _Keys:
+    title = _OUTLET_SUFFIX.sub("", _WIRE_TAG.sub("", clean(report.title)))
+    t = _keys(title)
+    return _Keys(title=t, all=t | _keys(clean(report.summary)), link=safe_url(report.link),
+                 published=report.published)
+
+
+def _similarity(a: _Keys, b: _Keys, idf: Mapping[str, float], default: float) -> float:
+    if a.link is not None and a.link == b.link:
+        return 1.0
+    wa = sum(idf.get(k, default) for k in a.all)
+    wb = sum(idf.get(k, default) for k in b.all)
+    if not wa or not wb:
+        return 0.0
+    s = sum(idf.get(k, default) for k in a.all & b.all) / math.sqrt(wa * wb)
+    for where, group in _CONFLICTS:
+        x = (a.title if where == "title" else a.all) & group
+        y = (b.title if where == "title" else b.all) & group
+        if x and y and not x & y:
+            s *= PLACE["conflict"]
+    return s
+
+
+def place(new: Sequence[Report], placed: Sequence[Report]) -> list[int]:
+    """The story of each new report, in order: a placed report's ``story``, or the
+    story a new report starts (its own ``item_id``). Later new reports may join
+    the stories earlier ones started."""
+    pool = [(r, _report_keys(r)) for r in placed if r.story is not None]
+    fresh = [_report_keys(r) for r in new]
+    df: Counter[str] = Counter()
+    for _, k in pool:
+        df.update(k.all)
+    for k in fresh:
+        df.update(k.all)
+    n = len(pool) + len(fresh)
+    idf = {k: math.log((n + 1) / (v + 0.5)) for k, v in df.items()}
+    default = math.log((n + 1) / 0.5)
+    by_story: dict[int, list[_Keys]] = {}
+    for r, k in pool:
+        by_story.setdefault(r.story, []).append(k)  # type: ignore[arg-type]
+    window = timedelta(hours=PLACE["window_hours"])
+    out: list[int] = []
+    for r, k in zip(new, fresh, strict=True):
+        best, best_score = None, 0.0
+        for story, members in by_story.items():
+            if abs(k.published - max(m.published for m in members)) > window and not any(
+                    k.link is not None and k.link == m.link for m in members):
+                continue
+            sims = [_similarity(k, m, idf, default) for m in members]
+            score = max(sum(sims) / len(sims), PLACE["best_factor"] * max(sims))
+            if score > best_score:
+                best, best_score = story, score
+        story = best if best is not None and best_score >= PLACE["join"] else r.item_id
+        by_story.setdefault(story, []).append(k)
+        out.append(story)
+    return out

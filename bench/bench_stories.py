@@ -1,0 +1,145 @@
+"""Story placement on a labelled story set: B-cubed precision and recall, the share
+of cross-language same-story pairs joined, and placement speed.
+
+    .venv/bin/python bench/bench_stories.py [bench/data/stories-a.jsonl] [--json PATH]
+
+Each line of the set: id, title, summary, lang, link, published, story (the label).
+The reports are placed one at a time, as polls store them, with
+:func:`monitor.stories.place` against every report placed before: twice,
+once with every report published at the same moment in the file's order
+(content alone) and once in the order and at the times they were published.
+Speed: reports per second placed against a pool of stored reports spread
+over 30 days, as the store hands placement the last ``window_hours`` of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor.models import Report  # noqa: E402
+from monitor.stories import PLACE, place  # noqa: E402
+
+DEFAULT = Path(__file__).parent / "data" / "stories-a.jsonl"
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    for i, r in enumerate(rows, 1):
+        r["n"] = i
+        r["at"] = datetime.fromisoformat(r["published"].replace("Z", "+00:00"))
+    return rows
+
+
+def assign(rows: list[dict[str, Any]], *, dates: bool) -> dict[int, int]:
+    """Each row's story, placing the rows one at a time."""
+    moment = datetime(2025, 1, 1, tzinfo=UTC)
+    order = sorted(rows, key=lambda r: r["at"]) if dates else rows
+    placed: list[Report] = []
+    out: dict[int, int] = {}
+    for r in order:
+        report = Report(item_id=r["n"], title=r["title"], summary=r.get("summary") or "",
+                        link=r.get("link"), published=r["at"] if dates else moment,
+                        lang=r.get("lang"))
+        [story] = place([report], placed)
+        placed.append(Report(**{**_fields(report), "story": story}))
+        out[r["n"]] = story
+    return out
+
+
+def _fields(r: Report) -> dict[str, Any]:
+    return {f: getattr(r, f) for f in Report.__dataclass_fields__}
+
+
+def bcubed(rows: list[dict[str, Any]], got: dict[int, int]) -> dict[str, float]:
+    gold: dict[str, set[int]] = defaultdict(set)
+    pred: dict[int, set[int]] = defaultdict(set)
+    for r in rows:
+        gold[r["story"]].add(r["n"])
+        pred[got[r["n"]]].add(r["n"])
+    p = sum(len(pred[got[r["n"]]] & gold[r["story"]]) / len(pred[got[r["n"]]]) for r in rows)
+    rc = sum(len(pred[got[r["n"]]] & gold[r["story"]]) / len(gold[r["story"]]) for r in rows)
+    p, rc = p / len(rows), rc / len(rows)
+    pairs = [(a, b) for a, b in itertools.combinations(rows, 2)
+             if a["story"] == b["story"] and a.get("lang") != b.get("lang")]
+    joined = sum(got[a["n"]] == got[b["n"]] for a, b in pairs)
+    return {"precision": round(p, 3), "recall": round(rc, 3),
+            "f1": round(2 * p * rc / (p + rc), 3) if p + rc else 0.0,
+            "cross_language_joined": round(joined / len(pairs), 3) if pairs else 0.0,
+            "cross_language_pairs": len(pairs),
+            "stories": len(pred), "labelled_stories": len(gold)}
+
+
+def singletons(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return bcubed(rows, {r["n"]: r["n"] for r in rows})
+
+
+def speed(rows: list[dict[str, Any]], stored: int, new: int) -> dict[str, float]:
+    """Place ``new`` reports against the window's share of ``stored`` reports over 30 days."""
+    rng = random.Random(7)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    span = timedelta(days=30)
+    per_window = int(stored * PLACE["window_hours"] / (span.total_seconds() / 3600))
+    now = start + span
+    pool = []
+    for i in range(per_window):
+        r = rng.choice(rows)
+        pool.append(Report(item_id=i + 1, title=r["title"], summary=r.get("summary") or "",
+                           link=f"https://x.example/{i}", story=i + 1,
+                           published=now - timedelta(hours=rng.uniform(
+                               0, PLACE["window_hours"]))))
+    fresh = [Report(item_id=10**9 + i, title=r["title"], summary=r.get("summary") or "",
+                    link=None, published=now) for i, r in enumerate(rng.choices(rows, k=new))]
+    t0 = time.perf_counter()
+    for r in fresh:
+        place([r], pool)
+    took = time.perf_counter() - t0
+    return {"stored_hits": stored, "pool_in_window": per_window, "placed": new,
+            "per_second": round(new / took, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("set", nargs="?", type=Path, default=DEFAULT)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--smoke", action="store_true", help="tiny speed run (CI)")
+    args = ap.parse_args()
+    if not args.set.is_file():
+        print(f"no story set at {args.set}", file=sys.stderr)
+        return 2
+    rows = load(args.set)
+    result = {
+        "set": str(args.set), "items": len(rows),
+        "singletons": singletons(rows),
+        "content_alone": bcubed(rows, assign(rows, dates=False)),
+        "with_dates": bcubed(rows, assign(rows, dates=True)),
+        "speed": speed(rows, 1_000 if args.smoke else 100_000, 20 if args.smoke else 200),
+        "thresholds": dict(PLACE),
+    }
+    for what in ("singletons", "content_alone", "with_dates"):
+        r = result[what]
+        print(f"{what:14} P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}  "
+              f"cross-language pairs joined {r['cross_language_joined']:.2f} "
+              f"(of {r['cross_language_pairs']})  stories {r['stories']} "
+              f"(labelled {r['labelled_stories']})")
+    s = result["speed"]
+    print(f"speed          {s['per_second']:.0f} reports/s placed against {s['pool_in_window']} "
+          f"reports in the window ({s['stored_hits']:,} stored over 30 days)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
