@@ -31,8 +31,10 @@
   answering late or never holds back only its own queue (:func:`queue_lock`
   keeps two passes of one queue in a process apart; the lease, processes).
 * An alert claims its hits for that desk and channel, so they are not repeated
-  in the next digest. Alerts are sent only for hits matched in the last hour,
-  and not during the desk's quiet hours (those hits wait for the digest).
+  in the next digest, and their stories: a later report of an alerted story is
+  not alerted again on that channel; it waits for the digest, as new coverage.
+  Alerts are sent only for hits matched in the last hour, and not during the
+  desk's quiet hours (those hits wait for the digest).
 
 See docs/delivery.md for the operator's view.
 """
@@ -368,7 +370,8 @@ class Deliverer:
         while not self._stopping():
             hits = self.store.pending_hits(d.name, channel, rule_ids=d.rule_ids, since=since,
                                            min_severity=min_severity,
-                                           matched_after=matched_after, limit=MAX_HITS)
+                                           matched_after=matched_after, limit=MAX_HITS,
+                                           new_stories=kind == "alert")
             if not hits and not (first and kind == "digest" and d.send_empty):
                 return
             first = False

@@ -9,10 +9,12 @@ or feedparser.
                                                 (monitor.channels: its own module)
 
 A :class:`Digest` holds one :class:`Section` per topic (rule), each a list of
-:class:`Story` values, newest first. A story is one or more hits clustered as
-"the same story from several outlets" (:func:`monitor.stories.cluster`): its
-lead hit is shown in full, the others as outlet links, so every hit stays one
-click away.
+:class:`Story` values, strongest first. A story is every hit of one stored
+story (``StoredHit.story``, chosen when the hits were stored by
+:func:`monitor.stories.place`; hits stored without one are grouped by
+:func:`monitor.stories.cluster`): its lead item is shown in full, every other
+outlet's item as a link, so every report stays one click away. A story is
+listed once, under its gravest rule, naming the desk's other rules it hit.
 
 Feed text is untrusted: everything here that reaches an output is cleaned and
 its links checked (:mod:`monitor.highlight`); each channel escapes for its
@@ -64,6 +66,14 @@ class Mention:
     published: datetime
     when: str  # ``published`` in the desk's time zone, for people
     score: float
+    lang: str | None = None
+    lead_lang: str | None = None  # the story's lead's language
+
+    @property
+    def label(self) -> str:
+        """``TASS (ru)``: the outlet, its language marked where the lead's differs."""
+        return self.outlet + (f" ({self.lang})" if self.lang and self.lang != self.lead_lang
+                              else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +89,9 @@ class Story:
     when: str
     score: float
     terms: tuple[str, ...]  # the matched words as they appear in the text
-    more: tuple[Mention, ...] = ()
+    more: tuple[Mention, ...] = ()  # other items of the story, one per link
+    also: tuple[str, ...] = ()  # the desk's other rules this story hit (their labels)
+    members: tuple[StoredHit, ...] = field(default=(), repr=False)  # every hit it stands for
 
     @property
     def hits(self) -> int:
@@ -87,6 +99,8 @@ class Story:
 
     @property
     def hit_ids(self) -> tuple[int, ...]:
+        if self.members:
+            return tuple(h.id for h in self.members)
         return (self.lead.id, *(m.hit.id for m in self.more))
 
     @property
@@ -106,8 +120,13 @@ class Section:
     title: str
     label: str  # short name for subjects and headers
     severity: Severity | None
-    count: int  # hits, not stories
+    count: int  # stories
     stories: tuple[Story, ...]
+
+    @property
+    def new(self) -> str:
+        """``2 new stories``, ``1 new story``."""
+        return f"{self.count} new {'story' if self.count == 1 else 'stories'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +150,7 @@ class Digest:
 
     @property
     def total(self) -> int:
+        """Stories, as the subject counts them."""
         return sum(s.count for s in self.sections)
 
     @property
@@ -156,28 +176,35 @@ class Digest:
 def build_digest(desk: str, hits: Iterable[StoredHit], rule_titles: Mapping[str, str],
                  now: datetime, *, kind: str = "digest", timezone: str = "UTC",
                  note: str | None = None) -> Digest:
-    """Group hits by topic, cluster each topic's stories, and write the subject.
+    """Group hits into stories, each story under its gravest rule, and write the subject.
 
-    Sections are ordered by severity, then by how many hits they hold; stories
-    by their newest version, newest first. An item that two rules matched is
-    shown under both topics.
+    Sections are ordered by severity, then by how many stories and reports they hold;
+    stories by their score, strongest first, then newest first.
     """
     if kind not in (*KINDS, "notice"):
         raise ValueError(f"unknown digest kind {kind!r}")
     tz = _zone(timezone)  # checked by the configuration; UTC should it vanish
-    by_rule: dict[str, list[StoredHit]] = {}
-    for h in hits:
-        by_rule.setdefault(h.rule_id, []).append(h)
+    labels: dict[str, str] = {}
+    by_rule: dict[str, list[Story]] = {}
+    for group in _story_groups(list(hits)):
+        rule_id = _gravest(group)
+        for r in {h.rule_id for h in group}:
+            if r not in labels:
+                t = clean(rule_titles.get(r) or r)
+                labels[r] = t if len(t) <= _LABEL_CHARS else r
+        also = tuple(labels[r] for r in sorted({h.rule_id for h in group} - {rule_id}))
+        by_rule.setdefault(rule_id, []).append(_story(group, rule_id, also, tz))
     sections = []
-    for rule_id, rule_hits in by_rule.items():
+    for rule_id, stories in by_rule.items():
         title = clean(rule_titles.get(rule_id) or rule_id)
-        stories = tuple(sorted((_story(group, tz) for group in cluster(rule_hits)),
-                               key=lambda s: (s.published, s.lead.id), reverse=True))
+        stories.sort(key=lambda s: (-s.score, -s.published.timestamp(), -s.lead.id))
         sections.append(Section(
-            rule_id=rule_id, title=title,
-            label=title if len(title) <= _LABEL_CHARS else rule_id,
-            severity=max(h.severity for h in rule_hits), count=len(rule_hits), stories=stories))
-    sections.sort(key=lambda s: (-(s.severity or 0), -s.count, s.label))
+            rule_id=rule_id, title=title, label=labels[rule_id],
+            severity=max(s.lead.severity for s in stories), count=len(stories),
+            stories=tuple(stories)))
+    # Gravest first, then most stories, then most reports (coverage), then by name.
+    sections.sort(key=lambda s: (-(s.severity or 0), -s.count,
+                                 -sum(len(st.hit_ids) for st in s.stories), s.label))
     headline = _headline(desk, kind, sections, note)
     return Digest(desk=desk, kind=kind, subject=f"{SUBJECT_PREFIX} {headline}",
                   headline=headline, generated_at=now, when=_long_time(now, tz),
@@ -185,8 +212,39 @@ def build_digest(desk: str, hits: Iterable[StoredHit], rule_titles: Mapping[str,
                   note=clean(note) if note else None)
 
 
+def _story_groups(hits: list[StoredHit]) -> list[list[StoredHit]]:
+    """The hits of each story: by stored story; hits stored without one, clustered."""
+    groups: dict[int, list[StoredHit]] = {}
+    loose: list[StoredHit] = []
+    for h in hits:
+        if h.story is None:
+            loose.append(h)
+        else:
+            groups.setdefault(h.story, []).append(h)
+    out = list(groups.values())
+    # An item that hit several rules is one report: cluster items, each among the
+    # items of its gravest rule.
+    by_item: dict[int, list[StoredHit]] = {}
+    for h in loose:
+        by_item.setdefault(h.item_id, []).append(h)
+    by_rule: dict[str, list[list[StoredHit]]] = {}
+    for item_hits in by_item.values():
+        by_rule.setdefault(_gravest(item_hits), []).append(item_hits)
+    for rule_items in by_rule.values():
+        firsts = {g[0].id: g for g in rule_items}
+        for group in cluster([g[0] for g in rule_items]):
+            out.append([h for first in group for h in firsts[first.id]])
+    return out
+
+
+def _gravest(group: Sequence[StoredHit]) -> str:
+    """The rule a story is listed under: the gravest, then the strongest evidence."""
+    return min(group, key=lambda h: (-h.severity, -h.score, h.rule_id)).rule_id
+
+
 def _headline(desk: str, kind: str, sections: Sequence[Section], note: str | None) -> str:
-    """``energy: 7 new (CPC disruption 5, BTC diversion 2)``, within a header's length."""
+    """``energy: 3 new stories (CPC disruption 2, BTC diversion 1)``, within a header's
+    length."""
     if kind == "notice":
         return truncate(f"{desk}: {clean(note or 'notice')}", _SUBJECT_CHARS)
     prefix = f"ALERT {desk}" if kind == "alert" else desk
@@ -197,7 +255,7 @@ def _headline(desk: str, kind: str, sections: Sequence[Section], note: str | Non
         section = sections[0]
         return truncate(f"{prefix}: {section.label}: {section.stories[0].title_text}",
                         _SUBJECT_CHARS)
-    head = f"{prefix}: {total} new"
+    head = f"{prefix}: {total} new {'story' if total == 1 else 'stories'}"
     parts: list[str] = []
     for s in sections:
         part = f"{s.label} {s.count}"
@@ -209,14 +267,29 @@ def _headline(desk: str, kind: str, sections: Sequence[Section], note: str | Non
     return f"{head} ({', '.join(parts)})"
 
 
-def _story(group: Sequence[StoredHit], tz: ZoneInfo | Any) -> Story:
+def _story(group: Sequence[StoredHit], rule_id: str, also: tuple[str, ...],
+           tz: ZoneInfo | Any) -> Story:
+    # One report per item, shown with its hit of the story's rule where it has one.
+    reports: dict[int, StoredHit] = {}
+    for h in sorted(group, key=lambda h: (h.rule_id != rule_id, -h.score, h.id)):
+        reports.setdefault(h.item_id, h)
     # The strongest evidence leads; among equals, one with a usable link, then the
     # outlet that had it first.
-    ordered = sorted(group, key=lambda h: (-h.score, safe_url(h.link) is None, h.published,
-                                           h.id))
+    ordered = sorted(reports.values(), key=lambda h: (
+        h.rule_id != rule_id, -h.score, safe_url(h.link) is None, h.published, h.id))
     lead = ordered[0]
-    others = sorted(ordered[1:], key=lambda h: (h.published, h.id), reverse=True)
     url = safe_url(lead.link)
+    # Every other report once per link: one article reached through several feeds
+    # is one mention.
+    seen = {url} if url else set()
+    others = []
+    for h in sorted(ordered[1:], key=lambda h: (h.published, h.id), reverse=True):
+        u = safe_url(h.link)
+        if u is not None and u in seen:
+            continue
+        if u is not None:
+            seen.add(u)
+        others.append(h)
     return Story(
         lead=lead,
         title=highlight(lead.title, [(e.start, e.end) for e in lead.evidence
@@ -230,7 +303,11 @@ def _story(group: Sequence[StoredHit], tz: ZoneInfo | Any) -> Story:
         more=tuple(Mention(hit=h, outlet=clean(h.shown_outlet),
                            title=truncate(clean(h.title), TITLE_CHARS),
                            url=(u := safe_url(h.link)), host=host(u), published=h.published,
-                           when=_short_time(h.published, tz), score=h.score) for h in others),
+                           when=_short_time(h.published, tz), score=h.score, lang=h.lang,
+                           lead_lang=lead.lang)
+                   for h in others),
+        also=also,
+        members=tuple(sorted(group, key=lambda h: h.id)),
     )
 
 

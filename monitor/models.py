@@ -213,6 +213,12 @@ class StoredHit:
     feed_url: str
     feed_name: str  # the configured name, else the feed's own title, else its URL
     outlet: str | None = None  # the item's own outlet, where the feed names one
+    story: int | None = None  # the story it tells (the id of its first item)
+
+    @property
+    def story_key(self) -> int:
+        """The story, or the item itself for a hit stored without one."""
+        return self.story if self.story is not None else self.item_id
 
     @property
     def shown_outlet(self) -> str:

@@ -5,7 +5,9 @@
     settings.feeds ─► fetch.fetch_many ─► parse.parse_feed ─► match.Matcher ─► Store.commit_poll
       (FeedState:       (FetchResult,       (ParsedFeed,        (Match per      (items, hits and
        validators,       as they             Items)              new item)       the feed's new
-       back-off)         complete)                                               state, at once)
+       back-off)         complete)                                               state, at once;
+                                                                                 each hit's story:
+                                                                                 stories.place)
 
 Stages never call each other; only this module calls them, in this order
 (and :mod:`monitor.fetch_child`, which runs fetch then parse in a child).
@@ -37,9 +39,10 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
+from monitor import stories
 from monitor.errors import StorageError
 from monitor.feedstate import fetch_requests, gap_flag, next_state, rhythm_flag
 from monitor.models import FeedState, FetchResult, NewItem, ParsedFeed
@@ -275,7 +278,9 @@ class Poller:
         self._log_change(feed, prev, state, parsed)
         stored, hits = 0, dict[str, int]()
         if new:
-            stored, hits = self.store.commit_poll(state, new, self._rule_info, now)
+            stored, hits = self.store.commit_poll(
+                state, new, self._rule_info, now, place=stories.place,
+                story_window=timedelta(hours=stories.PLACE["window_hours"]))
         else:
             unsaved.append(state)
         return FeedOutcome(url=feed.url, name=feed.label, status=result.last_status,

@@ -112,10 +112,11 @@ def test_card_shape() -> None:
     assert card["msteams"] == {"width": "Full"}
     headline, context, section, story, *_ = card["body"]
     assert headline == {"type": "TextBlock", "wrap": True, "size": "Large", "weight": "Bolder",
-                        "text": "energy: 3 new \\(CPC disruption 2, BTC diversion 1\\)"}
-    assert context["text"] == ("energy · Fri 02 Jan 2026, 08:00 Asia/Almaty · CPC disruption 2 · "
+                        "text": "energy: 2 new stories \\(CPC disruption 1, BTC diversion 1\\)"}
+    assert context["text"] == ("energy · Fri 02 Jan 2026, 08:00 Asia/Almaty · CPC disruption 1 · "
                                "BTC diversion 1")
-    assert section["text"] == "CPC disruption · high · 2 new" and section["weight"] == "Bolder"
+    assert section["text"] == "CPC disruption · high · 1 new story"
+    assert section["weight"] == "Bolder"
     head, snippet, more = story["items"]
     # The link's parentheses are encoded: they would end a markdown link target.
     assert head["text"] == ("[Drone strike halts loadings at CPC terminal near Novorossiysk]"

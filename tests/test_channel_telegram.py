@@ -72,10 +72,10 @@ def test_message_shape() -> None:
     digest = a_digest()
     [text] = telegram_messages(digest)
     lines = text.split("\n")
-    assert lines[0] == "<b>energy: 3 new (CPC disruption 2, BTC diversion 1)</b>"
-    assert lines[1] == ("<i>energy · Fri 02 Jan 2026, 08:00 Asia/Almaty · CPC disruption 2 · "
+    assert lines[0] == "<b>energy: 2 new stories (CPC disruption 1, BTC diversion 1)</b>"
+    assert lines[1] == ("<i>energy · Fri 02 Jan 2026, 08:00 Asia/Almaty · CPC disruption 1 · "
                         "BTC diversion 1</i>")
-    assert lines[3] == "<b>CPC disruption</b> · high · 2 new"
+    assert lines[3] == "<b>CPC disruption</b> · high · 1 new story"
     # The title links to the story (the '&' of its URL escaped), the matched term in bold.
     assert lines[4] == ('• <a href="https://reuters.example/a?x=1&amp;y=2">Drone strike halts '
                         'loadings at <b>CPC</b> terminal near Novorossiysk</a> — Reuters '
@@ -214,7 +214,7 @@ def test_sends_html_messages(api: TelegramStandIn, token: Secret) -> None:
                     "disable_web_page_preview": True}
     assert api.paths == [f"/bot{TOKEN}/sendMessage"]
     [sent] = api.sent
-    assert sent.text.startswith("energy: 3 new (CPC disruption 2, BTC diversion 1)")
+    assert sent.text.startswith("energy: 2 new stories (CPC disruption 1, BTC diversion 1)")
 
 
 def test_a_channel_username_is_a_chat_id(api: TelegramStandIn, token: Secret) -> None:

@@ -356,7 +356,7 @@ def test_the_same_story_from_three_feeds_arrives_as_one_entry(store: Store,
     for feed in ("reuters", "interfax", "kursiv"):
         assert f"https://{feed}.example/story/" in text
     assert mailbox.received[0].message["Subject"] == \
-        "[news-monitor] energy: 3 new (CPC disruption 3)"
+        "[news-monitor] energy: 1 new story (CPC disruption 1)"
 
 
 def test_a_crash_between_sent_and_marked_resends_once(store: Store, mailbox: Mailbox,
@@ -471,7 +471,7 @@ def test_alerts_group_a_minute_of_hits_and_are_not_repeated_in_the_digest(
     assert (report.sent, report.hits) == (1, 2)
     [alert] = mailbox.received
     assert alert.message["Subject"].strip() == \
-        "[news-monitor] ALERT energy: 2 new (Sanctioned transit 1, CPC disruption 1)"
+        "[news-monitor] ALERT energy: 2 new stories (Sanctioned transit 1, CPC disruption 1)"
     assert delivered(mailbox, ids | old) == [
         "Storm halts CPC loadings | Sanctioned goods seized in transit"]
     assert d.send_alerts().summary() == "nothing to send"
@@ -536,7 +536,7 @@ def test_cli_digest_preview_send_and_failure(tmp_path: Path, capsys: pytest.Capt
     html = tmp_path / "preview.html"
     assert main(["--config", str(cfg), "digest", "--preview", "--html", str(html)]) == 0
     out = capsys.readouterr().out
-    assert "Subject: [news-monitor] energy: 1 new (CPC disruption 1)" in out
+    assert "Subject: [news-monitor] energy: 1 new story (CPC disruption 1)" in out
     assert "Storm halts CPC <b>loadings</b>" in out and "Grain story" not in out
     assert "Storm halts CPC &lt;b&gt;loadings&lt;/b&gt;" in html.read_text(encoding="utf-8")
     assert mailbox.received == [] and store.list_deliveries() == []  # nothing sent or marked

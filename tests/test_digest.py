@@ -41,7 +41,7 @@ def distinct(n: int, rule: str = "cpc-disruption", **kw: object) -> list[StoredH
 def test_sections_by_topic_and_the_subject_counts_them() -> None:
     hits = distinct(2, "btc-diversion", severity=Severity.MEDIUM) + distinct(5)
     d = D.build_digest("energy", hits, TITLES, T0)
-    assert d.subject == "[news-monitor] energy: 7 new (CPC disruption 5, BTC diversion 2)"
+    assert d.subject == "[news-monitor] energy: 7 new stories (CPC disruption 5, BTC diversion 2)"
     assert [s.rule_id for s in d.sections] == ["cpc-disruption", "btc-diversion"]
     assert d.counts == {"cpc-disruption": 5, "btc-diversion": 2}
     assert d.total == 7 and len(d.hit_ids) == 7
@@ -53,7 +53,7 @@ def test_sections_by_topic_and_the_subject_counts_them() -> None:
 def test_a_long_rule_title_is_named_by_its_id_in_the_subject() -> None:
     d = D.build_digest("energy", distinct(1), {"cpc-disruption": "Disruption of the Caspian "
                                                 "Pipeline Consortium (CPC)"}, T0)
-    assert d.subject == "[news-monitor] energy: 1 new (cpc-disruption 1)"
+    assert d.subject == "[news-monitor] energy: 1 new story (cpc-disruption 1)"
     assert d.sections[0].title.startswith("Disruption of the Caspian")
 
 
@@ -62,7 +62,7 @@ def test_subjects_of_empty_digests_and_alerts() -> None:
     one = D.build_digest("energy", [hit("Storm halts CPC loadings")], TITLES, T0, kind="alert")
     assert one.subject == "[news-monitor] ALERT energy: CPC disruption: Storm halts CPC loadings"
     two = D.build_digest("energy", distinct(2), TITLES, T0, kind="alert")
-    assert two.subject == "[news-monitor] ALERT energy: 2 new (CPC disruption 2)"
+    assert two.subject == "[news-monitor] ALERT energy: 2 new stories (CPC disruption 2)"
 
 
 def test_the_subject_stays_short_with_many_topics() -> None:
@@ -103,7 +103,7 @@ def test_the_same_story_from_three_feeds_is_one_entry() -> None:
     assert story.outlet == "Reuters" and story.url == "https://reuters.example/a"
     assert [(m.outlet, m.url) for m in story.more] == [
         ("Interfax", "https://interfax.example/b"), ("Kursiv", "https://kursiv.example/c")]
-    assert section.count == 3 and sorted(d.hit_ids) == sorted(h.id for h in hits)
+    assert section.count == 1 and sorted(d.hit_ids) == sorted(h.id for h in hits)
 
 
 def H(title: str, summary: str = "", hours: float = 0.0, link: str | None = "auto") -> StoredHit:
@@ -304,7 +304,7 @@ def test_slack_message_shape() -> None:
     types = [b["type"] for b in msg["blocks"]]
     assert types == ["header", "context", "section", "section"]
     assert msg["blocks"][0]["text"] == {"type": "plain_text", "emoji": False,
-                                        "text": "energy: 1 new (CPC disruption 1)"}
+                                        "text": "energy: 1 new story (CPC disruption 1)"}
     story = msg["blocks"][3]["text"]["text"]
     assert story.startswith("• <https://reuters.example/a?x=1&amp;y=2|Drone strike halts CPC "
                             "loadings> — Reuters (reuters.example), 2 Jan 03:00 · score 91")
@@ -452,11 +452,15 @@ def test_webhook_document_carries_every_hit() -> None:
     doc = webhook_document(D.build_digest("energy", hits, TITLES, T0), delivery_id=42)
     json.dumps(doc)  # serialisable as is
     assert {k: doc[k] for k in ("version", "delivery", "kind", "desk", "total", "counts")} == {
-        "version": 1, "delivery": 42, "kind": "digest", "desk": "energy", "total": 3,
-        "counts": {"cpc-disruption": 2, "btc-diversion": 1}}
+        "version": 1, "delivery": 42, "kind": "digest", "desk": "energy", "total": 2,
+        "counts": {"cpc-disruption": 1, "btc-diversion": 1}}
     assert doc["generated_at"] == "2026-01-02T03:00:00Z"
     [story] = doc["sections"][0]["stories"]
     assert [h["id"] for h in story["hits"]] == [hits[0].id, hits[1].id]
+    # One story, named the same on each of its hits (the first item's id, for hits
+    # stored without a story).
+    assert story["story"] == hits[0].item_id
+    assert {h["story"] for h in story["hits"]} == {story["story"]}
     assert story["hits"][0]["evidence"] == [{"field": "title", "term": "CPC", "text": "CPC",
                                              "start": 36, "end": 39, "score": 100.0}]
     assert story["terms"] == ["CPC"]

@@ -107,7 +107,8 @@ def test_email_is_multipart_text_and_html_with_its_headers(mailbox: Mailbox) -> 
     assert got.sender == "monitor@example.org"
     assert got.recipients == ["desk@example.org", "chief@example.org"]
     msg = got.message
-    assert msg["Subject"] == "[news-monitor] energy: 3 new (CPC disruption 2, BTC diversion 1)"
+    assert msg["Subject"].strip() == ("[news-monitor] energy: 2 new stories "
+                                      "(CPC disruption 1, BTC diversion 1)")
     assert msg["Message-ID"] == f"<news-monitor.7.{int(T0.timestamp())}@example.org>"
     assert msg["List-Id"] == "news-monitor energy <energy.news-monitor.example.org>"
     assert parsedate_to_datetime(msg["Date"]) == T0

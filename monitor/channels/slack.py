@@ -129,13 +129,15 @@ def _story_lines(story: Story, section: Section, kind: str, limit: int) -> list[
             head += " · terms: " + slack_escape(", ".join(story.terms))
     else:
         head += f" · score {story.score:.0f}"
+    if story.also:
+        head += " · also " + slack_escape(", ".join(story.also))
     lines = [truncate(head, limit)]
     if kind != "alert" and story.snippet:
         lines.append(truncate("      " + _slack_spans(story.snippet), limit))
     if story.more:
         line = f"      +{len(story.more)} more: "
         for i, m in enumerate(story.more):
-            link = _slack_link(m.url, m.outlet) + ("" if i == len(story.more) - 1 else ", ")
+            link = _slack_link(m.url, m.label) + ("" if i == len(story.more) - 1 else ", ")
             if len(line) + len(link) > limit:
                 lines.append(line.rstrip(", "))
                 line = "      "
@@ -177,7 +179,7 @@ def slack_messages(digest: Digest, *, limits: Mapping[str, int] = SLACK_LIMITS
                 body.append({"type": "divider"})
             sev = f" · {section.severity}" if section.severity else ""
             body.append(_section(truncate(f"*{slack_escape(section.title)}*{sev} · "
-                                          f"{section.count} new", max_text)))
+                                          f"{section.new}", max_text)))
         text = ""
         for story in section.stories:
             for line in _story_lines(story, section, digest.kind, max_text):

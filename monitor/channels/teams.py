@@ -178,7 +178,7 @@ def _story(story: Story, section: Section, kind: str, budget: int) -> dict[str, 
         text = f"+{len(story.more)} more: "
         room -= _json_chars(text) + _json_chars(" …")
         for i, m in enumerate(story.more):
-            piece = (", " if i else "") + _link(m.url, m.outlet or m.host or "link")
+            piece = (", " if i else "") + _link(m.url, m.label or m.host or "link")
             cost = _json_chars(piece)
             if cost > room:
                 text += " …"
@@ -225,7 +225,7 @@ def teams_cards(digest: Digest, *, budget: int = TEAMS_BUDGET) -> list[dict[str,
         header: list[dict[str, Any]] = []
         if digest.kind != "alert":
             sev = f" · {section.severity}" if section.severity else ""
-            header = [_block(teams_escape(f"{section.title}{sev} · {section.count} new"),
+            header = [_block(teams_escape(f"{section.title}{sev} · {section.new}"),
                              size="Medium", weight="Bolder", separator=True, spacing="Large")]
         for story in section.stories:
             head_cost = sum(teams_size(e) + 1 for e in header)

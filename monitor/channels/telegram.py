@@ -279,7 +279,7 @@ def _story_lines(story: Story, section: Section, kind: str) -> list[_Line]:
         for i, m in enumerate(story.more):
             if i:
                 more.append(_Run(", "))
-            more.append(_Run(m.outlet or m.host or "link", href=m.url))
+            more.append(_Run(m.label or m.host or "link", href=m.url))
         lines.append(more)
     return lines
 
@@ -302,7 +302,7 @@ def _units(digest: Digest) -> list[list[_Line]]:
         header: list[_Line] = []
         if digest.kind != "alert":
             sev = f" · {section.severity}" if section.severity else ""
-            header = [[_Run(section.title, bold=True), _Run(f"{sev} · {section.count} new")]]
+            header = [[_Run(section.title, bold=True), _Run(f"{sev} · {section.new}")]]
         for story in section.stories:
             units.append(header + _story_lines(story, section, digest.kind))
             header = []

@@ -151,13 +151,16 @@ def webhook_document(digest: Digest, *, delivery_id: int | None = None) -> dict[
                 "published": isoformat_z(st.lead.published),
                 "score": round(st.score, 1),
                 "terms": list(st.terms),
-                "hits": [_hit_doc(st.lead), *(_hit_doc(m.hit) for m in st.more)],
+                "story": st.lead.story_key,
+                "also": list(st.also),
+                "hits": [_hit_doc(h, st.lead.story_key)
+                         for h in (st.members or (st.lead, *(m.hit for m in st.more)))],
             } for st in s.stories],
         } for s in digest.sections],
     }
 
 
-def _hit_doc(h: StoredHit) -> dict[str, Any]:
+def _hit_doc(h: StoredHit, story: int) -> dict[str, Any]:
     from monitor.highlight import TITLE_CHARS, clean, safe_url
     from monitor.text import truncate
 
@@ -165,4 +168,5 @@ def _hit_doc(h: StoredHit) -> dict[str, Any]:
             "title": truncate(clean(h.title), TITLE_CHARS), "link": safe_url(h.link),
             "outlet": clean(h.shown_outlet), "feed": h.feed_url, "guid": h.guid,
             "published": isoformat_z(h.published), "matched_at": isoformat_z(h.matched_at),
+            "story": story, "lang": h.lang,
             "evidence": [e.to_dict() for e in h.evidence]}

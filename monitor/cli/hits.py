@@ -44,7 +44,8 @@ def cmd_hits(args: argparse.Namespace) -> int:
     if args.format == "jsonl":
         for h in hits:
             print(json.dumps({
-                "rule": h.rule_id, "score": h.score, "severity": str(h.severity),
+                "id": h.id, "story": str(h.story_key), "rule": h.rule_id, "score": h.score,
+                "severity": str(h.severity),
                 "guid": h.guid, "title": h.title, "link": h.link, "feed": h.feed_url,
                 "feed_name": h.feed_name, "outlet": h.shown_outlet,
                 "published": isoformat_z(h.published),

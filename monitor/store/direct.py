@@ -33,7 +33,7 @@ T = TypeVar("T")
 #: Store's own hit queries select the same).
 HIT_COLUMNS = ("h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence, "
                "h.matched_at, h.item_id, i.guid, i.title, i.summary, i.link, i.published, "
-               "i.lang, f.url, COALESCE(f.name, f.title, f.url), i.outlet")
+               "i.lang, f.url, COALESCE(f.name, f.title, f.url), i.outlet, i.story_id")
 _SELECT = (f"SELECT {HIT_COLUMNS} FROM hits h JOIN items i ON i.id = h.item_id "
            "JOIN feeds f ON f.id = i.feed_id")
 
@@ -204,7 +204,7 @@ def _utc(value: datetime | str) -> datetime:
 def stored_hit(row: tuple[Any, ...]) -> StoredHit:
     """A row of :data:`HIT_COLUMNS`, as the driver or SQLAlchemy decoded it."""
     (hit_id, rule_id, rule_version, severity, score, evidence, matched_at, item_id, guid,
-     title, summary, link, published, lang, feed_url, feed_name, outlet) = row
+     title, summary, link, published, lang, feed_url, feed_name, outlet, story) = row
     if isinstance(evidence, str):  # SQLite keeps JSON as text; psycopg decodes it
         evidence = json.loads(evidence)
     return StoredHit(
@@ -213,6 +213,6 @@ def stored_hit(row: tuple[Any, ...]) -> StoredHit:
         evidence=tuple(Evidence(**e) for e in evidence), matched_at=_utc(matched_at),
         item_id=item_id, guid=guid, title=title, summary=summary, link=link,
         published=_utc(published), lang=lang, feed_url=feed_url, feed_name=feed_name,
-        outlet=outlet,
+        outlet=outlet, story=story,
     )
 

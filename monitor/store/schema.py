@@ -85,9 +85,13 @@ items = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("lang", sa.Text),
     sa.Column("outlet", sa.Text),  # who reported it, where the feed names one (revision 0002)
+    # The story it tells: the id of that story's first item (revision 0003). Set
+    # for items with hits when they are stored; NULL for the others.
+    sa.Column("story_id", sa.Integer),
     sa.UniqueConstraint("feed_id", "guid"),
     sa.Index("ix_items_feed_fingerprint", "feed_id", "fingerprint"),
     sa.Index("ix_items_first_seen", "first_seen"),
+    sa.Index("ix_items_story", "story_id"),
 )
 
 hits = sa.Table(
@@ -145,6 +149,18 @@ delivery_hits = sa.Table(
     sa.PrimaryKeyConstraint("delivery_id", "hit_id"),
     sa.UniqueConstraint("desk", "channel", "hit_id", name="uq_delivery_hits_once"),
     sa.Index("ix_delivery_hits_hit", "hit_id"),
+)
+
+# An alert goes out once per story per desk and channel: the primary key is the
+# claim, taken with the alert's delivery, whichever instance sends it.
+story_alerts = sa.Table(
+    "story_alerts", metadata,
+    sa.Column("story_id", sa.Integer, nullable=False),
+    sa.Column("desk", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.PrimaryKeyConstraint("story_id", "desk", "channel"),
 )
 
 silences = sa.Table(

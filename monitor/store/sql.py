@@ -22,6 +22,7 @@ from monitor.models import (
     Delivery,
     FeedState,
     NewItem,
+    Report,
     Severity,
     Silence,
     StoredHit,
@@ -36,9 +37,16 @@ from monitor.store.schema import (
     hits,
     items,
     silences,
+    story_alerts,
 )
 
 log = logging.getLogger(__name__)
+
+#: Story placement: the stored reports it is handed (the newest of the window),
+#: and the PostgreSQL advisory lock key that puts placements in a row.
+Placer = Callable[[Sequence[Report], Sequence[Report]], list[int]]
+MAX_PLACED = 5000
+STORY_LOCK = 0x6E6D5354  # "nmST"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -300,13 +308,17 @@ class Store:
     @_wrap
     def commit_poll(self, state: FeedState, new: Sequence[NewItem],
                     rules: Mapping[str, tuple[str, Severity]],
-                    now: datetime | None = None) -> tuple[int, dict[str, int]]:
+                    now: datetime | None = None, *, place: Placer | None = None,
+                    story_window: timedelta = timedelta(hours=72)
+                    ) -> tuple[int, dict[str, int]]:
         """Store a poll's new items, their hits and the feed's new state, atomically.
 
         A feed's poll is all or nothing: killed half-way, the validators are not
         advanced either, so the next poll fetches the same entries again.
         ``rules`` maps a rule id to (version, severity). An item already stored
-        (another instance was faster) is skipped with its hits.
+        (another instance was faster) is skipped with its hits. Each new item
+        with hits joins a story: ``place`` chooses it among the stored items
+        published within ``story_window`` of it, in the same transaction.
         Returns (items stored, hits stored by rule id).
         """
         now = now or _now()
@@ -343,9 +355,43 @@ class Store:
             if hit_rows:
                 conn.execute(self._insert_hits, hit_rows)
                 stored_hits = dict(Counter(row["rule_id"] for row in hit_rows))
+                if place is not None:
+                    self._place_stories(conn, [(ids[n.item.guid], n) for n in new
+                                               if n.matches and n.item.guid in ids],
+                                        place, story_window, now)
             conn.execute(self._state_by_id, {"b_id": feed_id,
                                                           **_state_values(state)})
         return stored_items, stored_hits
+
+    def _place_stories(self, conn: sa.Connection, new: Sequence[tuple[int, NewItem]],
+                       place: Placer, window: timedelta, now: datetime) -> None:
+        """Give each new item with hits its story, inside the poll's transaction.
+
+        Race-safe: on PostgreSQL one advisory lock (held to the commit) puts
+        every instance's placements in a row, so two reports of one event
+        stored at once cannot start two stories; SQLite has one writer anyway
+        (this transaction already wrote its items).
+        """
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORY_LOCK})
+        fresh = [Report(item_id=item_id, title=n.item.title, summary=n.item.summary,
+                        link=n.item.link, published=n.item.published or now, lang=n.item.lang,
+                        rules=tuple(m.rule_id for m in n.matches)) for item_id, n in new]
+        lo = min(r.published for r in fresh) - window
+        hi = max(r.published for r in fresh) + window
+        rows = conn.execute(
+            sa.select(items.c.id, items.c.title, items.c.summary, items.c.link,
+                      items.c.published, items.c.lang, items.c.story_id)
+            .where(items.c.story_id.is_not(None), items.c.published >= lo,
+                   items.c.published <= hi)
+            .order_by(items.c.published.desc()).limit(MAX_PLACED)).all()
+        placed = [Report(item_id=r.id, title=r.title, summary=r.summary, link=r.link,
+                         published=r.published, lang=r.lang, story=r.story_id) for r in rows]
+        chosen = place(fresh, placed)
+        conn.execute(items.update().where(items.c.id == sa.bindparam("b_id"))
+                     .values(story_id=sa.bindparam("b_story")),
+                     [{"b_id": r.item_id, "b_story": story}
+                      for r, story in zip(fresh, chosen, strict=True)])
 
     def _feed_id(self, conn: sa.Connection, url: str) -> int | None:
         feed_id = self._feed_ids.get(url)
@@ -498,7 +544,7 @@ class Store:
             return dict(conn.execute(sa.select(desks.c.name, desks.c.first_seen)).all())
 
     def _pending_query(self, desk: str, channel: str, rule_ids: Sequence[str] | None,
-                       since: datetime) -> sa.Select[Any]:
+                       since: datetime, *, new_stories: bool = False) -> sa.Select[Any]:
         claimed = (sa.select(delivery_hits.c.hit_id)
                    .where(delivery_hits.c.desk == desk, delivery_hits.c.channel == channel,
                           delivery_hits.c.hit_id == hits.c.id))
@@ -509,6 +555,12 @@ class Store:
                            silences.c.until > hits.c.matched_at))
         query = _hit_query().where(hits.c.matched_at >= since, ~sa.exists(claimed),
                                    ~sa.exists(silenced))
+        if new_stories:  # an alert: not of a story already alerted on this desk and channel
+            alerted = (sa.select(story_alerts.c.story_id)
+                       .where(story_alerts.c.desk == desk, story_alerts.c.channel == channel,
+                              story_alerts.c.story_id == sa.func.coalesce(items.c.story_id,
+                                                                          items.c.id)))
+            query = query.where(~sa.exists(alerted))
         if rule_ids is not None:
             query = query.where(hits.c.rule_id.in_(list(rule_ids)))
         return query
@@ -517,13 +569,14 @@ class Store:
     def pending_hits(self, desk: str, channel: str, *, rule_ids: Sequence[str] | None,
                      since: datetime, min_severity: Severity | None = None,
                      matched_after: datetime | None = None,
-                     limit: int | None = None) -> list[StoredHit]:
+                     limit: int | None = None, new_stories: bool = False) -> list[StoredHit]:
         """Hits for a desk and channel not yet claimed by any delivery, newest first.
 
         ``rule_ids`` None means every rule. Hits of a silenced rule, matched
-        while the silence lasted, are never pending.
+        while the silence lasted, are never pending. ``new_stories``: only hits
+        of stories no alert has claimed for this desk and channel yet.
         """
-        query = self._pending_query(desk, channel, rule_ids, since)
+        query = self._pending_query(desk, channel, rule_ids, since, new_stories=new_stories)
         if min_severity is not None:
             query = query.where(hits.c.severity.in_(
                 [str(s) for s in Severity if s >= min_severity]))
@@ -557,7 +610,10 @@ class Store:
 
         A hit already claimed for this desk and channel (by another run or
         another instance) is left out; with nothing left to claim, no delivery
-        is made and None is returned. Returns (delivery id, claimed hit ids).
+        is made and None is returned. An alert also claims the hits' stories
+        for the desk and channel: a hit whose story another alert already
+        claimed is left out too (it waits for the digest). Returns (delivery
+        id, claimed hit ids).
         """
         now = now or _now()
         with self.engine.begin() as conn:
@@ -566,6 +622,11 @@ class Store:
                                            state="pending", created_at=now, next_attempt=now,
                                            payload=dict(payload) if payload else None)
                 .returning(deliveries.c.id)).scalar_one()
+            if kind == "alert" and hit_ids:
+                hit_ids = self._claim_stories(conn, delivery_id, desk, channel, hit_ids)
+                if not hit_ids:
+                    conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id))
+                    return None
             claimed: list[int] = []
             if hit_ids:
                 stmt = (_insert_or_skip(self.dialect, delivery_hits)
@@ -577,6 +638,25 @@ class Store:
                 conn.execute(deliveries.delete().where(deliveries.c.id == delivery_id))
                 return None
         return delivery_id, claimed
+
+    def _claim_stories(self, conn: sa.Connection, delivery_id: int, desk: str, channel: str,
+                       hit_ids: Sequence[int]) -> list[int]:
+        """The hits among ``hit_ids`` whose story this alert claimed for the desk and channel."""
+        story_of: dict[int, int] = {}
+        for i in range(0, len(hit_ids), _GUID_BATCH):
+            story_of.update((r[0], r[1]) for r in conn.execute(
+                sa.select(hits.c.id, sa.func.coalesce(items.c.story_id, items.c.id))
+                .join(items, items.c.id == hits.c.item_id)
+                .where(hits.c.id.in_(list(hit_ids[i:i + _GUID_BATCH])))))
+        wanted = sorted(set(story_of.values()))
+        if not wanted:
+            return []
+        stmt = (_insert_or_skip(self.dialect, story_alerts)
+                .returning(story_alerts.c.story_id))
+        won = {r.story_id for r in conn.execute(stmt, [
+            {"story_id": s, "desk": desk, "channel": channel, "delivery_id": delivery_id}
+            for s in wanted])}
+        return [h for h in hit_ids if story_of.get(h) in won]
 
     @_wrap
     def claim_due_deliveries(self, owner: str, *, now: datetime | None = None,
@@ -780,7 +860,7 @@ def _hit_query() -> sa.Select[Any]:
                       h.matched_at, h.item_id, items.c.guid, items.c.title, items.c.summary,
                       items.c.link, items.c.published, items.c.lang, feeds.c.url,
                       sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url),
-                      items.c.outlet)
+                      items.c.outlet, items.c.story_id)
             .join(items, items.c.id == hits.c.item_id)
             .join(feeds, feeds.c.id == items.c.feed_id))
 

@@ -1,0 +1,190 @@
+"""Stories in the store and in delivery: each story once, across feeds, languages,
+restarts and instances (a real store: SQLite, and PostgreSQL where available; a real
+SMTP server on loopback).
+
+Done means: reports of one event join one story when they are stored, whichever
+feed or language they come in; a story is alerted once per desk and channel, its
+later reports going to the digest as its new coverage; the story survives a
+restart; two instances storing reports of one event at once make one story.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from desks import desk_config
+from servers import Mailbox, parts
+from test_deliver import RULES, Clock, deliverer, settings
+
+from monitor import stories
+from monitor.cli import main
+from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
+from monitor.store import Store
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+WINDOW = timedelta(hours=stories.PLACE["window_hours"])
+
+STORM_EN = ("CPC halts tanker loadings at Novorossiysk after storm damages two moorings",
+            "The Caspian Pipeline Consortium suspended loadings at its Black Sea terminal "
+            "after a storm damaged two of its three single point moorings.")
+STORM_RU = ("КТК приостановил отгрузку нефти в Новороссийске после шторма",
+            "Каспийский трубопроводный консорциум остановил погрузку танкеров: шторм "
+            "повредил два из трех выносных причальных устройств.")
+GRAIN = ("Kazakhstan bans wheat imports by road for six months",
+         "The agriculture ministry banned imports of wheat by lorry from Russia.")
+
+_n = iter(range(1, 1_000_000))
+
+
+def report(store: Store, at: datetime, text: tuple[str, str], *, feed: str = "reuters",
+           rule: str = "cpc-disruption", link: str | None = None) -> int:
+    """Store one report from ``feed`` as a poll does (its story placed); its hit id."""
+    url = f"https://{feed}.example/rss"
+    store.sync_feeds([(url, feed.capitalize())], now=at)
+    n = next(_n)
+    item = Item(feed_url=url, guid=f"{feed}-{n}", title=text[0], summary=text[1],
+                link=link or f"https://{feed}.example/story/{n}", published=at, lang="en",
+                fingerprint=f"fp-{feed}-{n}")
+    new = NewItem(item, (Match(rule, 90.0, (Evidence("summary", "x", "x", 0, 0, 100.0),)),))
+    store.commit_poll(FeedState(url), [new], RULES, at, place=stories.place,
+                      story_window=WINDOW)
+    return next(h.id for h in store.list_hits() if h.guid == item.guid)
+
+
+def story_of(store: Store, hit_id: int) -> int | None:
+    return next(h.story for h in store.list_hits() if h.id == hit_id)
+
+
+def test_one_event_from_two_feeds_and_two_languages_is_one_story(store: Store) -> None:
+    first = report(store, T0, STORM_EN)
+    same_link = report(store, T0 + timedelta(minutes=3), ("Other words", "Nothing alike."),
+                       feed="yahoo", link="https://reuters.example/story/"
+                       + str(next(h.guid for h in store.list_hits()).split("-")[1]))
+    russian = report(store, T0 + timedelta(hours=1), STORM_RU, feed="interfax")
+    other = report(store, T0 + timedelta(hours=2), GRAIN, feed="kursiv", rule="eaeu-grain-ban")
+    story = story_of(store, first)
+    assert story is not None
+    assert story_of(store, same_link) == story_of(store, russian) == story
+    assert story_of(store, other) not in (None, story)
+
+
+def test_the_same_headline_after_the_window_is_a_new_story(store: Store) -> None:
+    first = report(store, T0, STORM_EN)
+    later = report(store, T0 + WINDOW + timedelta(hours=12), STORM_EN, feed="interfax")
+    assert story_of(store, later) != story_of(store, first)
+
+
+def test_a_story_survives_a_restart(store_url: str) -> None:
+    s = Store.open(store_url)
+    first = report(s, T0, STORM_EN)
+    s.close()
+    s = Store.open(store_url)
+    try:
+        again = report(s, T0 + timedelta(hours=1), STORM_RU, feed="interfax")
+        assert story_of(s, again) == story_of(s, first)
+    finally:
+        s.close()
+
+
+def test_two_instances_storing_one_event_at_once_make_one_story(store: Store,
+                                                                 store_url: str) -> None:
+    """Each round, two stores (two engines, as two daemons have) commit a report of
+    the same new event at the same moment: they must agree on its story."""
+    other = Store.open(store_url)
+    try:
+        for round_ in range(8):
+            at = T0 + round_ * (WINDOW + timedelta(days=1))  # each round a new event
+            barrier = threading.Barrier(2)
+            ids: dict[str, int] = {}
+
+            def store_one(s: Store, feed: str, text: tuple[str, str],
+                          at: datetime = at, barrier: threading.Barrier = barrier,
+                          ids: dict[str, int] = ids) -> None:
+                s.sync_feeds([(f"https://{feed}.example/rss", feed)], now=at)
+                barrier.wait()
+                ids[feed] = report(s, at, text, feed=feed)
+
+            threads = [threading.Thread(target=store_one, args=(store, "reuters", STORM_EN)),
+                       threading.Thread(target=store_one, args=(other, "interfax", STORM_RU))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert story_of(store, ids["reuters"]) == story_of(store, ids["interfax"])
+    finally:
+        other.close()
+
+
+def test_a_later_report_of_an_alerted_story_waits_for_the_digest(
+        store: Store, tmp_path: Path) -> None:
+    with Mailbox() as mailbox:
+        desk = desk_config("energy", email=("energy@example.org",),
+                           alert_min_severity=Severity.HIGH)
+        clock = Clock(T0 + timedelta(seconds=30))
+        d = deliverer(store, settings(desk, smtp_port=mailbox.port), clock)
+        report(store, T0, STORM_EN)
+        assert d.send_alerts().sent == 1
+        clock.advance(minutes=10)
+        report(store, T0 + timedelta(minutes=9), STORM_RU, feed="interfax")
+        report(store, T0 + timedelta(minutes=9), STORM_EN, feed="kursiv")
+        assert d.send_alerts().summary() == "nothing to send"
+        assert len(mailbox.received) == 1
+        clock.advance(hours=1)
+        assert d.send_digests().hits == 2
+        digest = mailbox.received[1].message
+        assert digest["Subject"].strip() == \
+            "[news-monitor] energy: 1 new story (CPC disruption 1)"
+        text = parts(digest)["text/plain"]
+        # One entry: the lead and the other outlet's report linked under it, its
+        # language marked.
+        assert text.count("\n* ") == 1 and "+1 more:" in text
+        # A new event later is alerted again.
+        clock.advance(days=5)
+        report(store, clock.now - timedelta(minutes=1), GRAIN, rule="cpc-disruption")
+        assert d.send_alerts().sent == 1
+
+
+def test_an_item_hitting_two_rules_is_listed_once_under_the_gravest(store: Store) -> None:
+    from monitor.digest import build_digest
+
+    url = "https://reuters.example/rss"
+    store.sync_feeds([(url, "Reuters")], now=T0)
+    item = Item(feed_url=url, guid="g2", title=STORM_EN[0], summary=STORM_EN[1],
+                link="https://reuters.example/2", published=T0, lang="en", fingerprint="f2")
+    ev = (Evidence("summary", "x", "x", 0, 0, 100.0),)
+    store.commit_poll(FeedState(url), [NewItem(item, (Match("btc-diversion", 80.0, ev),
+                                                      Match("cpc-disruption", 70.0, ev)))],
+                      RULES, T0, place=stories.place, story_window=WINDOW)
+    d = build_digest("energy", store.list_hits(), {"cpc-disruption": "CPC disruption",
+                                                   "btc-diversion": "BTC diversion"}, T0)
+    [section] = d.sections
+    assert section.rule_id == "cpc-disruption"  # high beats medium, whatever the score
+    [entry] = section.stories
+    assert entry.also == ("BTC diversion",) and len(entry.hit_ids) == 2
+    assert d.subject == "[news-monitor] energy: 1 new story (CPC disruption 1)"
+
+
+def test_hits_jsonl_names_each_hit_and_its_story(tmp_path: Path) -> None:
+    db = tmp_path / "monitor.db"
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{db}"\n', encoding="utf-8")
+    s = Store.open(f"sqlite:///{db}")
+    a = report(s, T0, STORM_EN)
+    b = report(s, T0 + timedelta(hours=1), STORM_RU, feed="interfax")
+    c = report(s, T0 + timedelta(hours=1), GRAIN, feed="kursiv", rule="eaeu-grain-ban")
+    s.close()
+    out = tmp_path / "out.jsonl"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["--config", str(config), "hits", "--format", "jsonl"]) == 0
+    out.write_text(buf.getvalue(), encoding="utf-8")
+    rows = {r["id"]: r for r in map(json.loads, buf.getvalue().splitlines())}
+    assert set(rows) == {a, b, c}
+    assert rows[a]["story"] == rows[b]["story"] != rows[c]["story"]
+    assert isinstance(rows[a]["story"], str)
