@@ -1,0 +1,76 @@
+"""A hit's score, 0-100: how strong its evidence is, so a digest shows the strongest first.
+
+Pure, standard library only. :func:`grade` reads a hit's evidence against its
+rule: where the terms stand (title or body), how exact they are, how close the
+topic term is to its context, how many distinct context terms back it. The
+weights are one table, :data:`WEIGHTS`, documented in ``rules/README.md`` with
+paired cases in ``tests/test_score.py``: a change here changes both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from monitor.models import Evidence
+from monitor.rules import Rule
+
+__all__ = ["WEIGHTS", "grade"]
+
+WEIGHTS: Mapping[str, float] = {
+    # Every hit starts here: its topic and its context found, far apart, in the body.
+    "base": 50,
+    # The topic term in the headline: the story is about it, not a passing mention.
+    "topic_in_title": 20,
+    # A context term in the headline too: the headline names the event.
+    "context_in_title": 10,
+    # Every term spelt exactly; a fuzzy one costs half its distance from 100
+    # (a word 88 % alike: -6) instead.
+    "exact": 5,
+    # The topic and its nearest context term in one field, at most this many
+    # characters apart (about six words, then about twenty)...
+    "near_chars": 40,
+    "near": 10,
+    "close_chars": 120,
+    "close": 5,
+    # ...and each distinct context term beyond the first, up to "more_max".
+    "more_context": 3,
+    "more_max": 9,
+    # Off the headline, a topic first named this many characters into its field
+    # (past the lede of a summary or an article) is a passing mention.
+    "deep_chars": 300,
+    "deep": -10,
+}
+
+
+def grade(rule: Rule, evidence: Sequence[Evidence]) -> float:
+    """The score of a hit of ``rule`` with this ``evidence`` (0-100, one decimal)."""
+    topic_terms = {t.text for t in rule.terms}
+    topic = [e for e in evidence if e.term in topic_terms]
+    context = [e for e in evidence if e.term not in topic_terms]
+    if not topic:  # cannot happen for a hit; the weakest honest answer
+        return 0.0
+    w = WEIGHTS
+    score = w["base"]
+    if any(e.field == "title" for e in topic):
+        score += w["topic_in_title"]
+    elif min(e.start for e in topic) > w["deep_chars"]:
+        score += w["deep"]
+    if any(e.field == "title" for e in context):
+        score += w["context_in_title"]
+    weakest = min(e.score for e in evidence)
+    score += w["exact"] if weakest >= 100 else -(100 - weakest) / 2
+    gap = min((_gap(t, c) for t in topic for c in context if t.field == c.field),
+              default=None)
+    if gap is not None and gap <= w["near_chars"]:
+        score += w["near"]
+    elif gap is not None and gap <= w["close_chars"]:
+        score += w["close"]
+    distinct = len({e.term for e in context})
+    score += min(w["more_max"], w["more_context"] * max(0, distinct - 1))
+    return round(max(0.0, min(100.0, score)), 1)
+
+
+def _gap(a: Evidence, b: Evidence) -> int:
+    """Characters between two spans of one field (0 when they touch or overlap)."""
+    return max(0, max(a.start, b.start) - min(a.end, b.end))
+
