@@ -459,7 +459,7 @@ def test_webhook_document_carries_every_hit() -> None:
     assert [h["id"] for h in story["hits"]] == [hits[0].id, hits[1].id]
     # One story, named the same on each of its hits (the first item's id, for hits
     # stored without a story).
-    assert story["story"] == hits[0].item_id
+    assert story["story"] == str(hits[0].item_id)
     assert {h["story"] for h in story["hits"]} == {story["story"]}
     assert story["hits"][0]["evidence"] == [{"field": "title", "term": "CPC", "text": "CPC",
                                              "start": 36, "end": 39, "score": 100.0}]

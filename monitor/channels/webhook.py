@@ -151,16 +151,16 @@ def webhook_document(digest: Digest, *, delivery_id: int | None = None) -> dict[
                 "published": isoformat_z(st.lead.published),
                 "score": round(st.score, 1),
                 "terms": list(st.terms),
-                "story": st.lead.story_key,
+                "story": str(st.lead.story_key),
                 "also": list(st.also),
-                "hits": [_hit_doc(h, st.lead.story_key)
+                "hits": [_hit_doc(h, str(st.lead.story_key))
                          for h in (st.members or (st.lead, *(m.hit for m in st.more)))],
             } for st in s.stories],
         } for s in digest.sections],
     }
 
 
-def _hit_doc(h: StoredHit, story: int) -> dict[str, Any]:
+def _hit_doc(h: StoredHit, story: str) -> dict[str, Any]:
     from monitor.highlight import TITLE_CHARS, clean, safe_url
     from monitor.text import truncate
 

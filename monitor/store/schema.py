@@ -92,6 +92,9 @@ items = sa.Table(
     sa.Index("ix_items_feed_fingerprint", "feed_id", "fingerprint"),
     sa.Index("ix_items_first_seen", "first_seen"),
     sa.Index("ix_items_story", "story_id"),
+    sa.Index("ix_items_story_published", "published",
+             sqlite_where=sa.text("story_id IS NOT NULL"),
+             postgresql_where=sa.text("story_id IS NOT NULL")),
 )
 
 hits = sa.Table(

@@ -25,6 +25,11 @@ def upgrade() -> None:
     with op.batch_alter_table("items") as batch:
         batch.add_column(sa.Column("story_id", sa.Integer(), nullable=True))
     op.create_index("ix_items_story", "items", ["story_id"])
+    # Placement reads the stories of a few days around each new report: only
+    # items with a story are indexed by date (the others are most of the table).
+    op.create_index("ix_items_story_published", "items", ["published"],
+                    sqlite_where=sa.text("story_id IS NOT NULL"),
+                    postgresql_where=sa.text("story_id IS NOT NULL"))
     op.execute("UPDATE items SET story_id = id WHERE id IN (SELECT item_id FROM hits)")
     op.create_table(
         "story_alerts",
@@ -41,6 +46,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("story_alerts")
+    op.drop_index("ix_items_story_published", table_name="items")
     op.drop_index("ix_items_story", table_name="items")
     with op.batch_alter_table("items") as batch:
         batch.drop_column("story_id")
