@@ -36,15 +36,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from monitor.errors import StorageError
 from monitor.feedstate import fetch_requests, gap_flag, next_state, rhythm_flag
-from monitor.models import FeedState, FetchResult, NewItem, ParsedFeed
+from monitor.models import FeedState, FetchResult, Item, Match, NewItem, ParsedFeed
 
 if TYPE_CHECKING:
+    from monitor.fetch import PageMemory
     from monitor.fetch_child import ForkedFetcher
     from monitor.match import Matcher
     from monitor.models import Severity
@@ -135,6 +136,8 @@ class Poller:
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
         self._matcher: Matcher | None = None
+        # full_text: robots.txt verdicts and hosts backing off, kept between polls
+        self._pages: PageMemory | None = None
         self._load_rules: Callable[[], RuleSet]
         if hasattr(matcher, "match"):
             self._matcher = given = cast("Matcher", matcher)
@@ -217,7 +220,7 @@ class Poller:
                         result, parsed = got, _parse(got) if got.ok else None
                     feed = by_url[result.url]
                     prev = states.get(feed.url) or FeedState(url=feed.url)
-                    outcome = self._handle(feed, prev, result, parsed, unsaved)
+                    outcome = await self._handle(feed, prev, result, parsed, unsaved)
                     outcomes.append(outcome)
                     if len(unsaved) >= _STATE_BATCH:
                         self.store.save_feed_states(unsaved)
@@ -257,21 +260,25 @@ class Poller:
         return PollReport(tuple(outcomes), skipped=len(feeds) - len(todo),
                           seconds=time.monotonic() - started)
 
-    def _handle(self, feed: FeedConfig, prev: FeedState, result: FetchResult,
-                parsed: ParsedFeed | None, unsaved: list[FeedState]) -> FeedOutcome:
+    async def _handle(self, feed: FeedConfig, prev: FeedState, result: FetchResult,
+                      parsed: ParsedFeed | None, unsaved: list[FeedState]) -> FeedOutcome:
         """Match and store one fetched, parsed feed; never raises for the feed's own
         faults. A state with nothing else to store is appended to ``unsaved``."""
-        now = self.clock()
         interval = self.settings.feed_interval(feed)
         jitter = random.uniform(0, 0.1)
         new: list[NewItem] = []
         newest = None
         gap = None
+        articles: tuple[int, str | None] = (0, None)
         if parsed is not None and parsed.is_feed and parsed.items:
-            new, newest, gap = self._new_items(feed, prev, parsed)
+            new, newest, gap, articles = await self._new_items(feed, prev, parsed, result)
+        now = self.clock()
         state = next_state(prev, result, parsed, now=now, interval=interval,
                            poll=self.settings.poll, new_items=len(new), newest=newest,
                            gap=gap, jitter=jitter)
+        if articles[0]:
+            state = replace(state, article_failures=state.article_failures + articles[0],
+                            article_error=articles[1])
         self._log_change(feed, prev, state, parsed)
         stored, hits = 0, dict[str, int]()
         if new:
@@ -282,9 +289,13 @@ class Poller:
                            new_items=stored, hits=tuple(sorted(hits.items())),
                            error=state.error)
 
-    def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed
-                   ) -> tuple[list[NewItem], datetime | None, str | None]:
-        """The entries not stored yet, matched; the newest date; a gap warning."""
+    async def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed,
+                         result: FetchResult
+                         ) -> tuple[list[NewItem], datetime | None, str | None,
+                                    tuple[int, str | None]]:
+        """The entries not stored yet, matched (with their article's text where the
+        feed has full_text); the newest date; a gap warning; the article pages that
+        failed, and the last one's error."""
         # One entry per guid: a feed that repeats a guid keeps its first entry.
         entries = list({i.guid: i for i in reversed(parsed.items)}.values())[::-1]
         if prev.last_new_item is None:
@@ -303,17 +314,73 @@ class Poller:
         if gap:
             log.warning("%s: every entry is new and the oldest is newer than the newest seen "
                         "before: %s", feed.label, gap)
-        new: list[NewItem] = []
         printed: set[str] = set(known_prints)
+        # An entry republished under a new id (same title and summary) is stored,
+        # but is not a new hit: it is neither matched nor its article fetched.
+        to_match: set[str] = set()
         for item in fresh:
-            # An entry republished under a new id (same title and summary) is
-            # stored, but is not a new hit.
-            if item.fingerprint in printed:
+            if item.fingerprint not in printed:
+                printed.add(item.fingerprint)
+                to_match.add(item.guid)
+        articles: tuple[int, str | None] = (0, None)
+        if self.settings.feed_full_text(feed) and to_match:
+            contents, articles = await self._articles(
+                [i for i in fresh if i.guid in to_match], result.final_url or feed.url)
+            fresh = [replace(i, content=contents[i.guid]) if i.guid in contents else i
+                     for i in fresh]
+        new: list[NewItem] = []
+        for item in fresh:
+            if item.guid not in to_match:
                 new.append(NewItem(item))
                 continue
-            printed.add(item.fingerprint)
-            new.append(NewItem(item, tuple(self.matcher.match(item.title, item.summary))))
-        return new, newest, gap
+            matches = self.matcher.match(item.title, item.summary, item.content)
+            if item.content:
+                matches = [_with_sentences(m, item.content) for m in matches]
+            new.append(NewItem(item, tuple(matches)))
+        return new, newest, gap, articles
+
+    async def _articles(self, entries: Sequence[Item], feed_where: str
+                        ) -> tuple[dict[str, str], tuple[int, str | None]]:
+        """Each entry's article text, by guid, where its page could be fetched and
+        read; how many could not, and the last reason. Pages are fetched
+        concurrently (:func:`monitor.fetch.fetch_pages`) and read one at a time,
+        off the event loop; a page is dropped once read."""
+        from monitor.fetch import PageMemory, fetch_pages
+        from monitor.parse.article import extract_text
+
+        if self._pages is None:
+            self._pages = PageMemory()
+        self._pages.forget_expired(time.monotonic())
+        by_link: dict[str, list[str]] = {}
+        for entry in entries:
+            if entry.link:
+                by_link.setdefault(entry.link, []).append(entry.guid)
+        links = list(by_link)
+        out: dict[str, str] = {}
+        failed, last = 0, None
+        stream = fetch_pages(links, feed_where, self.settings.poll, self._pages)
+        async with contextlib.aclosing(stream) as pages:
+            async for i, page in pages:
+                link = links[i]
+                if page.ok:
+                    try:
+                        text = await asyncio.to_thread(extract_text, page.body,
+                                                       headers=page.headers,
+                                                       url=page.final_url)
+                        error = None if text else "no article text found on the page"
+                    except Exception as e:  # a page the extractor chokes on: the item stays
+                        text, error = "", f"cannot read the page: {type(e).__name__}: {e}"
+                else:
+                    text, error = "", page.error or str(page.last_status)
+                del page  # its body, before the next one is read
+                if error is not None:
+                    failed += 1
+                    last = f"{link}: {error}"[:500]
+                    log.debug("article %s: %s", link, error)
+                    continue
+                for guid in by_link[link]:
+                    out[guid] = text
+        return out, (failed, last)
 
     def _log_change(self, feed: FeedConfig, prev: FeedState, state: FeedState,
                     parsed: ParsedFeed | None) -> None:
@@ -354,6 +421,22 @@ def check_rhythms(store: Store, settings: Settings, now: datetime) -> list[tuple
         elif not flag and st.flag:
             store.set_flag(feed.url, None)
     return flagged
+
+
+def _with_sentences(match: Match, content: str) -> Match:
+    """``match`` with each piece of evidence in ``content`` carrying its sentence,
+    which is what a digest shows of an article."""
+    if not any(e.field == "content" for e in match.evidence):
+        return match
+    from monitor.highlight import sentence_at
+
+    evidence = []
+    for e in match.evidence:
+        if e.field == "content":
+            start, end = sentence_at(content, e.start, e.end)
+            e = replace(e, context=content[start:end], context_start=start)
+        evidence.append(e)
+    return replace(match, evidence=tuple(evidence))
 
 
 def _until(when: datetime | None, now: datetime | None) -> str:

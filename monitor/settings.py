@@ -87,6 +87,7 @@ class FeedConfig:
     name: str | None = None
     interval: float | None = None  # seconds; None = poll.interval
     kind: str = "feed"  # feed | telegram (a channel's web preview, t.me/s/NAME)
+    full_text: bool | None = None  # fetch each new item's article page; None = poll.full_text
 
     @property
     def label(self) -> str:
@@ -103,6 +104,7 @@ class PollConfig:
     max_redirects: int = 5
     max_backoff: float = 86400.0  # ceiling of the exponential back-off
     stale_after_failures: int = 5  # failures in a row before a feed is flagged
+    full_text: bool = False  # every feed's default: fetch new items' article pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,9 @@ class Settings:
 
     def feed_interval(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.poll.interval
+
+    def feed_full_text(self, feed: FeedConfig) -> bool:
+        return feed.full_text if feed.full_text is not None else self.poll.full_text
 
     def desk(self, name: str) -> DeskConfig | None:
         return next((d for d in self.desks if d.name == name), None)
@@ -290,6 +295,7 @@ POLL = Table("poll", (
     Key("max_redirects", integer(50)),
     Key("max_backoff", duration, "ceiling of a failing feed's back-off"),
     Key("stale_after_failures", integer(1000), "failures in a row before a feed is flagged"),
+    Key("full_text", boolean, "fetch each new item's article page and match its main text"),
 ), PollConfig)
 
 def _feed_url(value: Any, base: Path) -> str:
@@ -319,6 +325,7 @@ FEED_KEYS: tuple[Key, ...] = (
     Key("interval", duration, "instead of poll.interval"),
     Key("kind", one_of("feed", "telegram"),
         "feed, or telegram: a channel's web preview (implied by a t.me URL)"),
+    Key("full_text", boolean, "instead of poll.full_text"),
 )
 
 

@@ -66,6 +66,9 @@ feeds = sa.Table(
     sa.Column("last_new_item", UTCDateTime),  # when a poll last stored a new entry
     sa.Column("newest_entry", UTCDateTime),  # newest published time ever seen
     sa.Column("flag", sa.Text),  # health flag already reported once (failing, silent, gap)
+    # full_text: article pages that could not be fetched or read, the last reason (0004)
+    sa.Column("article_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("article_error", sa.Text),
     # work claiming between several daemons (scale-out)
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_until", UTCDateTime),
@@ -85,6 +88,7 @@ items = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("lang", sa.Text),
     sa.Column("outlet", sa.Text),  # who reported it, where the feed names one (revision 0002)
+    sa.Column("content", sa.Text),  # the article's main text, where full_text fetched it (0004)
     sa.UniqueConstraint("feed_id", "guid"),
     sa.Index("ix_items_feed_fingerprint", "feed_id", "fingerprint"),
     sa.Index("ix_items_first_seen", "first_seen"),

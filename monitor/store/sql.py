@@ -320,7 +320,7 @@ class Store:
                 "feed_id": feed_id, "guid": n.item.guid, "fingerprint": n.item.fingerprint,
                 "title": n.item.title, "summary": n.item.summary, "link": n.item.link,
                 "published": n.item.published or now, "first_seen": now, "lang": n.item.lang,
-                "outlet": n.item.outlet,
+                "outlet": n.item.outlet, "content": n.item.content or None,
             } for n in new]
             ids: dict[str, int] = {}
             if rows:
@@ -389,13 +389,14 @@ class Store:
     @_wrap
     def iter_items(self, *, since: datetime | None = None,
                    batch: int = 2000) -> Iterator[dict[str, Any]]:
-        """Stored items (id, guid, title, summary, link, published, lang, outlet, feed),
-        oldest first."""
+        """Stored items (id, guid, title, summary, link, published, lang, outlet, feed,
+        content: "" where none was fetched), oldest first."""
         last_id = 0
         while True:
             query = (sa.select(items.c.id, items.c.guid, items.c.title, items.c.summary,
                                items.c.link, items.c.published, items.c.lang,
-                               items.c.outlet, feeds.c.url.label("feed"))
+                               items.c.outlet, feeds.c.url.label("feed"),
+                               sa.func.coalesce(items.c.content, "").label("content"))
                      .join(feeds, feeds.c.id == items.c.feed_id)
                      .where(items.c.id > last_id).order_by(items.c.id).limit(batch))
             if since is not None:
@@ -802,7 +803,8 @@ def _feed_state(row: sa.Row[Any]) -> FeedState:
         last_polled=row.last_polled, last_ok=row.last_ok, last_status=row.last_status,
         error=row.error, failures=row.failures, next_poll=row.next_poll,
         disabled=row.disabled, last_new_item=row.last_new_item, newest_entry=row.newest_entry,
-        flag=row.flag, title=row.title,
+        flag=row.flag, title=row.title, article_failures=row.article_failures,
+        article_error=row.article_error,
     )
 
 
@@ -814,5 +816,6 @@ def _state_values(state: FeedState) -> dict[str, Any]:
         "failures": state.failures, "next_poll": state.next_poll, "disabled": state.disabled,
         "last_new_item": state.last_new_item, "newest_entry": state.newest_entry,
         "flag": state.flag, "title": state.title,
+        "article_failures": state.article_failures, "article_error": state.article_error,
         "lease_owner": None, "lease_until": None,  # done with the feed: release it
     }
