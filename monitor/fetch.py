@@ -660,10 +660,13 @@ def address_kind(address: str) -> str:
             ip = ip.ipv4_mapped
         elif ip in _NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if (ip.is_link_local or str(ip) in _METADATA or ip.is_multicast or ip.is_unspecified
-            or ip.is_reserved):
+    if ip.is_link_local or str(ip) in _METADATA or ip.is_multicast or ip.is_unspecified:
         return "forbidden"
-    if ip.is_loopback or ip.is_private or not ip.is_global:
+    if ip.is_loopback:  # before is_reserved: ::1 is in IPv6's reserved ::/8
+        return "private"
+    if ip.is_reserved:
+        return "forbidden"
+    if ip.is_private or not ip.is_global:
         return "private"
     return "public"
 
@@ -797,6 +800,8 @@ async def _fetch_page(fetcher: _Fetcher, url: str, memory: PageMemory,
         rules = await asyncio.shield(task)
     else:
         rules = verdict[1]
+    if isinstance(rules, FetchResult):  # the host's address refused: the guard's word
+        return _failure(req, "blocked", rules.error or "address refused")
     if rules == _DENY_ALL:
         return _failure(req, "robots", f"{origin}/robots.txt could not be read: "
                         "nothing fetched from it until it can")
@@ -819,6 +824,8 @@ async def _robots(fetcher: _Fetcher, origin: str, memory: PageMemory) -> object:
     req = FetchRequest(url=f"{origin}/robots.txt")
     host = urlsplit(origin).hostname or ""
     _, result = await fetcher.fetch(0, req, ("http", host))
+    if result.error_kind == "blocked":  # judged for this feed only: not remembered
+        return result
     ttl = ROBOTS_TTL
     verdict: object
     if result.ok:

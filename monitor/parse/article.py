@@ -101,12 +101,42 @@ def decode_page(body: bytes, headers: Mapping[str, str]) -> str:
         pass
     from trafilatura.utils import detect_encoding  # charset_normalizer's guesses
 
-    for guess in detect_encoding(body[:65536]):
+    # On short pages charset_normalizer often mistakes windows-1251 for cp866:
+    # its guesses and the region's usual charsets compete on how readable they are.
+    sample = body[:65536]
+    best, best_score = None, float("-inf")
+    for guess in dict.fromkeys([*names, *detect_encoding(sample), *_USUAL]):
         try:
-            return body.decode(guess)
+            text = sample.decode(guess)
         except (LookupError, UnicodeDecodeError):
             continue
-    return body.decode(names[0] if names else "cp1252", "replace")
+        score = _readable(text)
+        if score > best_score:
+            best, best_score = guess, score
+    return body.decode(best or (names[0] if names else "cp1252"), "replace")
+
+
+_USUAL = ("cp1251", "koi8-r", "cp1252", "iso8859-2")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _readable(text: str) -> float:
+    """How much ``text`` reads as words in some charset: the non-ASCII letters of
+    plausible words (Cyrillic ones whose case does not flip inside, ``ПРивет``
+    being the mark of a wrong Cyrillic codec; Latin ones mostly ASCII, as
+    accented words are), less the symbols and implausible words."""
+    score = -2.0 * sum(1 for c in text if c > "\x7f" and not c.isalpha() and not c.isspace())
+    for w in _WORD.findall(text):
+        na = sum(1 for c in w if c > "\x7f")
+        if not na:
+            continue
+        cyrillic = all("\u0400" <= c <= "\u04ff" for c in w)  # mixed with Latin: wrong
+        cased = w.islower() or w.isupper() or w.istitle()
+        if (cyrillic and cased) or (not cyrillic and na * 3 <= len(w)):
+            score += na
+        else:
+            score -= na
+    return score
 
 
 def _codec(name: str) -> str | None:

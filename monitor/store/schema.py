@@ -66,12 +66,12 @@ feeds = sa.Table(
     sa.Column("last_new_item", UTCDateTime),  # when a poll last stored a new entry
     sa.Column("newest_entry", UTCDateTime),  # newest published time ever seen
     sa.Column("flag", sa.Text),  # health flag already reported once (failing, silent, gap)
-    # full_text: article pages that could not be fetched or read, the last reason (0004)
-    sa.Column("article_failures", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("article_error", sa.Text),
     # work claiming between several daemons (scale-out)
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_until", UTCDateTime),
+    # full_text: article pages that could not be fetched or read, the last reason (0004)
+    sa.Column("article_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("article_error", sa.Text),
 )
 
 items = sa.Table(
