@@ -42,7 +42,8 @@ def chrome_page(headline: str, paragraphs: list[str], *, lang: str = "en",
 for advertising. By continuing to browse you agree to our use of cookies.</p>
 <button>Accept all</button><button>Settings</button></div>
 <header class="site-header"><a href="/" class="logo">{e(outlet)}</a>
-<nav class="main-nav"><ul><li><a href="/world">World</a></li><li><a href="/business">Business</a></li>
+<nav class="main-nav"><ul><li><a href="/world">World</a></li>
+<li><a href="/business">Business</a></li>
 <li><a href="/energy">Energy</a></li><li><a href="/markets">Markets</a></li>
 <li><a href="/opinion">Opinion</a></li></ul></nav>
 <div class="ticker" aria-label="Markets">{e(TICKER)}</div></header>
@@ -65,7 +66,8 @@ region in your inbox every morning: CPC, BTC, Tengiz and Kashagan.</p><form><inp
 <button>Subscribe</button></form></section>
 </aside>
 </main>
-<footer class="site-footer"><ul><li><a href="/about">About us</a></li><li><a href="/ads">Advertise</a></li>
+<footer class="site-footer"><ul><li><a href="/about">About us</a></li>
+<li><a href="/ads">Advertise</a></li>
 <li><a href="/privacy">Privacy policy</a></li></ul>
 <p>© 2026 {e(outlet)}. Reproduction of materials of the Caspian Pipeline Consortium desk only
 with a link. Oil terminal halted? Tips: tips@example.org</p></footer>

@@ -260,9 +260,9 @@ def test_address_kinds() -> None:
 
 
 def test_extraction_keeps_the_articles_lead_without_chrome() -> None:
-    body = CPC_BODY + ["A third paragraph on the background of the consortium, long "
+    body = [*CPC_BODY, "A third paragraph on the background of the consortium, long "
                        "enough to count as a paragraph of the article.",
-                       "A fourth paragraph that the lead does not keep, about other things."]
+            "A fourth paragraph that the lead does not keep, about other things."]
     text = extract_text(chrome_page("Terminal update", body).encode(), headers={})
     assert "single point moorings" in text and "third paragraph" in text
     assert "fourth paragraph" not in text
