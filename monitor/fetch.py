@@ -600,6 +600,8 @@ def _size(n: int) -> str:
 
 #: An article page is cut off past this (or ``[poll] max_bytes``, if smaller).
 PAGE_MAX_BYTES = 2 * 1024 * 1024
+#: Article pages held at once, fetched or in flight, not yet read by the caller.
+PAGES_HELD = 8
 #: How long a host's robots.txt verdict is kept; an unreachable one is asked
 #: again sooner.
 ROBOTS_TTL = 3600.0
@@ -758,16 +760,21 @@ async def fetch_pages(urls: Sequence[str], feed_url: str, poll: PollConfig,
         return
     opts = replace(poll, max_bytes=min(poll.max_bytes, PAGE_MAX_BYTES))
     guard = _Guard(private=await _host_is_private(feed_url))
+    # Pages fetched or in flight but not yet taken by the caller: what bounds the
+    # memory (each at most the cap) while the caller reads them one at a time.
+    held = asyncio.Semaphore(max(1, min(poll.concurrency, PAGES_HELD)))
     async with _Fetcher(opts, http=True, guard=guard, accept=_PAGE_ACCEPT) as fetcher:
         robots: dict[str, asyncio.Task[object]] = {}
 
         async def one(i: int, url: str) -> tuple[int, FetchResult]:
+            await held.acquire()
             return i, await _fetch_page(fetcher, url, memory, robots)
 
         tasks = [asyncio.create_task(one(i, u)) for i, u in enumerate(urls)]
         try:
             for next_done in asyncio.as_completed(tasks):
                 yield await next_done
+                held.release()  # the caller is done with that page
         finally:
             for task in [*tasks, *robots.values()]:
                 task.cancel()

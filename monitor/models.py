@@ -32,11 +32,14 @@ class Severity(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
-    """What the fetcher needs to know about one feed: where, and its validators."""
+    """What the fetcher needs to know about one feed: where, and its validators.
+    ``kind`` (``feed`` or ``telegram``) is not the fetcher's: it is what the
+    body is parsed as, where the fetch child parses it."""
 
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    kind: str = "feed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,9 +216,10 @@ class Poller:
                 async for got in results:
                     if isinstance(got, tuple):  # fetched and parsed by the child
                         result, parsed = got
+                        feed = by_url[result.url]
                     else:
-                        result, parsed = got, _parse(got) if got.ok else None
-                    feed = by_url[result.url]
+                        result, feed = got, by_url[got.url]
+                        parsed = _parse(got, feed.kind) if got.ok else None
                     prev = states.get(feed.url) or FeedState(url=feed.url)
                     outcome = await self._handle(feed, prev, result, parsed, unsaved)
                     outcomes.append(outcome)
@@ -447,7 +448,7 @@ def _until(when: datetime | None, now: datetime | None) -> str:
     return format_duration(max(0.0, (when - now).total_seconds()))
 
 
-def _parse(result: FetchResult) -> ParsedFeed:
+def _parse(result: FetchResult, kind: str) -> ParsedFeed:
     from monitor.parse import parse_feed
 
-    return parse_feed(result.body, url=result.url, headers=result.headers)
+    return parse_feed(result.body, url=result.url, headers=result.headers, kind=kind)

@@ -328,7 +328,7 @@ def test_content_round_trips_through_the_store_and_goes_with_retention(store: St
 
 @pytest.mark.parametrize("evidence_field", ["summary", "content"])
 def test_a_digest_shows_the_sentence_of_content_evidence(evidence_field: str) -> None:
-    from monitor.digest import _snippet
+    from monitor.digest import build_digest
     from monitor.models import StoredHit
 
     content = ("Background paragraph one. " * 20 + "The Caspian Pipeline Consortium halted "
@@ -341,10 +341,11 @@ def test_a_digest_shows_the_sentence_of_content_evidence(evidence_field: str) ->
     now = datetime(2026, 12, 3, tzinfo=UTC)
     summary = content if evidence_field == "summary" else "Short summary."
     hit = StoredHit(id=1, rule_id="r", rule_version="v", severity=Severity.HIGH, score=100.0,
-                    evidence=(ev,), matched_at=now, item_id=1, guid="g", title="t",
+                    evidence=(ev,), matched_at=now, item_id=1, guid="g", title="Update",
                     summary=summary, link=None, published=now, lang="en", feed_url="u",
                     feed_name="n")
-    spans = _snippet(hit)
+    digest = build_digest("energy", [hit], {"r": "Rule"}, now)
+    spans = digest.sections[0].stories[0].snippet
     shown = "".join(s.text for s in spans)
     marked = [s.text for s in spans if s.mark]
     assert marked == ["Caspian Pipeline Consortium"]

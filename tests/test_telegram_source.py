@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from feedserver import Feed, FeedServer
 
 from monitor.parse import parse_feed
@@ -200,3 +201,75 @@ def test_polling_a_channel_stores_each_post_once(
         assert store.totals()["items"] == 3
     finally:
         store.close()
+
+
+def test_kind_telegram_reads_a_mirror_as_a_channel_and_says_when_its_layout_changed(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """The configured kind reaches the parser: a loopback mirror (no t.me URL)
+    with ``kind = "telegram"`` is a channel; its page without the preview
+    markup fails as a Telegram layout change, not as "not a feed"."""
+    from monitor.config import load_settings
+    from monitor.pipeline import Poller
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    feed_server.routes["/mirror/neftegaz_kz"] = Feed(page(NEWS, FORWARDED),
+                                                     content_type="text/html; charset=utf-8")
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/mirror/neftegaz_kz")}"\nkind = "telegram"\n',
+        encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.feeds[0].kind == "telegram"
+    store = Store.open(settings.storage_url)
+    try:
+        poller = Poller(settings, store, lambda: load_rules(settings.rules_dir))
+        assert poller.poll().new_items == 2
+        links = sorted(r["link"] for r in store.iter_items())
+        assert links == ["https://t.me/neftegaz_kz/3441", "https://t.me/neftegaz_kz/3443"]
+        feed_server.routes["/mirror/neftegaz_kz"] = Feed(
+            b"<!DOCTYPE html><html><body><div class='new-layout'>posts</div></body></html>",
+            content_type="text/html")
+        (broken,) = poller.poll().outcomes
+        assert broken.error is not None and "Telegram" in broken.error
+    finally:
+        store.close()
+
+
+def test_the_configured_kind_reaches_the_parser() -> None:
+    from monitor.parse import parse_feed
+
+    body = b"<!DOCTYPE html><html><body><p>a page</p></body></html>"
+    as_feed = parse_feed(body, url="http://mirror.example/chan")
+    as_channel = parse_feed(body, url="http://mirror.example/chan", kind="telegram")
+    assert not as_feed.is_feed and not as_channel.is_feed
+    assert as_channel.problem is not None and "Telegram" in as_channel.problem
+    assert as_feed.problem is not None and "Telegram" not in as_feed.problem
+
+
+@pytest.mark.slow
+def test_kind_reaches_the_parser_in_polls_fetch_child(feed_server: FeedServer,
+                                                      tmp_path: Path) -> None:
+    """``news-monitor poll`` parses in its forked fetch child: the kind goes there
+    with each request."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from procenv import cli_env
+
+    feed_server.routes["/mirror/x"] = Feed(
+        b"<!DOCTYPE html><html><body><div class='new-layout'>posts</div></body></html>",
+        content_type="text/html")
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                      f'[[feeds]]\nurl = "{feed_server.url("/mirror/x")}"\nkind = "telegram"\n',
+                      encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "poll",
+                          "-q"], env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr  # every feed failed
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        (error,) = conn.execute("SELECT error FROM feeds").fetchone()
+    assert "Telegram" in error
