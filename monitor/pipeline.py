@@ -55,6 +55,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A Telegram channel's first poll pages back (``?before=ID``) this many pages
+#: (about 20 posts each), one after another, this many seconds apart.
+TELEGRAM_BACKFILL_PAGES = 3
+TELEGRAM_PAGE_PAUSE = 1.0
+
 # Saved states of feeds that stored nothing (304s, failures) wait for one
 # transaction per this many feeds; a crash loses at most these, and losing a
 # 304's state only means asking again.
@@ -271,6 +276,9 @@ class Poller:
         newest = None
         gap = None
         articles: tuple[int, str | None] = (0, None)
+        if (feed.kind == "telegram" and prev.last_new_item is None and parsed is not None
+                and parsed.is_feed and parsed.items):
+            parsed = await self._older_posts(feed, parsed)
         if parsed is not None and parsed.is_feed and parsed.items:
             new, newest, gap, articles = await self._new_items(feed, prev, parsed, result)
         now = self.clock()
@@ -339,6 +347,39 @@ class Poller:
                 matches = [_with_sentences(m, item.content) for m in matches]
             new.append(NewItem(item, tuple(matches)))
         return new, newest, gap, articles
+
+    async def _older_posts(self, feed: FeedConfig, parsed: ParsedFeed) -> ParsedFeed:
+        """A channel's first poll: the posts of up to TELEGRAM_BACKFILL_PAGES
+        older preview pages added to ``parsed``. A page that fails or brings no
+        older post ends the paging; what was read is kept."""
+        from monitor.fetch import fetch_many
+        from monitor.models import FetchRequest
+        from monitor.parse.telegram import older_page_url
+
+        items = list(parsed.items)
+        seen = {i.guid for i in items}
+        for _ in range(TELEGRAM_BACKFILL_PAGES):
+            url = older_page_url(feed.url, items)
+            if url is None:
+                break
+            await asyncio.sleep(TELEGRAM_PAGE_PAUSE)  # politeness between pages
+            got = [r async for r in fetch_many([FetchRequest(url, kind="telegram")],
+                                               self.settings.poll)]
+            if not got or not got[0].ok:
+                log.debug("%s: older posts not read: %s", feed.label,
+                          got[0].error if got else "no result")
+                break
+            older = _parse(got[0], "telegram")
+            fresh = [i for i in older.items if i.guid not in seen]
+            if not older.is_feed or not fresh:
+                break
+            # The items name the channel's URL, not the page's.
+            items += [replace(i, feed_url=parsed.url) for i in fresh]
+            seen.update(i.guid for i in fresh)
+        if len(items) > len(parsed.items):
+            log.info("%s: first poll: %d older posts read from earlier pages", feed.label,
+                     len(items) - len(parsed.items))
+        return replace(parsed, items=tuple(items))
 
     async def _articles(self, entries: Sequence[Item], feed_where: str
                         ) -> tuple[dict[str, str], tuple[int, str | None]]:

@@ -273,3 +273,51 @@ def test_kind_reaches_the_parser_in_polls_fetch_child(feed_server: FeedServer,
     with sqlite3.connect(tmp_path / "m.db") as conn:
         (error,) = conn.execute("SELECT error FROM feeds").fetchone()
     assert "Telegram" in error
+
+
+def test_a_channels_first_poll_pages_back_up_to_a_bound(
+    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first poll reads older posts through ``?before=ID`` (as the preview's
+    "load more" does), at most TELEGRAM_BACKFILL_PAGES pages; later polls read
+    the newest page only."""
+    from feedserver import Route
+
+    from monitor import pipeline
+    from monitor.config import load_settings
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    monkeypatch.setattr(pipeline, "TELEGRAM_PAGE_PAUSE", 0.0)
+
+    def posts(first: int, last: int) -> bytes:
+        return page(*(post(f"chan_x/{n}", f"Post number {n} about the weather")
+                      for n in range(first, last + 1)))
+
+    class Paged(Route):
+        def serve(self, h: object) -> None:
+            query = h.path.partition("?")[2]  # type: ignore[attr-defined]
+            before = int(query.partition("before=")[2] or 1000)
+            body = posts(max(1, before - 3), before - 1) if before > 1 else page()
+            h.respond(200, body, {"Content-Type": "text/html"})  # type: ignore[attr-defined]
+
+    feed_server.routes["/chan"] = Paged()
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                      f'[[feeds]]\nurl = "{feed_server.url("/chan")}"\nkind = "telegram"\n',
+                      encoding="utf-8")
+    settings = load_settings(config)
+    store = Store.open(settings.storage_url)
+    try:
+        poller = pipeline.Poller(settings, store, lambda: load_rules(settings.rules_dir))
+        # 997-999, then 994-996, 991-993, 988-990: the newest page and three older
+        assert poller.poll().new_items == 3 * (1 + pipeline.TELEGRAM_BACKFILL_PAGES)
+        assert feed_server.count("/chan") == 1 + pipeline.TELEGRAM_BACKFILL_PAGES
+        links = {r["link"] for r in store.iter_items()}
+        assert "https://t.me/chan_x/988" in links and "https://t.me/chan_x/987" not in links
+        assert {r["feed"] for r in store.iter_items()} == {settings.feeds[0].url}
+        feed_server.clear()
+        assert poller.poll().new_items == 0  # not the first poll: no paging back
+        assert feed_server.count("/chan") == 1
+    finally:
+        store.close()

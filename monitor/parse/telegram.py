@@ -31,7 +31,7 @@ from monitor.parse._common import (
 )
 from monitor.text import strip_control, truncate
 
-__all__ = ["is_telegram_preview", "parse_telegram"]
+__all__ = ["is_telegram_preview", "older_page_url", "parse_telegram"]
 
 _MARKER = b"tgme_widget_message"
 _CHANNEL_MARKER = b"tgme_channel_info"
@@ -207,6 +207,22 @@ def parse_telegram(body: bytes, url: str) -> ParsedFeed:
         is_feed=True,
         problem=problem,
     )
+
+
+_LINK_ID = re.compile(r"^https://t\.me/[A-Za-z0-9_]{1,64}/(\d{1,12})$")
+
+
+def older_page_url(url: str, items: tuple[Item, ...] | list[Item]) -> str | None:
+    """The preview page of the posts before the oldest of ``items``
+    (``URL?before=ID``, as the page's own "load more" asks), or None."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    ids = [int(m[1]) for i in items if i.link and (m := _LINK_ID.match(i.link))]
+    if not ids or min(ids) <= 1:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "before"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("before", str(min(ids)))])))
 
 
 def _with_title(item: Item, title: str) -> Item:
