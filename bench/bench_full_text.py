@@ -9,12 +9,14 @@ outlets' feeds are) whose links lead to each article's page wrapped in heavy
 site chrome (``tests/newssite.py``: a BTC crypto ticker, a "most read" list
 with a CPC headline of another day and the CPC of China, a cookie banner, a
 newsletter box, a footer naming the CPC). The feed is polled with
-``full_text`` off and on (``news-monitor poll``, each into a fresh SQLite
-store); the shipped rules' macro-F1 over their ids is reported each way.
+``full_text`` off, on, and ``"topic"`` (only the pages of items whose
+headline names a rule's topic without a hit), each ``news-monitor poll``
+into a fresh SQLite store; the shipped rules' macro-F1 over their ids is
+reported each way.
 
 (b) Cost. 1,000 new items whose pages are those articles (cycled) in the same
-chrome, in 10 feeds, polled by ``news-monitor poll`` with full_text off and
-on: article pages per second (pages / the extra wall time) and the poll's
+chrome, in 10 feeds, polled by ``news-monitor poll`` each way: article
+pages per second (pages / the extra wall time) and the poll's
 peak resident memory (its process tree).
 
 ``--smoke``: 12 articles and 40 items, for the test suite. A missing set: exit 2.
@@ -66,13 +68,16 @@ def _serve_articles(server: FeedServer, rows: list[dict[str, object]], feeds: in
     return urls
 
 
-def _config(work: Path, name: str, urls: list[str], full_text: bool) -> tuple[Path, Path]:
+WAYS = {"off": "false", "on": "true", "topic": '"topic"'}
+
+
+def _config(work: Path, name: str, urls: list[str], way: str) -> tuple[Path, Path]:
     db = work / f"{name}.db"
     # per_host as shipped (4): every page here is on one host, 127.0.0.1
     config = common.write_config(work / f"{name}.toml", urls, db_url=f"sqlite:///{db}",
                                  per_host=4)
     config.write_text(config.read_text().replace(
-        "[poll]\n", f"[poll]\nfull_text = {str(full_text).lower()}\n"))
+        "[poll]\n", f"[poll]\nfull_text = {WAYS[way]}\n"))
     return config, db
 
 
@@ -133,11 +138,11 @@ def main() -> int:
         # (a) quality
         urls = _serve_articles(server, rows, 1, "q")
         quality: dict[str, object] = {}
-        for full_text in (False, True):
-            config, db = _config(work, f"q{int(full_text)}", urls, full_text)
+        for way in WAYS:
+            config, db = _config(work, f"q-{way}", urls, way)
             common.run(common.nm_command(config, "poll"), env=env)
             f1, fp, fn = macro_f1(rows, _hits(db), ids)
-            quality["on" if full_text else "off"] = {
+            quality[way] = {
                 "macro_f1": round(f1, 3), "false_positives": fp, "misses": fn,
                 "with_content": _count(db, "SELECT count(*) FROM items WHERE content <> ''")}
         out["quality"] = quality
@@ -146,11 +151,11 @@ def main() -> int:
         urls = _serve_articles(server, (rows * copies)[:items], 10, "c", numbered=True)
         server.clear()
         cost: dict[str, object] = {}
-        for full_text in (False, True):
-            config, db = _config(work, f"c{int(full_text)}", urls, full_text)
+        for way in WAYS:
+            config, db = _config(work, f"c-{way}", urls, way)
             server.clear()
             ran = common.run(common.nm_command(config, "poll"), env=env)
-            cost["on" if full_text else "off"] = {
+            cost[way] = {
                 "wall_s": round(ran.wall, 2), "cpu_s": round(ran.cpu, 2),
                 "peak_rss_mib": round(max(ran.peak_mib, ran.tree_mib), 1),
                 "items": _count(db, "SELECT count(*) FROM items"),
@@ -169,13 +174,13 @@ def main() -> int:
     print(common.table(
         ["full_text", "macro-F1", "false positives", "misses", "items with content"],
         [(way, f"{q[way]['macro_f1']:.3f}", q[way]["false_positives"],  # type: ignore[index]
-          q[way]["misses"], q[way]["with_content"]) for way in ("off", "on")]))  # type: ignore[index]
+          q[way]["misses"], q[way]["with_content"]) for way in WAYS]))  # type: ignore[index]
     print(f"\n{c['on']['items']} new items in 10 feeds, one `news-monitor poll`:\n")  # type: ignore[index]
     print(common.table(
         ["full_text", "wall s", "CPU s", "peak RSS MiB", "article pages", "pages/s"],
         [(way, c[way]["wall_s"], c[way]["cpu_s"], c[way]["peak_rss_mib"],  # type: ignore[index]
           c[way]["pages"], c["pages_per_s"] if way == "on" else "-")  # type: ignore[index]
-         for way in ("off", "on")]))
+         for way in WAYS]))
     print(common.machine())
     common.save_json(args.json, out)
     return 0

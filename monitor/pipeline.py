@@ -332,9 +332,12 @@ class Poller:
                 printed.add(item.fingerprint)
                 to_match.add(item.guid)
         articles: tuple[int, str | None] = (0, None)
-        if self.settings.feed_full_text(feed) and to_match:
-            contents, articles = await self._articles(
-                [i for i in fresh if i.guid in to_match], result.final_url or feed.url)
+        mode = self.settings.feed_full_text(feed)
+        wanted = [i for i in fresh if i.guid in to_match] if mode != "off" else []
+        if mode == "topic":
+            wanted = [i for i in wanted if self._names_a_topic_only(i)]
+        if wanted:
+            contents, articles = await self._articles(wanted, result.final_url or feed.url)
             fresh = [replace(i, content=contents[i.guid]) if i.guid in contents else i
                      for i in fresh]
         new: list[NewItem] = []
@@ -347,6 +350,22 @@ class Poller:
                 matches = [_with_sentences(m, item.content) for m in matches]
             new.append(NewItem(item, tuple(matches)))
         return new, newest, gap, articles
+
+    def _names_a_topic_only(self, item: Item) -> bool:
+        """Whether the feed's text of ``item`` names some rule's topic, yet no rule
+        hits it: the items whose article page full_text = "topic" fetches."""
+        if self.matcher.match(item.title, item.summary):
+            return False
+        return bool(self._topic_matcher.match(item.title, item.summary))
+
+    @functools.cached_property
+    def _topic_matcher(self) -> Matcher:
+        """The rules without their require groups: a hit names a topic (its
+        exclusions and context still apply)."""
+        from monitor.match import Matcher
+        from monitor.rules import RuleSet
+
+        return Matcher(RuleSet(tuple(replace(r, require=()) for r in self.rules.rules)))
 
     async def _older_posts(self, feed: FeedConfig, parsed: ParsedFeed) -> ParsedFeed:
         """A channel's first poll: the posts of up to TELEGRAM_BACKFILL_PAGES

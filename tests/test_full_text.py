@@ -15,6 +15,7 @@ from feedserver import Drip, Feed, FeedServer, GzipBomb, Huge, Redirect, Status
 from newssite import chrome_page, headline_feed, js_only_page
 
 from monitor.config import load_settings
+from monitor.errors import ConfigError
 from monitor.fetch import PageMemory, address_kind, fetch_pages
 from monitor.highlight import sentence_at
 from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
@@ -184,10 +185,14 @@ def test_without_full_text_no_page_is_fetched(feed_server: FeedServer, tmp_path:
 def test_poll_full_text_is_every_feeds_default_and_a_feed_may_say_no(tmp_path: Path) -> None:
     config = tmp_path / "m.toml"
     config.write_text('[poll]\nfull_text = true\n[[feeds]]\nurl = "https://a.example/rss"\n'
-                      '[[feeds]]\nurl = "https://b.example/rss"\nfull_text = false\n',
+                      '[[feeds]]\nurl = "https://b.example/rss"\nfull_text = false\n'
+                      '[[feeds]]\nurl = "https://c.example/rss"\nfull_text = "topic"\n',
                       encoding="utf-8")
     settings = load_settings(config)
-    assert [settings.feed_full_text(f) for f in settings.feeds] == [True, False]
+    assert [settings.feed_full_text(f) for f in settings.feeds] == ["all", "off", "topic"]
+    config.write_text('[poll]\nfull_text = "yes"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match='poll.full_text: .yes. is not true, false or "topic"'):
+        load_settings(config)
 
 
 # -- the fetcher's own guarantees -------------------------------------------------
@@ -352,3 +357,28 @@ def test_a_digest_shows_the_sentence_of_content_evidence(evidence_field: str) ->
     assert len(shown) < 300
     if evidence_field == "content":
         assert shown == "The Caspian Pipeline Consortium halted loadings."
+
+
+def test_full_text_topic_fetches_only_headlines_naming_a_topic_without_a_hit(
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    r = feed_server.routes
+    r["/robots.txt"] = Status(404)
+    r["/named"] = _page("Caspian Pipeline Consortium gives an update", CPC_BODY)
+    r["/hit"] = _page("CPC halts loadings at Novorossiysk after storm", CPC_BODY)
+    r["/other"] = _page("Terminal operator gives an update", CPC_BODY)
+    entries = [("named", "Caspian Pipeline Consortium gives an update", feed_server.url("/named")),
+               ("hit", "CPC halts loadings at Novorossiysk after storm", feed_server.url("/hit")),
+               ("other", "Terminal operator gives an update", feed_server.url("/other"))]
+    r["/feed.xml"] = Feed(headline_feed(entries))
+    config = _config(tmp_path, feed_server)
+    config.write_text(config.read_text().replace("full_text = true", 'full_text = "topic"'))
+    settings = load_settings(config)
+    store = Store.open(settings.storage_url)
+    try:
+        Poller(settings, store, lambda: load_rules(shipped_rules_dir())).poll()
+        # named: the topic without an event in the headline, the page says it; hit:
+        # the headline alone hits; other: no topic named, its page is not read.
+        assert _hits(store) == {"named": ["cpc-disruption"], "hit": ["cpc-disruption"]}
+        assert [feed_server.count(p) for p in ("/named", "/hit", "/other")] == [1, 0, 0]
+    finally:
+        store.close()
