@@ -15,9 +15,10 @@ into a fresh SQLite store; the shipped rules' macro-F1 over their ids is
 reported each way.
 
 (b) Cost. 1,000 new items whose pages are those articles (cycled) in the same
-chrome, in 10 feeds, polled by ``news-monitor poll`` each way: article
-pages per second (pages / the extra wall time) and the poll's
-peak resident memory (its process tree).
+chrome, in 10 feeds, polled by ``news-monitor poll`` each way (``--runs``
+times, the ways alternating): article pages per second (pages / the extra
+wall time over full_text off, medians) and the poll's peak resident memory
+(its process tree).
 
 ``--smoke``: 12 articles and 40 items, for the test suite. A missing set: exit 2.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import statistics
 import sys
 from pathlib import Path
 
@@ -115,6 +117,7 @@ def main() -> int:
     ap.add_argument("corpus", nargs="*", default=[str(p) for p in DEFAULTS])
     ap.add_argument("--smoke", action="store_true", help="a few articles and items")
     ap.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    ap.add_argument("--runs", type=int, default=3, help="cost: polls each way (median)")
     args = ap.parse_args()
     missing = [p for p in args.corpus if not Path(p).is_file()]
     if missing:
@@ -125,7 +128,7 @@ def main() -> int:
             for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip()]
     items = 1000
     if args.smoke:
-        rows, items = rows[:12], 36
+        rows, items, args.runs = rows[:12], 36, 1
     from monitor.rules import load_rules, shipped_rules_dir
 
     ids = [r.id for r in load_rules(shipped_rules_dir()).rules]
@@ -151,16 +154,23 @@ def main() -> int:
         urls = _serve_articles(server, (rows * copies)[:items], 10, "c", numbered=True)
         server.clear()
         cost: dict[str, object] = {}
-        for way in WAYS:
-            config, db = _config(work, f"c-{way}", urls, way)
-            server.clear()
-            ran = common.run(common.nm_command(config, "poll"), env=env)
-            cost[way] = {
-                "wall_s": round(ran.wall, 2), "cpu_s": round(ran.cpu, 2),
-                "peak_rss_mib": round(max(ran.peak_mib, ran.tree_mib), 1),
-                "items": _count(db, "SELECT count(*) FROM items"),
-                "requests": server.count(),
-                "pages": sum(e.path.startswith("/c/a/") for e in server.requests())}
+        runs: dict[str, list[common.Run]] = {way: [] for way in WAYS}
+        for n in range(args.runs):  # the ways alternate: the machine's drift hits each
+            for way in WAYS:
+                config, db = _config(work, f"c-{way}-{n}", urls, way)
+                server.clear()
+                runs[way].append(common.run(common.nm_command(config, "poll"), env=env))
+                cost[way] = {
+                    "items": _count(db, "SELECT count(*) FROM items"),
+                    "requests": server.count(),
+                    "pages": sum(e.path.startswith("/c/a/") for e in server.requests())}
+        for way, done in runs.items():
+            cost[way] = {  # type: ignore[dict-item]
+                **cost[way],  # type: ignore[dict-item]
+                "wall_s": round(statistics.median(r.wall for r in done), 2),
+                "cpu_s": round(statistics.median(r.cpu for r in done), 2),
+                "peak_rss_mib": round(max(max(r.peak_mib, r.tree_mib) for r in done), 1),
+                "runs": len(done)}
         on, off = cost["on"], cost["off"]
         pages = on["pages"]  # type: ignore[index]
         extra = on["wall_s"] - off["wall_s"]  # type: ignore[index,operator]
@@ -175,7 +185,8 @@ def main() -> int:
         ["full_text", "macro-F1", "false positives", "misses", "items with content"],
         [(way, f"{q[way]['macro_f1']:.3f}", q[way]["false_positives"],  # type: ignore[index]
           q[way]["misses"], q[way]["with_content"]) for way in WAYS]))  # type: ignore[index]
-    print(f"\n{c['on']['items']} new items in 10 feeds, one `news-monitor poll`:\n")  # type: ignore[index]
+    print(f"\n{c['on']['items']} new items in 10 feeds, one `news-monitor poll` "  # type: ignore[index]
+          f"(median of {args.runs}; peak RSS: the highest):\n")
     print(common.table(
         ["full_text", "wall s", "CPU s", "peak RSS MiB", "article pages", "pages/s"],
         [(way, c[way]["wall_s"], c[way]["cpu_s"], c[way]["peak_rss_mib"],  # type: ignore[index]
