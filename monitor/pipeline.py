@@ -337,7 +337,8 @@ class Poller:
         if mode == "topic":
             wanted = [i for i in wanted if self._names_a_topic_only(i)]
         if wanted:
-            contents, articles = await self._articles(wanted, result.final_url or feed.url)
+            contents, articles = await self._articles(wanted, result.final_url or feed.url,
+                                                      feed.label)
             fresh = [replace(i, content=contents[i.guid]) if i.guid in contents else i
                      for i in fresh]
         new: list[NewItem] = []
@@ -400,7 +401,7 @@ class Poller:
                      len(items) - len(parsed.items))
         return replace(parsed, items=tuple(items))
 
-    async def _articles(self, entries: Sequence[Item], feed_where: str
+    async def _articles(self, entries: Sequence[Item], feed_where: str, label: str
                         ) -> tuple[dict[str, str], tuple[int, str | None]]:
         """Each entry's article text, by guid, where its page could be fetched and
         read; how many could not, and the last reason. Pages are fetched
@@ -441,6 +442,9 @@ class Poller:
                     continue
                 for guid in by_link[link]:
                     out[guid] = text
+        if failed:
+            log.info("%s: %d of %d article pages not read (the items are matched on the "
+                     "feed's text); last: %s", label, failed, len(links), last)
         return out, (failed, last)
 
     def _log_change(self, feed: FeedConfig, prev: FeedState, state: FeedState,
