@@ -382,3 +382,37 @@ def test_full_text_topic_fetches_only_headlines_naming_a_topic_without_a_hit(
         assert [feed_server.count(p) for p in ("/named", "/hit", "/other")] == [1, 0, 0]
     finally:
         store.close()
+
+
+def test_hostile_pages_fail_within_their_bounds(feed_server: FeedServer) -> None:
+    r = feed_server.routes
+    r["/robots.txt"] = Status(404)
+    r["/huge"] = Huge(8 * 1024 * 1024, content_type="text/html")
+    r["/huge-declared"] = Huge(8 * 1024 * 1024, content_length=True, content_type="text/html")
+    r["/bomb"] = GzipBomb(256 << 20, content_type="text/html")
+    r["/slow"] = Drip(interval=0.2, content_type="text/html")
+    r["/pdf"] = Feed(b"%PDF-1.4 ...", content_type="application/pdf")
+    r["/js"] = Feed(js_only_page("x").encode(), content_type=HTML)
+    paths = ["/huge", "/huge-declared", "/bomb", "/slow", "/pdf", "/js"]
+    results = _pages([feed_server.url(p) for p in paths], feed_server.url("/feed.xml"),
+                     PollConfig(timeout=1.0))
+    kinds = [res.error_kind for res in results]  # type: ignore[attr-defined]
+    assert kinds == ["too_large", "too_large", "too_large", "timeout", "not_html", None]
+    # The bomb was not read to its end: the cap is on the decoded bytes.
+    (bomb,) = feed_server.requests("/bomb")
+    assert bomb.sent < 2 * 1024 * 1024
+    assert extract_text(results[-1].body, headers={}) == ""  # type: ignore[attr-defined]
+
+
+def test_pages_held_at_once_are_bounded(feed_server: FeedServer) -> None:
+    from monitor.fetch import PAGES_HELD
+
+    feed_server.routes["/robots.txt"] = Status(404)
+    for i in range(3 * PAGES_HELD):
+        feed_server.routes[f"/p{i}"] = Feed(b"<html><body><p>x</p></body></html>",
+                                            content_type=HTML, delay=0.05)
+    results = _pages([feed_server.url(f"/p{i}") for i in range(3 * PAGES_HELD)],
+                     feed_server.url("/feed.xml"),
+                     PollConfig(timeout=5.0, concurrency=64, per_host=64))
+    assert all(res.ok for res in results)  # type: ignore[attr-defined]
+    assert 1 < feed_server.peak_in_flight <= PAGES_HELD
