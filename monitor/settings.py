@@ -180,8 +180,10 @@ class Settings:
 
     def feed_full_text(self, feed: FeedConfig) -> str:
         """``off``, ``all`` (every new item's page) or ``topic`` (only items whose
-        headline names a rule's topic without a hit)."""
-        value = feed.full_text if feed.full_text is not None else self.poll.full_text
+        headline names a rule's topic without a hit). A Telegram channel's posts
+        are their own text (their links lead to t.me): ``off`` unless it says so."""
+        value = feed.full_text if feed.full_text is not None else (
+            False if feed.kind == "telegram" else self.poll.full_text)
         return "topic" if value == "topic" else "all" if value is True else "off"
 
     def desk(self, name: str) -> DeskConfig | None:

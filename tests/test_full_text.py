@@ -186,12 +186,15 @@ def test_poll_full_text_is_every_feeds_default_and_a_feed_may_say_no(tmp_path: P
     config = tmp_path / "m.toml"
     config.write_text('[poll]\nfull_text = true\n[[feeds]]\nurl = "https://a.example/rss"\n'
                       '[[feeds]]\nurl = "https://b.example/rss"\nfull_text = false\n'
-                      '[[feeds]]\nurl = "https://c.example/rss"\nfull_text = "topic"\n',
+                      '[[feeds]]\nurl = "https://c.example/rss"\nfull_text = "topic"\n'
+                      '[[feeds]]\nurl = "https://t.me/s/chan_x"\n',
                       encoding="utf-8")
     settings = load_settings(config)
-    assert [settings.feed_full_text(f) for f in settings.feeds] == ["all", "off", "topic"]
+    # A channel's posts are their own text: not by default.
+    assert [settings.feed_full_text(f) for f in settings.feeds] == ["all", "off", "topic",
+                                                                    "off"]
     config.write_text('[poll]\nfull_text = "yes"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match='poll.full_text: .yes. is not true, false or "topic"'):
+    with pytest.raises(ConfigError, match=r"poll\.full_text: 'yes' is not true, false or"):
         load_settings(config)
 
 
