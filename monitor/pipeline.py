@@ -9,6 +9,11 @@
 
 Stages never call each other; only this module calls them, in this order
 (and :mod:`monitor.fetch_child`, which runs fetch then parse in a child).
+A feed with ``full_text`` adds a step before matching: its new items' article
+pages (``fetch.fetch_pages``: robots.txt, back-off, the address guard) read
+one at a time (``parse.article``), their lead matched as ``content``. A page
+that fails leaves its item as the feed gave it. A Telegram channel's first
+poll also reads a few older preview pages (``?before=ID``).
 What a fetch means for the feed's state (back-off, Retry-After, 410, flags,
 next poll) is decided by :mod:`monitor.feedstate`, pure. Per-feed errors
 never leave the loop: they become the feed's stored state (``last_status``,
