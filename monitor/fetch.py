@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import ipaddress
 import logging
 import os
 import socket
@@ -614,7 +615,7 @@ _ROBOTS_AGENT = "news-monitor"  # the product token robots.txt groups name
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 # Cloud metadata services outside 169.254/16 and fe80::/10 (always refused anyway).
 _METADATA = frozenset({"100.100.100.200", "fd00:ec2::254", "192.0.0.192"})
-_NAT64 = None  # built on first use: ipaddress.ip_network("64:ff9b::/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 addresses embedded by NAT64
 
 
 class _Blocked(OSError):
@@ -648,16 +649,11 @@ class _Guard:
 def address_kind(address: str) -> str:
     """``forbidden`` (link-local, metadata, multicast, unspecified, reserved),
     ``private`` (loopback, private, shared, any non-global) or ``public``."""
-    import ipaddress
-
-    global _NAT64
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return "forbidden"
     if isinstance(ip, ipaddress.IPv6Address):
-        if _NAT64 is None:
-            _NAT64 = ipaddress.ip_network("64:ff9b::/96")
         if ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         elif ip in _NAT64:
@@ -674,8 +670,6 @@ def address_kind(address: str) -> str:
 
 
 def _is_ip(host: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
