@@ -97,6 +97,8 @@ class Item:
     entry when the feed names someone (an aggregator's ``<source>``), else None.
     ``content`` is the main text of the article its link leads to, when the
     feed has ``full_text`` and the page could be fetched and read, else "".
+    ``article_link``: where the article is when the link is not it (a Telegram
+    post's first link out); full_text fetches it. Not stored.
     """
 
     feed_url: str
@@ -109,6 +111,7 @@ class Item:
     fingerprint: str
     outlet: str | None = None
     content: str = ""
+    article_link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

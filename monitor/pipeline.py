@@ -342,8 +342,9 @@ class Poller:
         if mode == "topic":
             wanted = [i for i in wanted if self._names_a_topic_only(i)]
         if wanted:
-            contents, articles = await self._articles(wanted, result.final_url or feed.url,
-                                                      feed.label)
+            contents, articles = await self._articles(
+                wanted, result.final_url or feed.url, feed.label,
+                telegram=feed.kind == "telegram")
             fresh = [replace(i, content=contents[i.guid]) if i.guid in contents else i
                      for i in fresh]
         new: list[NewItem] = []
@@ -406,12 +407,14 @@ class Poller:
                      len(items) - len(parsed.items))
         return replace(parsed, items=tuple(items))
 
-    async def _articles(self, entries: Sequence[Item], feed_where: str, label: str
+    async def _articles(self, entries: Sequence[Item], feed_where: str, label: str, *,
+                        telegram: bool = False
                         ) -> tuple[dict[str, str], tuple[int, str | None]]:
         """Each entry's article text, by guid, where its page could be fetched and
         read; how many could not, and the last reason. Pages are fetched
         concurrently (:func:`monitor.fetch.fetch_pages`) and read one at a time,
-        off the event loop; a page is dropped once read."""
+        off the event loop; a page is dropped once read. A Telegram post's page
+        is the article it links to (its own t.me page holds nothing more)."""
         from monitor.fetch import PageMemory, fetch_pages
         from monitor.parse.article import extract_text
 
@@ -420,8 +423,9 @@ class Poller:
         self._pages.forget_expired(time.monotonic())
         by_link: dict[str, list[str]] = {}
         for entry in entries:
-            if entry.link:
-                by_link.setdefault(entry.link, []).append(entry.guid)
+            target = entry.article_link or (None if telegram else entry.link)
+            if target:
+                by_link.setdefault(target, []).append(entry.guid)
         links = list(by_link)
         out: dict[str, str] = {}
         failed, last = 0, None

@@ -88,6 +88,14 @@ FORWARDED = post(
 SERVICE = post("neftegaz_kz/3444", "Channel pinned a message", service=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_pause_between_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel's first poll pages back a second apart: not in these tests."""
+    from monitor import pipeline
+
+    monkeypatch.setattr(pipeline, "TELEGRAM_PAGE_PAUSE", 0.0)
+
+
 def test_posts_become_items_and_the_rest_does_not() -> None:
     parsed = parse_feed(page(NEWS, PHOTO, FORWARDED, SERVICE), url="https://t.me/s/neftegaz_kz")
     assert parsed.is_feed and parsed.title == "Нефтегаз KZ – Telegram"
@@ -276,7 +284,7 @@ def test_kind_reaches_the_parser_in_polls_fetch_child(feed_server: FeedServer,
 
 
 def test_a_channels_first_poll_pages_back_up_to_a_bound(
-    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    feed_server: FeedServer, tmp_path: Path
 ) -> None:
     """The first poll reads older posts through ``?before=ID`` (as the preview's
     "load more" does), at most TELEGRAM_BACKFILL_PAGES pages; later polls read
@@ -287,8 +295,6 @@ def test_a_channels_first_poll_pages_back_up_to_a_bound(
     from monitor.config import load_settings
     from monitor.rules import load_rules
     from monitor.store import Store
-
-    monkeypatch.setattr(pipeline, "TELEGRAM_PAGE_PAUSE", 0.0)
 
     def posts(first: int, last: int) -> bytes:
         return page(*(post(f"chan_x/{n}", f"Post number {n} about the weather")
@@ -319,5 +325,44 @@ def test_a_channels_first_poll_pages_back_up_to_a_bound(
         feed_server.clear()
         assert poller.poll().new_items == 0  # not the first poll: no paging back
         assert feed_server.count("/chan") == 1
+    finally:
+        store.close()
+
+
+def test_a_posts_article_link_goes_through_full_text(feed_server: FeedServer,
+                                                     tmp_path: Path) -> None:
+    """With full_text, a post's first link out is its article: fetched, its lead
+    matched as content; a post without one fetches nothing (not its t.me page)."""
+    from newssite import chrome_page
+
+    from monitor.config import load_settings
+    from monitor.pipeline import Poller
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    article = feed_server.url("/news/ktk")
+    feed_server.routes["/robots.txt"] = Feed(b"", content_type="text/plain")
+    feed_server.routes["/news/ktk"] = Feed(chrome_page("Отгрузки", [
+        "Каспийский трубопроводный консорциум приостановил отгрузку нефти на морском "
+        "терминале под Новороссийском из-за шторма, сообщили в консорциуме."]).encode(),
+        content_type="text/html; charset=utf-8")
+    feed_server.routes["/mirror/chan"] = Feed(page(
+        post("chan_x/20", f'Новости терминала.<br/><a href="{article}">Подробнее</a>'),
+        post("chan_x/21", "Погода в Алматы: без осадков")),
+        content_type="text/html; charset=utf-8")
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                      f'[[feeds]]\nurl = "{feed_server.url("/mirror/chan")}"\n'
+                      'kind = "telegram"\nfull_text = true\n', encoding="utf-8")
+    settings = load_settings(config)
+    store = Store.open(settings.storage_url)
+    try:
+        report = Poller(settings, store, lambda: load_rules(settings.rules_dir)).poll()
+        assert report.new_items == 2 and report.hits_by_rule == {"cpc-disruption": 1}
+        (hit,) = store.list_hits()
+        assert hit.link == "https://t.me/chan_x/20"  # the item stays the post
+        assert {e.field for e in hit.evidence} == {"content"}
+        assert feed_server.count("/news/ktk") == 1
+        assert store.feed_states()[settings.feeds[0].url].article_failures == 0
     finally:
         store.close()

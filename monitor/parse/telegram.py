@@ -38,6 +38,9 @@ _CHANNEL_MARKER = b"tgme_channel_info"
 _POST = re.compile(r"^([A-Za-z0-9_]{1,64})/(\d{1,12})$")
 # What may open a post before its words: emoji, symbols, punctuation, spaces.
 _LEADING_NOISE = re.compile(r"^[^\w«\"'(\[]+")
+# A link out of Telegram: http(s), not to t.me or telegram.org.
+_LINK_OUT = re.compile(r"^https?://(?!(?:[\w-]+\.)*(?:t\.me|telegram\.(?:me|org))(?:[:/]|$))\S+$",
+                       re.IGNORECASE)
 _VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "source", "wbr"})
 
 
@@ -52,7 +55,7 @@ def is_telegram_preview(body: bytes) -> bool:
 
 
 class _Post:
-    __slots__ = ("forwarded", "id", "name", "service", "text", "when")
+    __slots__ = ("forwarded", "id", "links", "name", "service", "text", "when")
 
     def __init__(self, name: str, post_id: str, service: bool) -> None:
         self.name = name
@@ -60,6 +63,7 @@ class _Post:
         self.service = service
         self.text: list[str] = []
         self.forwarded: list[str] = []
+        self.links: list[str] = []  # links out of the post's text, or its link preview
         self.when: str | None = None
 
 
@@ -99,6 +103,10 @@ class _Reader(HTMLParser):
         post = self._post
         if post is None:
             return
+        if tag == "a" and (self._text_depth or "tgme_widget_message_link_preview" in classes):
+            href = a.get("href", "").strip()
+            if _LINK_OUT.match(href):
+                post.links.append(href)
         if "tgme_widget_message_text" in classes and not self._text_depth:
             self._text_depth = self._depth
             if post.text:  # a second text block (a reply's quote, a poll) starts anew
@@ -196,7 +204,8 @@ def parse_telegram(body: bytes, url: str) -> ParsedFeed:
             )
         )
         # make_item's title cleaner folds lines: the first line is taken here.
-        items[-1] = _with_title(items[-1], _title(text))
+        items[-1] = replace(_with_title(items[-1], _title(text)),
+                            article_link=post.links[0] if post.links else None)
     problem = None if reader.posts else problem_text("no posts on the channel's page")
     return ParsedFeed(
         url=url,
