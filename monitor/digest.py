@@ -29,7 +29,16 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.highlight import TITLE_CHARS, Span, clean, highlight, host, safe_url, snippet
+from monitor.highlight import (
+    TITLE_CHARS,
+    Span,
+    clean,
+    content_snippet,
+    highlight,
+    host,
+    safe_url,
+    snippet,
+)
 from monitor.models import Severity, StoredHit
 from monitor.stories import cluster
 from monitor.text import truncate
@@ -267,6 +276,18 @@ def _headline(desk: str, kind: str, sections: Sequence[Section], note: str | Non
     return f"{head} ({', '.join(parts)})"
 
 
+def _snippet(hit: StoredHit) -> tuple[Span, ...]:
+    """The summary around its evidence; where only the article's text (content)
+    had evidence, the sentence it was found in, never the article."""
+    spans = [(e.start, e.end) for e in hit.evidence if e.field == "summary"]
+    found = next((e for e in hit.evidence if e.field == "content" and e.context), None)
+    if spans or found is None or found.context is None:
+        return snippet(hit.summary, spans)
+    return content_snippet(found.context, [(e.start, e.end) for e in hit.evidence
+                                           if e.field == "content" and e.context == found.context],
+                           found.context_start)
+
+
 def _story(group: Sequence[StoredHit], rule_id: str, also: tuple[str, ...],
            tz: ZoneInfo | Any) -> Story:
     # One report per item, shown with its hit of the story's rule where it has one.
@@ -294,8 +315,7 @@ def _story(group: Sequence[StoredHit], rule_id: str, also: tuple[str, ...],
         lead=lead,
         title=highlight(lead.title, [(e.start, e.end) for e in lead.evidence
                                      if e.field == "title"], limit=TITLE_CHARS),
-        snippet=snippet(lead.summary, [(e.start, e.end) for e in lead.evidence
-                                       if e.field == "summary"]),
+        snippet=_snippet(lead),
         url=url, host=host(url), outlet=clean(lead.shown_outlet), when=_short_time(
             lead.published, tz),
         score=lead.score,

@@ -226,7 +226,7 @@ def backtest(matcher: Matcher, items: Iterable[Mapping[str, Any]],
     scanned = 0
     for rec in items:
         scanned += 1
-        got = matcher.match(rec["title"], rec["summary"])
+        got = matcher.match(rec["title"], rec["summary"], rec.get("content") or "")
         if got:
             found.append((rec, got[0]))
     keys = frozenset((rec["guid"], rec["feed"]) for rec, _ in found)

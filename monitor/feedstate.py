@@ -33,7 +33,7 @@ def fetch_requests(feeds: Iterable[FeedConfig],
     for f in feeds:
         etag, modified, disabled = validators.get(f.url, (None, None, False))
         if not disabled:
-            out.append(FetchRequest(f.url, etag, modified))
+            out.append(FetchRequest(f.url, etag, modified, f.kind))
     return out
 
 

@@ -21,6 +21,9 @@ Error words (``FetchResult.error_kind``): ``timeout``, ``dns``, ``tls``,
 ``status`` set), ``file`` (an unreadable local file), ``invalid_url``, and
 ``encoding`` (a corrupt or unsupported Content-Encoding).
 
+Article pages (``full_text``, :func:`fetch_pages`) go through the same
+machinery with ``robots.txt``, per-host back-off and an address guard on top.
+
 A plain path or a ``file://`` URL is read from disk, with the same cap; its
 mtime plays Last-Modified so that an unchanged file answers 304.
 """
@@ -30,15 +33,17 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import ipaddress
 import logging
 import os
+import socket
 import ssl
 import stat
 import sys
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -52,7 +57,8 @@ if TYPE_CHECKING:
     import aiohttp
     from yarl import URL
 
-__all__ = ["USER_AGENT", "fetch_all", "fetch_many", "preload"]
+__all__ = ["PAGE_MAX_BYTES", "USER_AGENT", "PageMemory", "address_kind", "fetch_all",
+           "fetch_many", "fetch_pages", "preload"]
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +178,19 @@ async def _fetch_indexed(
 
 
 class _Fetcher:
-    """One session and the semaphores shared by the fetches of one run."""
+    """One session and the semaphores shared by the fetches of one run.
 
-    def __init__(self, poll: PollConfig, *, http: bool) -> None:
+    ``guard`` (article pages, :class:`_Guard`): every hop's address is checked
+    (IP literals here, host names by the session's resolver, so a connection
+    never reaches an address the guard refuses).
+    """
+
+    def __init__(self, poll: PollConfig, *, http: bool, guard: _Guard | None = None,
+                 accept: str = _ACCEPT) -> None:
         self.poll = poll
         self._http = http
+        self._guard = guard
+        self._accept = accept
         self._session: aiohttp.ClientSession | None = None
         self._global = asyncio.Semaphore(poll.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -192,6 +206,11 @@ class _Fetcher:
                 limit_per_host=self.poll.per_host,
                 ttl_dns_cache=300,
             )
+            if self._guard is not None:
+                # No DNS cache: every connection's addresses pass the guard.
+                connector = aiohttp.TCPConnector(
+                    limit=self.poll.concurrency, limit_per_host=self.poll.per_host,
+                    use_dns_cache=False, resolver=_guarded_resolver(self._guard))
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,  # we decode, bounded (see _Decoder)
@@ -199,7 +218,7 @@ class _Fetcher:
                 cookie_jar=aiohttp.DummyCookieJar(),  # no state leaks between feeds
                 headers={
                     "User-Agent": USER_AGENT,
-                    "Accept": _ACCEPT,
+                    "Accept": self._accept,
                     "Accept-Encoding": _ACCEPT_ENCODING,
                 },
             )
@@ -263,6 +282,10 @@ class _Fetcher:
             conditional["If-Modified-Since"] = req.last_modified
         redirects = 0
         while True:
+            if self._guard is not None:
+                refused = self._guard.refuses_url(url)
+                if refused:
+                    return _failure(req, "blocked", refused, state.url)
             # Each hop's own context: a redirect from http may lead to https.
             tls = _tls_context() if url.scheme == "https" else True
             async with self._session.get(url, headers=conditional, allow_redirects=False,
@@ -504,6 +527,9 @@ def _classify(e: aiohttp.ClientError, url: str) -> tuple[str, str]:
     import aiohttp
 
     host = urlsplit(url).hostname or "?"
+    blocked = getattr(e, "os_error", None)
+    if isinstance(blocked, _Blocked):
+        return "blocked", str(blocked)
     if isinstance(e, aiohttp.ClientConnectorDNSError):
         return "dns", f"cannot resolve host {host!r}"
     if isinstance(e, aiohttp.ClientConnectorCertificateError):
@@ -569,3 +595,263 @@ def _redact(url: str) -> str:
 
 def _size(n: int) -> str:
     return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+# -- article pages (full_text) ------------------------------------------------
+
+#: An article page is cut off past this (or ``[poll] max_bytes``, if smaller).
+PAGE_MAX_BYTES = 2 * 1024 * 1024
+#: Article pages held at once, fetched or in flight, not yet read by the caller.
+PAGES_HELD = 8
+#: How long a host's robots.txt verdict is kept; an unreachable one is asked
+#: again sooner.
+ROBOTS_TTL = 3600.0
+ROBOTS_RETRY = 600.0
+#: A host that failed at the connection level, or said 429/503 without a
+#: Retry-After, is left alone this long (doubling with each failure in a row).
+HOST_BACKOFF = 60.0
+_PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+_ROBOTS_AGENT = "news-monitor"  # the product token robots.txt groups name
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
+# Cloud metadata services outside 169.254/16 and fe80::/10 (always refused anyway).
+_METADATA = frozenset({"100.100.100.200", "fd00:ec2::254", "192.0.0.192"})
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 addresses embedded by NAT64
+
+
+class _Blocked(OSError):
+    """An address the guard refuses (raised by the resolver, shown as ``blocked``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    """Which addresses an article fetch may reach: never link-local, metadata,
+    multicast or unspecified ones; private and loopback only when ``private``."""
+
+    private: bool
+
+    def refuses_address(self, address: str) -> str | None:
+        word = address_kind(address)
+        if word == "forbidden" or (word == "private" and not self.private):
+            return f"address {address} not allowed for an article page ({word})"
+        return None
+
+    def refuses_url(self, url: URL) -> str | None:
+        """Why ``url`` may not be fetched, judged on its scheme and an IP literal
+        host; host names are judged on their addresses, by the resolver."""
+        if url.scheme not in ("http", "https") or not url.host:
+            return f"not an http(s) URL: {_redact(str(url))!r}"
+        host = url.host.strip("[]")
+        if _is_ip(host):
+            return self.refuses_address(host)
+        return None
+
+
+def address_kind(address: str) -> str:
+    """``forbidden`` (link-local, metadata, multicast, unspecified, reserved),
+    ``private`` (loopback, private, shared, any non-global) or ``public``."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "forbidden"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.is_link_local or str(ip) in _METADATA or ip.is_multicast or ip.is_unspecified:
+        return "forbidden"
+    if ip.is_loopback:  # before is_reserved: ::1 is in IPv6's reserved ::/8
+        return "private"
+    if ip.is_reserved:
+        return "forbidden"
+    if ip.is_private or not ip.is_global:
+        return "private"
+    return "public"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _guarded_resolver(guard: _Guard) -> aiohttp.abc.AbstractResolver:
+    """The system resolver, refusing a host any of whose addresses the guard refuses
+    (all of them, not the first: the connector tries each in turn)."""
+    import aiohttp
+
+    class GuardedResolver(aiohttp.ThreadedResolver):
+        async def resolve(self, host: str, port: int = 0,
+                          family: socket.AddressFamily = socket.AF_INET
+                          ) -> list[aiohttp.abc.ResolveResult]:
+            found = await super().resolve(host, port, family)
+            for entry in found:
+                refused = guard.refuses_address(entry["host"])
+                if refused:
+                    raise _Blocked(f"{host!r}: {refused}")
+            return found
+
+    return GuardedResolver()
+
+
+async def _host_is_private(url: str) -> bool:
+    """Whether a feed is on a loopback or private address (every address its host
+    has), or is a local file: its article links may then be on such addresses too."""
+    target, where = _target(url)
+    if target == "file":
+        return True
+    if target != "http":
+        return False
+    assert isinstance(where, str)
+    host = where.strip("[]")
+    if _is_ip(host):
+        return address_kind(host) == "private"
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None,
+                                                             type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    kinds = {address_kind(str(info[4][0])) for info in infos}
+    return kinds == {"private"}
+
+
+@dataclass(slots=True)
+class PageMemory:
+    """What article fetching remembers between polls (the poller keeps one):
+    each host's robots.txt verdict until it expires, and the hosts backing off.
+
+    Times are ``time.monotonic()`` seconds.
+    """
+
+    robots: dict[str, tuple[float, object]] = field(default_factory=dict)
+    backoff: dict[str, tuple[float, int]] = field(default_factory=dict)  # until, failures
+
+    def forget_expired(self, now: float) -> None:
+        """Drop what has expired (bounds a long-running daemon's memory)."""
+        self.robots = {k: v for k, v in self.robots.items() if v[0] > now}
+        self.backoff = {k: v for k, v in self.backoff.items() if v[0] > now}
+
+
+_ALLOW_ALL = "allow"
+_DENY_ALL = "deny"
+
+
+async def fetch_pages(urls: Sequence[str], feed_url: str, poll: PollConfig,
+                      memory: PageMemory) -> AsyncGenerator[tuple[int, FetchResult], None]:
+    """Fetch the article pages ``urls`` (the new items' links of the feed at
+    ``feed_url``) concurrently within ``poll``'s bounds, the body capped at
+    :data:`PAGE_MAX_BYTES`; yield (index, result) as each completes.
+
+    Over the feed fetcher's bounds: the host's ``robots.txt`` is obeyed (cached
+    in ``memory``), a host that asked to wait (Retry-After) or keeps failing is
+    not asked until then, and the address guard (:class:`_Guard`) checks every
+    hop. Error words besides the feed fetcher's: ``robots`` (disallowed),
+    ``blocked`` (an address refused), ``backoff``, ``not_html``.
+    """
+    if not urls:
+        return
+    opts = replace(poll, max_bytes=min(poll.max_bytes, PAGE_MAX_BYTES))
+    guard = _Guard(private=await _host_is_private(feed_url))
+    # Pages fetched or in flight but not yet taken by the caller: what bounds the
+    # memory (each at most the cap) while the caller reads them one at a time.
+    held = asyncio.Semaphore(max(1, min(poll.concurrency, PAGES_HELD)))
+    async with _Fetcher(opts, http=True, guard=guard, accept=_PAGE_ACCEPT) as fetcher:
+        robots: dict[str, asyncio.Task[object]] = {}
+
+        async def one(i: int, url: str) -> tuple[int, FetchResult]:
+            await held.acquire()
+            return i, await _fetch_page(fetcher, url, memory, robots)
+
+        tasks = [asyncio.create_task(one(i, u)) for i, u in enumerate(urls)]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+                held.release()  # the caller is done with that page
+        finally:
+            for task in [*tasks, *robots.values()]:
+                task.cancel()
+            await asyncio.gather(*tasks, *robots.values(), return_exceptions=True)
+
+
+async def _fetch_page(fetcher: _Fetcher, url: str, memory: PageMemory,
+                      robots: dict[str, asyncio.Task[object]]) -> FetchResult:
+    req = FetchRequest(url=url)
+    try:
+        parsed = _parse_url(url)
+    except _BadURL as e:
+        return _failure(req, "invalid_url", str(e))
+    assert fetcher._guard is not None
+    refused = fetcher._guard.refuses_url(parsed)
+    if refused:
+        return _failure(req, "blocked" if parsed.scheme in ("http", "https") else
+                        "invalid_url", refused)
+    origin = f"{parsed.scheme}://{parsed.raw_authority}"
+    now = time.monotonic()
+    waiting = memory.backoff.get(origin)
+    if waiting is not None and waiting[0] > now:
+        return _failure(req, "backoff", f"{parsed.host} asked to wait: not asked for "
+                        f"{waiting[0] - now:.0f}s more")
+    verdict = memory.robots.get(origin)
+    if verdict is None or verdict[0] <= now:
+        task = robots.get(origin)
+        if task is None:
+            task = robots[origin] = asyncio.create_task(_robots(fetcher, origin, memory))
+        rules = await asyncio.shield(task)
+    else:
+        rules = verdict[1]
+    if isinstance(rules, FetchResult):  # the host's address refused: the guard's word
+        return _failure(req, "blocked", rules.error or "address refused")
+    if rules == _DENY_ALL:
+        return _failure(req, "robots", f"{origin}/robots.txt could not be read: "
+                        "nothing fetched from it until it can")
+    if rules != _ALLOW_ALL and not rules.can_fetch(_ROBOTS_AGENT, url):  # type: ignore[attr-defined]
+        return _failure(req, "robots", f"robots.txt of {parsed.host} disallows {parsed.path}")
+    _, result = await fetcher.fetch(0, req, ("http", parsed.host or ""))
+    _note_host(memory, origin, result, fetcher.poll)
+    if result.ok:
+        ctype = result.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in _HTML_TYPES:
+            return _failure(req, "not_html", f"not a web page ({ctype})", result.final_url)
+    return result
+
+
+async def _robots(fetcher: _Fetcher, origin: str, memory: PageMemory) -> object:
+    """The host's robots.txt as a parser, or allow-all / deny-all (RFC 9309: a 4xx
+    means no rules; a 5xx, a 429 or no answer means nothing may be fetched)."""
+    from urllib.robotparser import RobotFileParser
+
+    req = FetchRequest(url=f"{origin}/robots.txt")
+    host = urlsplit(origin).hostname or ""
+    _, result = await fetcher.fetch(0, req, ("http", host))
+    if result.error_kind == "blocked":  # judged for this feed only: not remembered
+        return result
+    ttl = ROBOTS_TTL
+    verdict: object
+    if result.ok:
+        parser = RobotFileParser()
+        parser.parse(result.body.decode("utf-8", "replace").splitlines())
+        parser.modified()  # can_fetch says no to a parser never marked as read
+        verdict = parser
+    elif result.status is not None and 400 <= result.status < 500 and result.status != 429:
+        verdict = _ALLOW_ALL
+    else:
+        verdict, ttl = _DENY_ALL, ROBOTS_RETRY
+        _note_host(memory, origin, result, fetcher.poll)
+    memory.robots[origin] = (time.monotonic() + ttl, verdict)
+    return verdict
+
+
+def _note_host(memory: PageMemory, origin: str, result: FetchResult, poll: PollConfig) -> None:
+    """Back off a host that asked to wait or cannot be reached; forget it on success."""
+    asked = result.status in _RETRY_AFTER_STATUSES
+    unreachable = result.error_kind in ("dns", "connection", "tls")
+    if not (asked or unreachable):
+        if result.ok:
+            memory.backoff.pop(origin, None)
+        return
+    failures = memory.backoff.get(origin, (0.0, 0))[1] + 1
+    wait = result.retry_after if result.retry_after is not None else \
+        HOST_BACKOFF * 2 ** min(failures - 1, 16)
+    memory.backoff[origin] = (time.monotonic() + min(wait, poll.max_backoff), failures)

@@ -241,11 +241,12 @@ def _fetch_child(requests_fd: int, results_fd: int, prepare: Callable[[], object
     if not sent[0]:
         return  # the parent gave up before asking for anything
     requests, poll = pickle.loads(sent[0])
+    kinds = {r.url: r.kind for r in requests}
 
     async def run() -> None:
         async with contextlib.aclosing(fetch_many(requests, poll)) as results:
             async for result in results:
-                parsed = _parse(result) if result.ok else None
+                parsed = _parse(result, kinds.get(result.url, "feed")) if result.ok else None
                 # Blocks while the parent is behind: that is the bound.
                 _write_frame(out, (replace(result, body=b""), parsed))
 
@@ -254,8 +255,8 @@ def _fetch_child(requests_fd: int, results_fd: int, prepare: Callable[[], object
     out.flush()
 
 
-def _parse(result: FetchResult) -> ParsedFeed:
+def _parse(result: FetchResult, kind: str) -> ParsedFeed:
     # Imported on the first body: an all-304 poll never imports the parser.
     from monitor.parse import parse_feed
 
-    return parse_feed(result.body, url=result.url, headers=result.headers)
+    return parse_feed(result.body, url=result.url, headers=result.headers, kind=kind)

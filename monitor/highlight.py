@@ -16,8 +16,18 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.text import fold_whitespace, strip_control
 
-__all__ = ["SNIPPET_CHARS", "TITLE_CHARS", "Span", "clean", "highlight", "host", "safe_url",
-           "snippet"]
+__all__ = [
+    "SNIPPET_CHARS",
+    "TITLE_CHARS",
+    "Span",
+    "clean",
+    "content_snippet",
+    "highlight",
+    "host",
+    "safe_url",
+    "sentence_at",
+    "snippet",
+]
 
 TITLE_CHARS = 300  # a title longer than this is cut (a feed that puts its article there)
 SNIPPET_CHARS = 240
@@ -123,6 +133,38 @@ def snippet(text: str, spans: Iterable[tuple[int, int]], width: int = SNIPPET_CH
     if end < len(text):
         out.append(Span(" …"))
     return tuple(out)
+
+
+# A sentence ends at . ! ? … (and a closing quote or bracket) before a space, or at a line end.
+_SENTENCE_END = re.compile(r"""[.!?…]+["'»”)\]]*(?=\s)|\n""")
+
+
+def sentence_at(text: str, start: int, end: int, width: int = SNIPPET_CHARS * 2
+                ) -> tuple[int, int]:
+    """The bounds of the sentence (or line) of ``text`` that holds ``start:end``,
+    kept within about ``width`` characters around it: what is shown of a long
+    text (an article) for a term found in it."""
+    begin = 0
+    for m in _SENTENCE_END.finditer(text, max(0, start - width), start):
+        begin = m.end()
+    stop = len(text)
+    after = _SENTENCE_END.search(text, end)
+    if after is not None:
+        stop = after.end() if after.group() != "\n" else after.start()
+    begin = max(begin, start - width)
+    stop = min(stop, end + width)
+    while begin < start and text[begin].isspace():
+        begin += 1
+    return begin, stop
+
+
+def content_snippet(context: str, spans: Iterable[tuple[int, int]], offset: int,
+                    width: int = SNIPPET_CHARS) -> tuple[Span, ...]:
+    """A snippet of a stored sentence (``context``, which starts at ``offset`` of
+    its field) with the spans of that field marked."""
+    inside = [(s - offset, e - offset) for s, e in spans
+              if s >= offset and e <= offset + len(context)]
+    return snippet(context, inside, width)
 
 
 # -- links ----------------------------------------------------------------------

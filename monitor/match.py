@@ -548,9 +548,10 @@ class Matcher:
 
     # -- matching ---------------------------------------------------------------
 
-    def match(self, title: str, summary: str) -> list[Match]:
-        """One :class:`Match` per rule that hits the item, in rule-set order."""
-        texts = {"title": title or "", "summary": summary or ""}
+    def match(self, title: str, summary: str, content: str = "") -> list[Match]:
+        """One :class:`Match` per rule that hits the item, in rule-set order.
+        ``content``: the article's main text, where it was fetched (full_text)."""
+        texts = {"title": title or "", "summary": summary or "", "content": content or ""}
         norms = {f: normalize(texts[f]) for f in self._fields}
         fields = self._tokenize(norms)
         if not self._may_hit(fields):
@@ -566,7 +567,7 @@ class Matcher:
                 out.append(hit)
         return out
 
-    def explain(self, rule_id: str, title: str, summary: str) -> Explanation:
+    def explain(self, rule_id: str, title: str, summary: str, content: str = "") -> Explanation:
         """Why rule ``rule_id`` hits the item or not, term by term.
 
         The same steps as :meth:`match` (prefilter, scan, :meth:`_decide`) with a
@@ -576,7 +577,7 @@ class Matcher:
         r = next((i for i, cr in enumerate(self._crules) if cr.rule.id == rule_id), None)
         if r is None:
             raise KeyError(rule_id)
-        texts = {"title": title or "", "summary": summary or ""}
+        texts = {"title": title or "", "summary": summary or "", "content": content or ""}
         norms = {f: normalize(texts[f]) for f in self._fields}
         fields = self._tokenize(norms)
         # Dismissed by the prefilter, the rule's topic is not looked for (as in

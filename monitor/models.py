@@ -32,11 +32,14 @@ class Severity(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class FetchRequest:
-    """What the fetcher needs to know about one feed: where, and its validators."""
+    """What the fetcher needs to know about one feed: where, and its validators.
+    ``kind`` (``feed`` or ``telegram``) is not the fetcher's: it is what the
+    body is parsed as, where the fetch child parses it."""
 
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    kind: str = "feed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,10 @@ class Item:
     ``fingerprint`` hashes the normalised title and summary, so an entry
     republished under a new id is recognised. ``outlet`` is who reported the
     entry when the feed names someone (an aggregator's ``<source>``), else None.
+    ``content`` is the main text of the article its link leads to, when the
+    feed has ``full_text`` and the page could be fetched and read, else "".
+    ``article_link``: where the article is when the link is not it (a Telegram
+    post's first link out); full_text fetches it. Not stored.
     """
 
     feed_url: str
@@ -103,6 +110,8 @@ class Item:
     lang: str | None
     fingerprint: str
     outlet: str | None = None
+    content: str = ""
+    article_link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +132,30 @@ class ParsedFeed:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Which term matched which span of which field, and how well (0-100)."""
+    """Which term matched which span of which field, and how well (0-100).
 
-    field: str  # "title" or "summary"
+    Evidence in ``content`` (an article's text, too long to show) carries the
+    sentence it was found in: ``context``, which starts at ``context_start`` of
+    the field, so that a digest shows that sentence rather than the article.
+    """
+
+    field: str  # "title", "summary" or "content"
     term: str
     text: str
     start: int
     end: int
     score: float
+    context: str | None = None
+    context_start: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"field": self.field, "term": self.term, "text": self.text,
-                "start": self.start, "end": self.end, "score": round(self.score, 1)}
+        out: dict[str, object] = {"field": self.field, "term": self.term, "text": self.text,
+                                  "start": self.start, "end": self.end,
+                                  "score": round(self.score, 1)}
+        if self.context is not None:
+            out["context"] = self.context
+            out["context_start"] = self.context_start
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +189,9 @@ class FeedState:
     newest_entry: datetime | None = None
     flag: str | None = None  # a health warning already reported once
     title: str | None = None
+    # full_text: article pages that could not be fetched or read, and the last reason
+    article_failures: int = 0
+    article_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,11 @@
 
 Stages never call each other; only this module calls them, in this order
 (and :mod:`monitor.fetch_child`, which runs fetch then parse in a child).
+A feed with ``full_text`` adds a step before matching: its new items' article
+pages (``fetch.fetch_pages``: robots.txt, back-off, the address guard) read
+one at a time (``parse.article``), their lead matched as ``content``. A page
+that fails leaves its item as the feed gave it. A Telegram channel's first
+poll also reads a few older preview pages (``?before=ID``).
 What a fetch means for the feed's state (back-off, Retry-After, 410, flags,
 next poll) is decided by :mod:`monitor.feedstate`, pure. Per-feed errors
 never leave the loop: they become the feed's stored state (``last_status``,
@@ -38,16 +43,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
 from monitor import stories
 from monitor.errors import StorageError
 from monitor.feedstate import fetch_requests, gap_flag, next_state, rhythm_flag
-from monitor.models import FeedState, FetchResult, NewItem, ParsedFeed
+from monitor.models import FeedState, FetchResult, Item, Match, NewItem, ParsedFeed
 
 if TYPE_CHECKING:
+    from monitor.fetch import PageMemory
     from monitor.fetch_child import ForkedFetcher
     from monitor.match import Matcher
     from monitor.models import Severity
@@ -56,6 +62,11 @@ if TYPE_CHECKING:
     from monitor.store import Store
 
 log = logging.getLogger(__name__)
+
+#: A Telegram channel's first poll pages back (``?before=ID``) this many pages
+#: (about 20 posts each), one after another, this many seconds apart.
+TELEGRAM_BACKFILL_PAGES = 3
+TELEGRAM_PAGE_PAUSE = 1.0
 
 # Saved states of feeds that stored nothing (304s, failures) wait for one
 # transaction per this many feeds; a crash loses at most these, and losing a
@@ -138,6 +149,8 @@ class Poller:
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
         self._matcher: Matcher | None = None
+        # full_text: robots.txt verdicts and hosts backing off, kept between polls
+        self._pages: PageMemory | None = None
         self._load_rules: Callable[[], RuleSet]
         if hasattr(matcher, "match"):
             self._matcher = given = cast("Matcher", matcher)
@@ -216,11 +229,12 @@ class Poller:
                 async for got in results:
                     if isinstance(got, tuple):  # fetched and parsed by the child
                         result, parsed = got
+                        feed = by_url[result.url]
                     else:
-                        result, parsed = got, _parse(got) if got.ok else None
-                    feed = by_url[result.url]
+                        result, feed = got, by_url[got.url]
+                        parsed = _parse(got, feed.kind) if got.ok else None
                     prev = states.get(feed.url) or FeedState(url=feed.url)
-                    outcome = self._handle(feed, prev, result, parsed, unsaved)
+                    outcome = await self._handle(feed, prev, result, parsed, unsaved)
                     outcomes.append(outcome)
                     if len(unsaved) >= _STATE_BATCH:
                         self.store.save_feed_states(unsaved)
@@ -260,21 +274,28 @@ class Poller:
         return PollReport(tuple(outcomes), skipped=len(feeds) - len(todo),
                           seconds=time.monotonic() - started)
 
-    def _handle(self, feed: FeedConfig, prev: FeedState, result: FetchResult,
-                parsed: ParsedFeed | None, unsaved: list[FeedState]) -> FeedOutcome:
+    async def _handle(self, feed: FeedConfig, prev: FeedState, result: FetchResult,
+                      parsed: ParsedFeed | None, unsaved: list[FeedState]) -> FeedOutcome:
         """Match and store one fetched, parsed feed; never raises for the feed's own
         faults. A state with nothing else to store is appended to ``unsaved``."""
-        now = self.clock()
         interval = self.settings.feed_interval(feed)
         jitter = random.uniform(0, 0.1)
         new: list[NewItem] = []
         newest = None
         gap = None
+        articles: tuple[int, str | None] = (0, None)
+        if (feed.kind == "telegram" and prev.last_new_item is None and parsed is not None
+                and parsed.is_feed and parsed.items):
+            parsed = await self._older_posts(feed, parsed)
         if parsed is not None and parsed.is_feed and parsed.items:
-            new, newest, gap = self._new_items(feed, prev, parsed)
+            new, newest, gap, articles = await self._new_items(feed, prev, parsed, result)
+        now = self.clock()
         state = next_state(prev, result, parsed, now=now, interval=interval,
                            poll=self.settings.poll, new_items=len(new), newest=newest,
                            gap=gap, jitter=jitter)
+        if articles[0]:
+            state = replace(state, article_failures=state.article_failures + articles[0],
+                            article_error=articles[1])
         self._log_change(feed, prev, state, parsed)
         stored, hits = 0, dict[str, int]()
         if new:
@@ -287,9 +308,13 @@ class Poller:
                            new_items=stored, hits=tuple(sorted(hits.items())),
                            error=state.error)
 
-    def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed
-                   ) -> tuple[list[NewItem], datetime | None, str | None]:
-        """The entries not stored yet, matched; the newest date; a gap warning."""
+    async def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed,
+                         result: FetchResult
+                         ) -> tuple[list[NewItem], datetime | None, str | None,
+                                    tuple[int, str | None]]:
+        """The entries not stored yet, matched (with their article's text where the
+        feed has full_text); the newest date; a gap warning; the article pages that
+        failed, and the last one's error."""
         # One entry per guid: a feed that repeats a guid keeps its first entry.
         entries = list({i.guid: i for i in reversed(parsed.items)}.values())[::-1]
         if prev.last_new_item is None:
@@ -308,17 +333,133 @@ class Poller:
         if gap:
             log.warning("%s: every entry is new and the oldest is newer than the newest seen "
                         "before: %s", feed.label, gap)
-        new: list[NewItem] = []
         printed: set[str] = set(known_prints)
+        # An entry republished under a new id (same title and summary) is stored,
+        # but is not a new hit: it is neither matched nor its article fetched.
+        to_match: set[str] = set()
         for item in fresh:
-            # An entry republished under a new id (same title and summary) is
-            # stored, but is not a new hit.
-            if item.fingerprint in printed:
+            if item.fingerprint not in printed:
+                printed.add(item.fingerprint)
+                to_match.add(item.guid)
+        articles: tuple[int, str | None] = (0, None)
+        mode = self.settings.feed_full_text(feed)
+        wanted = [i for i in fresh if i.guid in to_match] if mode != "off" else []
+        if mode == "topic":
+            wanted = [i for i in wanted if self._names_a_topic_only(i)]
+        if wanted:
+            contents, articles = await self._articles(
+                wanted, result.final_url or feed.url, feed.label,
+                telegram=feed.kind == "telegram")
+            fresh = [replace(i, content=contents[i.guid]) if i.guid in contents else i
+                     for i in fresh]
+        new: list[NewItem] = []
+        for item in fresh:
+            if item.guid not in to_match:
                 new.append(NewItem(item))
                 continue
-            printed.add(item.fingerprint)
-            new.append(NewItem(item, tuple(self.matcher.match(item.title, item.summary))))
-        return new, newest, gap
+            matches = self.matcher.match(item.title, item.summary, item.content)
+            if item.content:
+                matches = [_with_sentences(m, item.content) for m in matches]
+            new.append(NewItem(item, tuple(matches)))
+        return new, newest, gap, articles
+
+    def _names_a_topic_only(self, item: Item) -> bool:
+        """Whether the feed's text of ``item`` names some rule's topic, yet no rule
+        hits it: the items whose article page full_text = "topic" fetches."""
+        if self.matcher.match(item.title, item.summary):
+            return False
+        return bool(self._topic_matcher.match(item.title, item.summary))
+
+    @functools.cached_property
+    def _topic_matcher(self) -> Matcher:
+        """The rules without their require groups: a hit names a topic (its
+        exclusions and context still apply)."""
+        from monitor.match import Matcher
+        from monitor.rules import RuleSet
+
+        return Matcher(RuleSet(tuple(replace(r, require=()) for r in self.rules.rules)))
+
+    async def _older_posts(self, feed: FeedConfig, parsed: ParsedFeed) -> ParsedFeed:
+        """A channel's first poll: the posts of up to TELEGRAM_BACKFILL_PAGES
+        older preview pages added to ``parsed``. A page that fails or brings no
+        older post ends the paging; what was read is kept."""
+        from monitor.fetch import fetch_many
+        from monitor.models import FetchRequest
+        from monitor.parse.telegram import older_page_url
+
+        items = list(parsed.items)
+        seen = {i.guid for i in items}
+        for _ in range(TELEGRAM_BACKFILL_PAGES):
+            url = older_page_url(feed.url, items)
+            if url is None:
+                break
+            await asyncio.sleep(TELEGRAM_PAGE_PAUSE)  # politeness between pages
+            got = [r async for r in fetch_many([FetchRequest(url, kind="telegram")],
+                                               self.settings.poll)]
+            if not got or not got[0].ok:
+                log.debug("%s: older posts not read: %s", feed.label,
+                          got[0].error if got else "no result")
+                break
+            older = _parse(got[0], "telegram")
+            fresh = [i for i in older.items if i.guid not in seen]
+            if not older.is_feed or not fresh:
+                break
+            # The items name the channel's URL, not the page's.
+            items += [replace(i, feed_url=parsed.url) for i in fresh]
+            seen.update(i.guid for i in fresh)
+        if len(items) > len(parsed.items):
+            log.info("%s: first poll: %d older posts read from earlier pages", feed.label,
+                     len(items) - len(parsed.items))
+        return replace(parsed, items=tuple(items))
+
+    async def _articles(self, entries: Sequence[Item], feed_where: str, label: str, *,
+                        telegram: bool = False
+                        ) -> tuple[dict[str, str], tuple[int, str | None]]:
+        """Each entry's article text, by guid, where its page could be fetched and
+        read; how many could not, and the last reason. Pages are fetched
+        concurrently (:func:`monitor.fetch.fetch_pages`) and read one at a time,
+        off the event loop; a page is dropped once read. A Telegram post's page
+        is the article it links to (its own t.me page holds nothing more)."""
+        from monitor.fetch import PageMemory, fetch_pages
+        from monitor.parse.article import extract_text
+
+        if self._pages is None:
+            self._pages = PageMemory()
+        self._pages.forget_expired(time.monotonic())
+        by_link: dict[str, list[str]] = {}
+        for entry in entries:
+            target = entry.article_link or (None if telegram else entry.link)
+            if target:
+                by_link.setdefault(target, []).append(entry.guid)
+        links = list(by_link)
+        out: dict[str, str] = {}
+        failed, last = 0, None
+        stream = fetch_pages(links, feed_where, self.settings.poll, self._pages)
+        async with contextlib.aclosing(stream) as pages:
+            async for i, page in pages:
+                link = links[i]
+                if page.ok:
+                    try:
+                        text = await asyncio.to_thread(extract_text, page.body,
+                                                       headers=page.headers,
+                                                       url=page.final_url)
+                        error = None if text else "no article text found on the page"
+                    except Exception as e:  # a page the extractor chokes on: the item stays
+                        text, error = "", f"cannot read the page: {type(e).__name__}: {e}"
+                else:
+                    text, error = "", page.error or str(page.last_status)
+                del page  # its body, before the next one is read
+                if error is not None:
+                    failed += 1
+                    last = f"{link}: {error}"[:500]
+                    log.debug("article %s: %s", link, error)
+                    continue
+                for guid in by_link[link]:
+                    out[guid] = text
+        if failed:
+            log.info("%s: %d of %d article pages not read (the items are matched on the "
+                     "feed's text); last: %s", label, failed, len(links), last)
+        return out, (failed, last)
 
     def _log_change(self, feed: FeedConfig, prev: FeedState, state: FeedState,
                     parsed: ParsedFeed | None) -> None:
@@ -361,6 +502,22 @@ def check_rhythms(store: Store, settings: Settings, now: datetime) -> list[tuple
     return flagged
 
 
+def _with_sentences(match: Match, content: str) -> Match:
+    """``match`` with each piece of evidence in ``content`` carrying its sentence,
+    which is what a digest shows of an article."""
+    if not any(e.field == "content" for e in match.evidence):
+        return match
+    from monitor.highlight import sentence_at
+
+    evidence = []
+    for e in match.evidence:
+        if e.field == "content":
+            start, end = sentence_at(content, e.start, e.end)
+            e = replace(e, context=content[start:end], context_start=start)
+        evidence.append(e)
+    return replace(match, evidence=tuple(evidence))
+
+
 def _until(when: datetime | None, now: datetime | None) -> str:
     if when is None or now is None:
         return "never"
@@ -369,7 +526,7 @@ def _until(when: datetime | None, now: datetime | None) -> str:
     return format_duration(max(0.0, (when - now).total_seconds()))
 
 
-def _parse(result: FetchResult) -> ParsedFeed:
+def _parse(result: FetchResult, kind: str) -> ParsedFeed:
     from monitor.parse import parse_feed
 
-    return parse_feed(result.body, url=result.url, headers=result.headers)
+    return parse_feed(result.body, url=result.url, headers=result.headers, kind=kind)

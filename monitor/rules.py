@@ -7,7 +7,7 @@ and its validation. One file holds one rule::
     title: ...                    # required
     description: ...              # required
     severity: high                # required: low | medium | high | critical
-    fields: [title, summary]      # optional, default both
+    fields: [title, summary, content]   # optional, default all three
     fuzzy: 85                     # optional word similarity 50-100, default 85
     terms: [...]                  # required: the topic's names, any one of them
     require: [{name, within, terms}, ...]   # optional: groups that must also match
@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 #: The fields of an item a rule can look at, in the order evidence lists them.
-FIELDS: tuple[str, ...] = ("title", "summary")
+#: ``content`` is an article's main text, fetched where a feed has ``full_text``.
+FIELDS: tuple[str, ...] = ("title", "summary", "content")
 #: How similar (0-100) a misspelt word must be to a term's word, unless a rule says otherwise.
 DEFAULT_FUZZY = 85
 #: Below this, fuzzy matching accepts unrelated words: refuse it.
@@ -452,7 +453,7 @@ class _Checker:
                 close = difflib.get_close_matches(name, FIELDS, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 self.problem(item, f"{where}[{i}]: unknown field {name!r} ({hint}expected "
-                                   f"{' or '.join(FIELDS)})")
+                                   f"{', '.join(FIELDS[:-1])} or {FIELDS[-1]})")
                 continue
             if name not in out:
                 out.append(name)

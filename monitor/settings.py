@@ -87,6 +87,9 @@ class FeedConfig:
     name: str | None = None
     interval: float | None = None  # seconds; None = poll.interval
     kind: str = "feed"  # feed | telegram (a channel's web preview, t.me/s/NAME)
+    # fetch each new item's article page: True, False, or "topic" (only items whose
+    # headline names a rule's topic without a hit); None = poll.full_text
+    full_text: bool | str | None = None
 
     @property
     def label(self) -> str:
@@ -103,6 +106,7 @@ class PollConfig:
     max_redirects: int = 5
     max_backoff: float = 86400.0  # ceiling of the exponential back-off
     stale_after_failures: int = 5  # failures in a row before a feed is flagged
+    full_text: bool | str = False  # every feed's default (FeedConfig.full_text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,14 @@ class Settings:
 
     def feed_interval(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.poll.interval
+
+    def feed_full_text(self, feed: FeedConfig) -> str:
+        """``off``, ``all`` (every new item's page) or ``topic`` (only items whose
+        headline names a rule's topic without a hit). A Telegram channel's posts
+        are their own text (their links lead to t.me): ``off`` unless it says so."""
+        value = feed.full_text if feed.full_text is not None else (
+            False if feed.kind == "telegram" else self.poll.full_text)
+        return "topic" if value == "topic" else "all" if value is True else "off"
 
     def desk(self, name: str) -> DeskConfig | None:
         return next((d for d in self.desks if d.name == name), None)
@@ -281,6 +293,14 @@ _FLAT: tuple[tuple[str, tuple[Key, ...]], ...] = (
                        field="templates_dir"),)),
 )
 
+def _full_text(value: Any, base: Path) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if value == "topic":
+        return "topic"
+    raise Invalid(f'{value!r} is not true, false or "topic"')
+
+
 POLL = Table("poll", (
     Key("interval", duration, "how often each feed is polled"),
     Key("concurrency", integer(1024), "feeds fetched at once"),
@@ -290,6 +310,8 @@ POLL = Table("poll", (
     Key("max_redirects", integer(50)),
     Key("max_backoff", duration, "ceiling of a failing feed's back-off"),
     Key("stale_after_failures", integer(1000), "failures in a row before a feed is flagged"),
+    Key("full_text", _full_text, "fetch each new item's article page and match its main text "
+        '(true), or only where the headline names a topic without a hit ("topic")'),
 ), PollConfig)
 
 def _feed_url(value: Any, base: Path) -> str:
@@ -319,6 +341,7 @@ FEED_KEYS: tuple[Key, ...] = (
     Key("interval", duration, "instead of poll.interval"),
     Key("kind", one_of("feed", "telegram"),
         "feed, or telegram: a channel's web preview (implied by a t.me URL)"),
+    Key("full_text", _full_text, "instead of poll.full_text"),
 )
 
 

@@ -60,6 +60,8 @@ class FeedRow(TypedDict):
     next_poll: str | None
     disabled: str | None  # why it is no longer polled; None for a feed never polled
     flag: str | None
+    article_failures: int  # full_text: article pages not fetched or read, ever
+    article_error: str | None  # ... and the last one's link and reason
 
 
 class DeliveryRow(TypedDict):
@@ -219,6 +221,8 @@ def _feed_row(f: FeedConfig, st: FeedState | None, items: int) -> FeedRow:
         "next_poll": isoformat_z(st.next_poll) if st else None,
         "disabled": st.disabled if st else None,
         "flag": st.flag if st else None,
+        "article_failures": st.article_failures if st else 0,
+        "article_error": st.article_error if st else None,
     }
 
 

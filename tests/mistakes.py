@@ -36,7 +36,7 @@ EXPECTED: dict[str, list[str]] = {
     "bad_id": ["1:5: id: 'CPC Disruption' must be lower-case letters, digits and '-', "
                "starting with a letter or digit"],
     "unknown_field": ["5:17: fields[1]: unknown field 'sumary' (did you mean 'summary'? "
-                      "expected title or summary)"],
+                      "expected title, summary or content)"],
     "duplicate_term": ["7:5: terms[1]: duplicate term 'Baku Tbilisi Ceyhan' (also at line 6)"],
     "not_a_mapping": ["1:1: expected a mapping of keys (id, title, description, severity, "
                       "fields, fuzzy, terms, require, exclude), found a list"],

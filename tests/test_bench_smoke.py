@@ -39,6 +39,30 @@ def test_bench_script_runs_small(script: str, heading: str) -> None:
     assert "reader: skipped" in result.stdout or script != "bench_poll.py"
 
 
+def test_the_full_text_bench_runs_small(tmp_path: Path) -> None:
+    """bench_full_text --smoke: the article pages read, the rules see more with them;
+    an absent set: exit 2."""
+    import json
+
+    env = {**cli_env(), "PYTHONPATH": str(BENCH.parent)}
+    out = tmp_path / "full_text.json"
+    result = subprocess.run([sys.executable, str(BENCH / "bench_full_text.py"), "--smoke",
+                             "--json", str(out)], cwd=BENCH.parent, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "| full_text | macro-F1 |" in result.stdout
+    got = json.loads(out.read_text())
+    on, off = got["quality"]["on"], got["quality"]["off"]
+    assert on["with_content"] == got["articles"] and off["with_content"] == 0
+    assert on["macro_f1"] > off["macro_f1"]
+    assert got["cost"]["pages"] == got["cost"]["on"]["items"]  # each page once
+    assert got["cost"]["off"]["pages"] == 0
+    absent = subprocess.run([sys.executable, str(BENCH / "bench_full_text.py"),
+                             str(tmp_path / "no")], cwd=BENCH.parent, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert absent.returncode == 2 and "no such file" in absent.stderr
+
+
 def test_the_source_benches_run_on_a_tiny_set(tmp_path: Path) -> None:
     """bench_telegram and bench_content_depth on two items each; absent sets: exit 2."""
     import json

@@ -74,7 +74,8 @@ def test_the_document_has_every_configured_feed_and_the_totals(store: Store,
         "Bee", "timeout", "timed out", 2, "2026-03-04T05:06:07Z")
     assert c == {"url": NEW, "name": NEW, "items": 0, "last_polled": None, "last_status": None,
                  "error": None, "failures": 0, "next_poll": None, "disabled": None,
-                 "flag": None}  # never polled: its URL stands in for a name
+                 "flag": None, "article_failures": 0,
+                 "article_error": None}  # never polled: its URL stands in for a name
     assert (doc["items"], doc["hits"], doc["pending_deliveries"]) == (1, 1, 1)
     assert (doc["retrying"], doc["failed"]) == ([], [])
     assert doc["daemons"] == [alive]  # only the daemon whose heartbeat is fresh

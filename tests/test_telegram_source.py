@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from feedserver import Feed, FeedServer
 
 from monitor.parse import parse_feed
@@ -85,6 +86,14 @@ FORWARDED = post(
     "neftegaz_kz/3443", "Казахстан нарастил экспорт нефти в обход России", forwarded="Kursiv Media"
 )
 SERVICE = post("neftegaz_kz/3444", "Channel pinned a message", service=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_pause_between_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel's first poll pages back a second apart: not in these tests."""
+    from monitor import pipeline
+
+    monkeypatch.setattr(pipeline, "TELEGRAM_PAGE_PAUSE", 0.0)
 
 
 def test_posts_become_items_and_the_rest_does_not() -> None:
@@ -198,5 +207,162 @@ def test_polling_a_channel_stores_each_post_once(
         broken = poller.poll()
         assert broken.failed == 1 and broken.outcomes[0].error  # (t.me URLs: "layout changed")
         assert store.totals()["items"] == 3
+    finally:
+        store.close()
+
+
+def test_kind_telegram_reads_a_mirror_as_a_channel_and_says_when_its_layout_changed(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """The configured kind reaches the parser: a loopback mirror (no t.me URL)
+    with ``kind = "telegram"`` is a channel; its page without the preview
+    markup fails as a Telegram layout change, not as "not a feed"."""
+    from monitor.config import load_settings
+    from monitor.pipeline import Poller
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    feed_server.routes["/mirror/neftegaz_kz"] = Feed(page(NEWS, FORWARDED),
+                                                     content_type="text/html; charset=utf-8")
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/mirror/neftegaz_kz")}"\nkind = "telegram"\n',
+        encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.feeds[0].kind == "telegram"
+    store = Store.open(settings.storage_url)
+    try:
+        poller = Poller(settings, store, lambda: load_rules(settings.rules_dir))
+        assert poller.poll().new_items == 2
+        links = sorted(r["link"] for r in store.iter_items())
+        assert links == ["https://t.me/neftegaz_kz/3441", "https://t.me/neftegaz_kz/3443"]
+        feed_server.routes["/mirror/neftegaz_kz"] = Feed(
+            b"<!DOCTYPE html><html><body><div class='new-layout'>posts</div></body></html>",
+            content_type="text/html")
+        (broken,) = poller.poll().outcomes
+        assert broken.error is not None and "Telegram" in broken.error
+    finally:
+        store.close()
+
+
+def test_the_configured_kind_reaches_the_parser() -> None:
+    from monitor.parse import parse_feed
+
+    body = b"<!DOCTYPE html><html><body><p>a page</p></body></html>"
+    as_feed = parse_feed(body, url="http://mirror.example/chan")
+    as_channel = parse_feed(body, url="http://mirror.example/chan", kind="telegram")
+    assert not as_feed.is_feed and not as_channel.is_feed
+    assert as_channel.problem is not None and "Telegram" in as_channel.problem
+    assert as_feed.problem is not None and "Telegram" not in as_feed.problem
+
+
+@pytest.mark.slow
+def test_kind_reaches_the_parser_in_polls_fetch_child(feed_server: FeedServer,
+                                                      tmp_path: Path) -> None:
+    """``news-monitor poll`` parses in its forked fetch child: the kind goes there
+    with each request."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from procenv import cli_env
+
+    feed_server.routes["/mirror/x"] = Feed(
+        b"<!DOCTYPE html><html><body><div class='new-layout'>posts</div></body></html>",
+        content_type="text/html")
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                      f'[[feeds]]\nurl = "{feed_server.url("/mirror/x")}"\nkind = "telegram"\n',
+                      encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "poll",
+                          "-q"], env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr  # every feed failed
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        (error,) = conn.execute("SELECT error FROM feeds").fetchone()
+    assert "Telegram" in error
+
+
+def test_a_channels_first_poll_pages_back_up_to_a_bound(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """The first poll reads older posts through ``?before=ID`` (as the preview's
+    "load more" does), at most TELEGRAM_BACKFILL_PAGES pages; later polls read
+    the newest page only."""
+    from feedserver import Route
+
+    from monitor import pipeline
+    from monitor.config import load_settings
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    def posts(first: int, last: int) -> bytes:
+        return page(*(post(f"chan_x/{n}", f"Post number {n} about the weather")
+                      for n in range(first, last + 1)))
+
+    class Paged(Route):
+        def serve(self, h: object) -> None:
+            query = h.path.partition("?")[2]  # type: ignore[attr-defined]
+            before = int(query.partition("before=")[2] or 1000)
+            body = posts(max(1, before - 3), before - 1) if before > 1 else page()
+            h.respond(200, body, {"Content-Type": "text/html"})  # type: ignore[attr-defined]
+
+    feed_server.routes["/chan"] = Paged()
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                      f'[[feeds]]\nurl = "{feed_server.url("/chan")}"\nkind = "telegram"\n',
+                      encoding="utf-8")
+    settings = load_settings(config)
+    store = Store.open(settings.storage_url)
+    try:
+        poller = pipeline.Poller(settings, store, lambda: load_rules(settings.rules_dir))
+        # 997-999, then 994-996, 991-993, 988-990: the newest page and three older
+        assert poller.poll().new_items == 3 * (1 + pipeline.TELEGRAM_BACKFILL_PAGES)
+        assert feed_server.count("/chan") == 1 + pipeline.TELEGRAM_BACKFILL_PAGES
+        links = {r["link"] for r in store.iter_items()}
+        assert "https://t.me/chan_x/988" in links and "https://t.me/chan_x/987" not in links
+        assert {r["feed"] for r in store.iter_items()} == {settings.feeds[0].url}
+        feed_server.clear()
+        assert poller.poll().new_items == 0  # not the first poll: no paging back
+        assert feed_server.count("/chan") == 1
+    finally:
+        store.close()
+
+
+def test_a_posts_article_link_goes_through_full_text(feed_server: FeedServer,
+                                                     tmp_path: Path) -> None:
+    """With full_text, a post's first link out is its article: fetched, its lead
+    matched as content; a post without one fetches nothing (not its t.me page)."""
+    from newssite import chrome_page
+
+    from monitor.config import load_settings
+    from monitor.pipeline import Poller
+    from monitor.rules import load_rules
+    from monitor.store import Store
+
+    article = feed_server.url("/news/ktk")
+    feed_server.routes["/robots.txt"] = Feed(b"", content_type="text/plain")
+    feed_server.routes["/news/ktk"] = Feed(chrome_page("Отгрузки", [
+        "Каспийский трубопроводный консорциум приостановил отгрузку нефти на морском "
+        "терминале под Новороссийском из-за шторма, сообщили в консорциуме."]).encode(),
+        content_type="text/html; charset=utf-8")
+    feed_server.routes["/mirror/chan"] = Feed(page(
+        post("chan_x/20", f'Новости терминала.<br/><a href="{article}">Подробнее</a>'),
+        post("chan_x/21", "Погода в Алматы: без осадков")),
+        content_type="text/html; charset=utf-8")
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n'
+                      f'[[feeds]]\nurl = "{feed_server.url("/mirror/chan")}"\n'
+                      'kind = "telegram"\nfull_text = true\n', encoding="utf-8")
+    settings = load_settings(config)
+    store = Store.open(settings.storage_url)
+    try:
+        report = Poller(settings, store, lambda: load_rules(settings.rules_dir)).poll()
+        assert report.new_items == 2 and report.hits_by_rule == {"cpc-disruption": 1}
+        (hit,) = store.list_hits()
+        assert hit.link == "https://t.me/chan_x/20"  # the item stays the post
+        assert {e.field for e in hit.evidence} == {"content"}
+        assert feed_server.count("/news/ktk") == 1
+        assert store.feed_states()[settings.feeds[0].url].article_failures == 0
     finally:
         store.close()

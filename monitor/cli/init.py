@@ -84,6 +84,7 @@ per_host = 4                        # ... and at most this many to one host
 timeout = "20s"                     # a total deadline per fetch
 max_backoff = "1d"                  # a failing feed: 1 min, 2, 4 ... its interval, doubling to this
 stale_after_failures = 5            # failures in a row before a feed is flagged
+full_text = false                   # true: fetch each new item's article page, match its text
 
 [retention]
 items = "180d"                      # items and their hits older than this go; or "forever"

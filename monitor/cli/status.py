@@ -48,6 +48,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                      safe(f["error"] or f["flag"] or "")))
     # An error's cause is at its end ("... : connection refused"): cut its middle.
     common.table(rows, shrink={6: "middle"})
+    for f in doc["feeds"]:
+        if f["article_failures"]:
+            print(safe(f"articles: {f['name'][:40]}: {f['article_failures']} pages not read "
+                       f"(matched on the feed's text); last: {f['article_error']}"))
     print(f"\n{doc['items']} items, {doc['hits']} hits, "
           f"{doc['pending_deliveries']} pending deliveries (hit x channel)")
     for d in doc["retrying"]:

@@ -58,19 +58,24 @@ _TELEGRAM_URL = re.compile(r"https?://t\.me/s/", re.IGNORECASE)
 _JSON_TYPES = frozenset({"application/feed+json", "application/json"})
 
 
-def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str] | None = None
-               ) -> ParsedFeed:
+def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str] | None = None,
+               kind: str = "feed") -> ParsedFeed:
     """Parse one fetched document into items; never raises on bad input.
 
     ``url`` is the feed's URL: it names the items' feed and resolves relative
     links. ``headers`` are the HTTP response headers (any case); the
     ``Content-Type`` charset and ``Content-Language`` are honoured.
+    ``kind = "telegram"`` (the feed's configured kind) reads the page as a
+    channel's web preview whatever its URL (a mirror of t.me/s/, say); a
+    ``feed`` is told apart by its content (and a t.me/s/ URL).
     """
     hdrs = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
     body = bytes(body)
     start = body.lstrip(LEADING_JUNK)[:1]
     if not start:
         return not_feed(url, "empty document")
+    if kind == "telegram":
+        return parse_telegram(body, url)  # a layout it does not know: a clear non-feed
     content_type = hdrs.get("content-type", "").split(";")[0].strip().lower()
     if start in (b"{", b"[") or (content_type in _JSON_TYPES and start != b"<"):
         return parse_json_feed(body, url)

@@ -31,13 +31,16 @@ from monitor.parse._common import (
 )
 from monitor.text import strip_control, truncate
 
-__all__ = ["is_telegram_preview", "parse_telegram"]
+__all__ = ["is_telegram_preview", "older_page_url", "parse_telegram"]
 
 _MARKER = b"tgme_widget_message"
 _CHANNEL_MARKER = b"tgme_channel_info"
 _POST = re.compile(r"^([A-Za-z0-9_]{1,64})/(\d{1,12})$")
 # What may open a post before its words: emoji, symbols, punctuation, spaces.
 _LEADING_NOISE = re.compile(r"^[^\w«\"'(\[]+")
+# A link out of Telegram: http(s), not to t.me or telegram.org.
+_LINK_OUT = re.compile(r"^https?://(?!(?:[\w-]+\.)*(?:t\.me|telegram\.(?:me|org))(?:[:/]|$))\S+$",
+                       re.IGNORECASE)
 _VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "source", "wbr"})
 
 
@@ -52,7 +55,7 @@ def is_telegram_preview(body: bytes) -> bool:
 
 
 class _Post:
-    __slots__ = ("forwarded", "id", "name", "service", "text", "when")
+    __slots__ = ("forwarded", "id", "links", "name", "service", "text", "when")
 
     def __init__(self, name: str, post_id: str, service: bool) -> None:
         self.name = name
@@ -60,6 +63,7 @@ class _Post:
         self.service = service
         self.text: list[str] = []
         self.forwarded: list[str] = []
+        self.links: list[str] = []  # links out of the post's text, or its link preview
         self.when: str | None = None
 
 
@@ -99,6 +103,10 @@ class _Reader(HTMLParser):
         post = self._post
         if post is None:
             return
+        if tag == "a" and (self._text_depth or "tgme_widget_message_link_preview" in classes):
+            href = a.get("href", "").strip()
+            if _LINK_OUT.match(href):
+                post.links.append(href)
         if "tgme_widget_message_text" in classes and not self._text_depth:
             self._text_depth = self._depth
             if post.text:  # a second text block (a reply's quote, a poll) starts anew
@@ -196,7 +204,8 @@ def parse_telegram(body: bytes, url: str) -> ParsedFeed:
             )
         )
         # make_item's title cleaner folds lines: the first line is taken here.
-        items[-1] = _with_title(items[-1], _title(text))
+        items[-1] = replace(_with_title(items[-1], _title(text)),
+                            article_link=post.links[0] if post.links else None)
     problem = None if reader.posts else problem_text("no posts on the channel's page")
     return ParsedFeed(
         url=url,
@@ -207,6 +216,22 @@ def parse_telegram(body: bytes, url: str) -> ParsedFeed:
         is_feed=True,
         problem=problem,
     )
+
+
+_LINK_ID = re.compile(r"^https://t\.me/[A-Za-z0-9_]{1,64}/(\d{1,12})$")
+
+
+def older_page_url(url: str, items: tuple[Item, ...] | list[Item]) -> str | None:
+    """The preview page of the posts before the oldest of ``items``
+    (``URL?before=ID``, as the page's own "load more" asks), or None."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    ids = [int(m[1]) for i in items if i.link and (m := _LINK_ID.match(i.link))]
+    if not ids or min(ids) <= 1:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "before"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("before", str(min(ids)))])))
 
 
 def _with_title(item: Item, title: str) -> Item:

@@ -69,6 +69,9 @@ feeds = sa.Table(
     # work claiming between several daemons (scale-out)
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_until", UTCDateTime),
+    # full_text: article pages that could not be fetched or read, the last reason (0004)
+    sa.Column("article_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("article_error", sa.Text),
 )
 
 items = sa.Table(
@@ -88,6 +91,7 @@ items = sa.Table(
     # The story it tells: the id of that story's first item (revision 0003). Set
     # for items with hits when they are stored; NULL for the others.
     sa.Column("story_id", sa.Integer),
+    sa.Column("content", sa.Text),  # the article's main text, where full_text fetched it (0004)
     sa.UniqueConstraint("feed_id", "guid"),
     sa.Index("ix_items_feed_fingerprint", "feed_id", "fingerprint"),
     sa.Index("ix_items_first_seen", "first_seen"),

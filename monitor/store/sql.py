@@ -332,7 +332,7 @@ class Store:
                 "feed_id": feed_id, "guid": n.item.guid, "fingerprint": n.item.fingerprint,
                 "title": n.item.title, "summary": n.item.summary, "link": n.item.link,
                 "published": n.item.published or now, "first_seen": now, "lang": n.item.lang,
-                "outlet": n.item.outlet,
+                "outlet": n.item.outlet, "content": n.item.content or None,
             } for n in new]
             ids: dict[str, int] = {}
             if rows:
@@ -374,18 +374,21 @@ class Store:
         """
         if self.dialect == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": STORY_LOCK})
-        fresh = [Report(item_id=item_id, title=n.item.title, summary=n.item.summary,
+        fresh = [Report(item_id=item_id, title=n.item.title,
+                        summary=_lede(n.item.summary, n.item.content),
                         link=n.item.link, published=n.item.published or now, lang=n.item.lang,
                         rules=tuple(m.rule_id for m in n.matches)) for item_id, n in new]
         lo = min(r.published for r in fresh) - window
         hi = max(r.published for r in fresh) + window
         rows = conn.execute(
             sa.select(items.c.id, items.c.title, items.c.summary, items.c.link,
-                      items.c.published, items.c.lang, items.c.story_id)
+                      items.c.published, items.c.lang, items.c.story_id,
+                      sa.func.substr(items.c.content, 1, _LEDE_CHARS).label("lede"))
             .where(items.c.story_id.is_not(None), items.c.published >= lo,
                    items.c.published <= hi)
             .order_by(items.c.published.desc()).limit(MAX_PLACED)).all()
-        placed = [Report(item_id=r.id, title=r.title, summary=r.summary, link=r.link,
+        placed = [Report(item_id=r.id, title=r.title, summary=_lede(r.summary, r.lede),
+                         link=r.link,
                          published=r.published, lang=r.lang, story=r.story_id) for r in rows]
         chosen = place(fresh, placed)
         conn.execute(items.update().where(items.c.id == sa.bindparam("b_id"))
@@ -435,13 +438,14 @@ class Store:
     @_wrap
     def iter_items(self, *, since: datetime | None = None,
                    batch: int = 2000) -> Iterator[dict[str, Any]]:
-        """Stored items (id, guid, title, summary, link, published, lang, outlet, feed),
-        oldest first."""
+        """Stored items (id, guid, title, summary, link, published, lang, outlet, feed,
+        content: "" where none was fetched), oldest first."""
         last_id = 0
         while True:
             query = (sa.select(items.c.id, items.c.guid, items.c.title, items.c.summary,
                                items.c.link, items.c.published, items.c.lang,
-                               items.c.outlet, feeds.c.url.label("feed"))
+                               items.c.outlet, feeds.c.url.label("feed"),
+                               sa.func.coalesce(items.c.content, "").label("content"))
                      .join(feeds, feeds.c.id == items.c.feed_id)
                      .where(items.c.id > last_id).order_by(items.c.id).limit(batch))
             if since is not None:
@@ -853,6 +857,18 @@ class Store:
                                 .where(daemon_state.c.key == key)).scalar()
 
 
+#: A headline-only feed's item is compared by its article's first characters.
+_LEDE_CHARS = 600
+
+
+def _lede(summary: str, content: str | None) -> str:
+    """What story placement compares beside the title: the summary, or where the
+    feed gave next to none, the start of the article's text."""
+    if len(summary) >= 80 or not content:
+        return summary
+    return f"{summary} {content[:_LEDE_CHARS]}".strip()
+
+
 def _hit_query() -> sa.Select[Any]:
     """The columns of :data:`monitor.store.direct.HIT_COLUMNS`, in its order."""
     h = hits.c
@@ -882,7 +898,8 @@ def _feed_state(row: sa.Row[Any]) -> FeedState:
         last_polled=row.last_polled, last_ok=row.last_ok, last_status=row.last_status,
         error=row.error, failures=row.failures, next_poll=row.next_poll,
         disabled=row.disabled, last_new_item=row.last_new_item, newest_entry=row.newest_entry,
-        flag=row.flag, title=row.title,
+        flag=row.flag, title=row.title, article_failures=row.article_failures,
+        article_error=row.article_error,
     )
 
 
@@ -894,5 +911,6 @@ def _state_values(state: FeedState) -> dict[str, Any]:
         "failures": state.failures, "next_poll": state.next_poll, "disabled": state.disabled,
         "last_new_item": state.last_new_item, "newest_entry": state.newest_entry,
         "flag": state.flag, "title": state.title,
+        "article_failures": state.article_failures, "article_error": state.article_error,
         "lease_owner": None, "lease_until": None,  # done with the feed: release it
     }
