@@ -9,12 +9,15 @@ thresholds are one commented table, :data:`THRESHOLDS`.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import operator
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
@@ -156,8 +159,12 @@ _WIRE_TAG = re.compile(r"^(?:(?:UPDATE|WRAPUP|CORRECTED|REFILE|RPT|EXCLUSIVE|BRE
 _OUTLET_SUFFIX = re.compile(r"\s+[-|–—]\s+(?:[A-ZА-ЯЁ][\w.&'’]*\s?){1,3}$")
 
 
-def _signature(hit: StoredHit) -> _Signature:
-    title = _OUTLET_SUFFIX.sub("", _WIRE_TAG.sub("", clean(hit.title)))
+def _headline(title: str) -> str:
+    return _OUTLET_SUFFIX.sub("", _WIRE_TAG.sub("", clean(title)))
+
+
+def _signature(hit: StoredHit | Report) -> _Signature:
+    title = _headline(hit.title)
     letters = [c for c in title if c.isalpha()]
     cyrillic = sum(1 for c in letters if "\u0400" <= c <= "\u04ff")
     t = _tokens(title)
@@ -311,104 +318,141 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # -- story placement: which stored story a new report joins -----------------------------
 #
 # Across languages titles share no words, only what means the same: names and
-# places transliterated, numbers, months, and the few dozen words of the watch
-# topics' vocabulary, each mapped to one concept key below (КТК = CPC = КҚК,
+# places transliterated, numbers, months, and the general vocabulary of the watch
+# topics and of news, each word mapped to one concept key below (КТК = CPC = КҚК,
 # ВПУ = SPM = mooring, шторм = storm = дауыл). A report is its set of keys; two
-# reports are alike by the IDF-weighted cosine of their keys, the weights taken
-# from the stories held for comparison (a key in every report, like "oil" this
-# week, counts for little). Words of the topic vocabulary are matched by their
-# folded prefix ("$": the whole word only).
+# reports are alike by the IDF-weighted cosine of their keys (title keys weigh
+# more), the weights taken from the reports held for comparison (a key in every
+# report, like "oil" this week, counts for little). Words of the vocabulary match
+# by their folded prefix ("$": the whole word only).
+#
+# Within one script the older title test (:func:`same_story`) is a sure join, as
+# are the same link and the same text. Distinct developments of one event share
+# most of their vocabulary, so what tells them apart is penalised: titles with no
+# number in common, a development (resumed, lifted, fined, extended) one title
+# names and the other report never mentions, different actors in the titles
+# (the UK / the US) or different months.
 
-#: Placement's thresholds; paired cases in tests/test_stories.py.
+#: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES).
 PLACE: Mapping[str, float] = {
     # A report never joins a story whose newest report is further away than this.
     "window_hours": 72,
-    # The similarity (0-1) a report needs to join a story: the mean over its
-    # reports, or 0.8 of the best single one, whichever is higher.
+    # The similarity (0-1) a report needs to join a story: the mean over the
+    # story's reports, or best_factor of the best single one, whichever is higher.
     "join": 0.3,
     "best_factor": 0.8,
-    # Titles naming different actors (UK / US) or the texts different months:
-    # the similarity is multiplied by this.
+    # A title key weighs this many times a summary-only key.
+    "title_weight": 2.0,
+    # Titles naming different actors (UK / US), or texts naming different months.
     "conflict": 0.5,
+    # A development in one title (RESUME, LIFT, FINE, EXTEND) the other never names.
+    "development": 0.4,
+    # Both titles carry numbers, none in common (536,000 t vs 651,000 t).
+    "numbers": 0.4,
 }
+
+# Not thresholds of quality but of cost: a key in more than this share of the
+# window's reports (and more than RARE_MIN) does not make candidates, and only
+# the CANDIDATES best-sharing reports are compared in full.
+_RARE_SHARE = 0.02
+_RARE_MIN = 40
+_CANDIDATES = 60
 
 _CONCEPTS: Mapping[str, str] = {
- "CPC": "cpc ktk кқк ктк konsortsium consortium консорциум kpk",
- "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
- "SPM": "spm mooring moorings buoy впу причал выносн айлақ single-point",
- "OIL": "oil crude нефт мұнай",
- "PIPE": "pipeline трубопровод труба трубу құбыр",
- "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт shipped ship",
- "IMPORT": "import ввоз әкел",
- "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз",
- "RESUME": "resum restart возобнов",
- "STORM": "storm шторм дауыл",
- "DAMAGE": "damag поврежд зақым авари",
- "DRONE": "drone uav беспилот дрон бпла",
- "ATTACK": "attack strike атак удар шабуыл",
- "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
- "FINE": "fine$ fined штраф айыппұл",
- "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым",
- "QUOTA": "quota квот limit restrict огранич шектеу",
- "EXTEND": "extend продл ұзарт",
- "WHEAT": "wheat пшениц бидай",
- "FLOUR": "flour мук ұн$",
- "GRAIN": "grain зерн астық",
- "SANCTION": "sanction санкц",
- "TANKER": "tanker танкер",
- "TERMINAL": "terminal терминал",
- "STATION": "station pumping нпс станц айдау",
- "MINES": "mine$ mines munition боеприпас мины$ мин$",
- "CRACK": "crack трещин жарық",
- "RECORD": "record рекорд",
- "OUTPUT": "output production добыч өндір",
- "ROAD": "road truck автотранспорт автомобил автокөлік",
- "#6": "six шест алты полгод",
- "#2": "two два$ двух екі",
- "#3": "three трех үш$",
- "#30": "thirty тридцат",
- "TRACK": "track отслежив қадағала накладн",
- "REEXPORT": "re-export reexport реэкспорт",
- "ENVOY": "envoy спецпредстав өкіл",
- "KZ": "kazakh казах қазақ рк$",
- "RU": "russia росси рф$ ресей",
- "KG": "kyrgyz кыргыз киргиз қырғыз",
- "UK": "uk$ britain british британ ұлыбритан",
- "US": "us$ usa сша ақш washington",
- "EU": "eu$ ес$ евросоюз ео$ european",
- "CN": "china chinese китай қытай",
- "TENGIZ": "tengiz тенгиз теңіз",
- "CHEVRON": "chevron шеврон",
- "KMG": "kmg кмг kazmunaygas казмунайгаз қазмұнайгаз",
- "SOCAR": "socar сокар",
- "NOVO": "novoross новоросс",
- "AKTAU": "aktau актау ақтау",
- "BAKU": "baku баку",
- "TOKAYEV": "tokayev токаев тоқаев",
- "PRESIDENT": "president президент",
- "EAEU": "eaeu eeu еаэс еаэо eurasian",
- "BLACKSEA": "black черн қара",
- "CASPIAN": "caspian каспий",
- "TRANSCASP": "trans-caspian транскаспий transcaspian",
- "OPEC": "opec опек",
- "FIRST": "first перв алғашқы",
- "BATCH": "batch cargo партия",
- "TRANSIT": "transit транзит",
- "MONTH": "month месяц ай$",
- "TON": "ton$ tons$ tonnes тонн",
- "MLN": "mln million млн миллион",
- "THOUSAND": "thousand тыс$ тысяч мың",
- "BARREL": "barrel баррел",
- "M01": "january январ қаңтар", "M02": "february феврал ақпан", "M03": "march$ марта$ март$ наурыз",
- "M04": "april апрел сәуір", "M05": "may$ мая$ май$ мамыр", "M06": "june июн маусым",
- "M07": "july июл шілде", "M08": "august август тамыз", "M09": "september сентябр қыркүйек",
- "M10": "october октябр қазан$", "M11": "november ноябр қараша", "M12": "december декабр желтоқсан",
+    # The watch topics' actors, places and objects.
+    "CPC": "cpc ktk кқк ктк konsortsium consortium консорциум kpk",
+    "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
+    "SPM": "spm mooring moorings buoy впу причал выносн айлақ single-point",
+    "OIL": "oil crude нефт мұнай",
+    "PIPE": "pipeline трубопровод труба трубу құбыр",
+    "TANKER": "tanker танкер",
+    "TERMINAL": "terminal терминал",
+    "STATION": "station pumping нпс станц айдау",
+    "TENGIZ": "tengiz тенгиз теңіз",
+    "CHEVRON": "chevron шеврон",
+    "KMG": "kmg кмг kazmunaygas казмунайгаз қазмұнайгаз",
+    "SOCAR": "socar сокар",
+    "NOVO": "novoross новоросс",
+    "AKTAU": "aktau актау ақтау",
+    "BAKU": "baku баку",
+    "BLACKSEA": "black черн қара",
+    "CASPIAN": "caspian каспий",
+    "TRANSCASP": "trans-caspian транскаспий transcaspian",
+    "OPEC": "opec опек",
+    "EAEU": "eaeu eeu еаэс еаэо eurasian",
+    "WHEAT": "wheat пшениц бидай",
+    "FLOUR": "flour мук ұн$",
+    "GRAIN": "grain зерн астық",
+    "SANCTION": "sanction санкц",
+    "TRANSIT": "transit транзит",
+    "REEXPORT": "re-export reexport реэкспорт",
+    "CUSTOMS": "customs таможн кеден",
+    "TRACK": "track отслежив қадағала накладн",
+    "ENVOY": "envoy спецпредстав өкіл",
+    "COMPANY": "compan firm компани фирм",
+    "GOODS": "goods товар тауар",
+    # What happens.
+    "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
+              "shipped ship",
+    "IMPORT": "import ввоз әкел",
+    "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз",
+    "RESUME": "resum restart возобнов",
+    "LIFT": "lift$ lifts$ lifted снял снят отмен",
+    "FINE": "fine$ fined штраф айыппұл",
+    "EXTEND": "extend продл ұзарт",
+    "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым",
+    "QUOTA": "quota квот limit restrict огранич шектеу",
+    "STORM": "storm шторм дауыл",
+    "DAMAGE": "damag поврежд зақым авари",
+    "DRONE": "drone uav беспилот дрон бпла",
+    "ATTACK": "attack strike атак удар шабуыл",
+    "MINES": "mine$ mines munition боеприпас мины$ мин$",
+    "CRACK": "crack трещин жарық",
+    "INSPECT": "inspect провер инспекц тексер",
+    "REPAIR": "repair maintenance ремонт жөндеу",
+    "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
+    "RECORD": "record рекорд",
+    "OUTPUT": "output production добыч өндір",
+    "ROAD": "road truck автотранспорт автомобил автокөлік",
+    "FIRST": "first перв алғашқы",
+    "BATCH": "batch cargo партия",
+    "PRESIDENT": "president президент",
+    "TOKAYEV": "tokayev токаев тоқаев",
+    # Countries.
+    "KZ": "kazakh казах қазақ рк$",
+    "RU": "russia росси рф$ ресей",
+    "KG": "kyrgyz кыргыз киргиз қырғыз",
+    "UK": "uk$ britain british британ ұлыбритан",
+    "US": "us$ usa сша ақш washington",
+    "EU": "eu$ ес$ евросоюз ео$ european",
+    "CN": "china chinese китай қытай",
+    # Units, numerals and months.
+    "MONTH": "month месяц ай$",
+    "TON": "ton$ tons$ tonnes тонн",
+    "BARREL": "barrel баррел",
+    "#2": "two два$ двух екі",
+    "#3": "three трех үш$",
+    "#6": "six шест алты полгод",
+    "#30": "thirty тридцат",
+    "M01": "january январ қаңтар", "M02": "february феврал ақпан",
+    "M03": "march$ марта$ март$ наурыз", "M04": "april апрел сәуір",
+    "M05": "may$ мая$ май$ мамыр", "M06": "june июн маусым",
+    "M07": "july июл шілде", "M08": "august август тамыз",
+    "M09": "september сентябр қыркүйек", "M10": "october октябр қазан$",
+    "M11": "november ноябр қараша", "M12": "december декабр желтоқсан",
 }
 
-_CONFLICTS = (
-    ("title", frozenset({"UK", "US", "EU", "CN", "KG"})),
-    ("all", frozenset(f"M{m:02d}" for m in range(1, 13))),
-)
+#: Words after a number that multiply it: 536 тыс. = 536,000; 1,5 млн = 1.5M.
+_MAGNITUDES: Mapping[str, float] = {
+    **dict.fromkeys(("thousand", "тыс", "тысяч", "мың"), 1e3),
+    **dict.fromkeys(("m", "mn", "mln", "million", "millions", "млн", "миллион", "миллиона",
+                     "миллионов", "миллион"), 1e6),
+    **dict.fromkeys(("bn", "billion", "млрд", "миллиард", "миллиарда", "миллиардов"), 1e9),
+}
+
+_ACTORS = frozenset({"UK", "US", "EU", "CN", "KG"})
+_MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
+_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND"})
 
 
 def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
@@ -422,6 +466,7 @@ def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
 
 
 _EXACT, _PREFIX = _lexicon()
+_MAGNITUDE_FOLDED = {_fold(w): v for w, v in _MAGNITUDES.items()}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -435,86 +480,242 @@ def _concept(folded: str) -> str | None:
     return None
 
 
-def _keys(text: str) -> frozenset[str]:
-    """A text's comparable keys: concepts, numbers, and names (capitalised words)."""
+def _value(folded: str, magnitude: float) -> str:
+    """``#536000`` for 536 тыс. and 536,000 alike."""
+    v = float(folded[1:]) * magnitude
+    return "#" + (f"{v:.6g}" if v != int(v) or v >= 1e15 else str(int(v)))
+
+
+def _keys(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A text's comparable keys (concepts, numbers, names), and its numbers."""
     out: set[str] = set()
-    for raw, f in _tokens(text):
+    numbers: set[str] = set()
+    tokens = _tokens(text)
+    for i, (raw, f) in enumerate(tokens):
         if f.startswith("#"):
-            if len(f) > 2:
-                out.add(f.rstrip("0").replace(".", ""))
+            after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+            n = _value(f, _MAGNITUDE_FOLDED.get(after, 1.0))
+            numbers.add(n)
+            if len(n) > 2:
+                out.add(n)
             continue
-        if raw.lower() in _STOPWORDS:
+        if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
         key = _concept(f)
         if key:
             out.add(key)
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3:
             out.add(f[:6])
-    return frozenset(out)
+    return frozenset(out), frozenset(numbers)
 
 
 @dataclass(frozen=True, slots=True)
 class _Keys:
     title: frozenset[str]
     all: frozenset[str]
+    numbers: frozenset[str]  # the title's, 2+ digits
+    developments: frozenset[str]  # of the title
+    actors: frozenset[str]  # of the title
+    months: frozenset[str]  # of title and summary
+    text: str  # folded title and summary: the same text is the same story
+    script: str
+    sig: _Signature  # for same_story's title test (its link and time left out)
+
+
+_EPOCH = datetime(2000, 1, 1)
+
+
+@functools.lru_cache(maxsize=32768)
+def _keys_of(title: str, summary: str) -> _Keys:
+    sig = _signature(Report(item_id=0, title=title, summary=summary, link=None,
+                            published=_EPOCH))
+    t, numbers = _keys(sig_title := _headline(title))
+    s, _ = _keys(clean(summary))
+    every = t | s
+    return _Keys(
+        title=t, all=every,
+        numbers=frozenset(n for n in numbers if len(n) > 2),
+        developments=t & _DEVELOPMENTS, actors=t & _ACTORS, months=every & _MONTHS,
+        text=" ".join(f for _, f in _tokens(f"{sig_title} {clean(summary)}")),
+        script=sig.script, sig=sig)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A report as the index holds it."""
+
+    report: Report
+    story: int
+    keys: _Keys
     link: str | None
     published: datetime
 
 
-@functools.lru_cache(maxsize=16384)
-def _report_keys(report: Report) -> _Keys:
-    title = _OUTLET_SUFFIX.sub("", _WIRE_TAG.sub("", clean(report.title)))
-    t = _keys(title)
-    return _Keys(title=t, all=t | _keys(clean(report.summary)), link=safe_url(report.link),
-                 published=report.published)
+def _held(r: Report, story: int) -> _Held:
+    return _Held(r, story, _keys_of(r.title, r.summary), safe_url(r.link), r.published)
 
 
-def _similarity(a: _Keys, b: _Keys, idf: Mapping[str, float], default: float) -> float:
-    if a.link is not None and a.link == b.link:
-        return 1.0
-    wa = sum(idf.get(k, default) for k in a.all)
-    wb = sum(idf.get(k, default) for k in b.all)
-    if not wa or not wb:
-        return 0.0
-    s = sum(idf.get(k, default) for k in a.all & b.all) / math.sqrt(wa * wb)
-    for where, group in _CONFLICTS:
-        x = (a.title if where == "title" else a.all) & group
-        y = (b.title if where == "title" else b.all) & group
-        if x and y and not x & y:
-            s *= PLACE["conflict"]
-    return s
+def _penalty(a: _Keys, b: _Keys) -> float:
+    """What tells two developments of one event apart: a factor 0-1."""
+    factor = 1.0
+    if a.numbers and b.numbers and not a.numbers & b.numbers:
+        factor *= PLACE["numbers"]
+    if (a.developments - b.all) or (b.developments - a.all):
+        factor *= PLACE["development"]
+    if a.actors and b.actors and not a.actors & b.actors:
+        factor *= PLACE["conflict"]
+    if a.months and b.months and not a.months & b.months:
+        factor *= PLACE["conflict"]
+    return factor
+
+
+def _sure(x: _Held, y: _Held) -> bool:
+    """The same link, the same text, or (one script) the same headline."""
+    if x.link is not None and x.link == y.link:
+        return True
+    a, b = x.keys, y.keys
+    if a.text and a.text == b.text:
+        return True
+    return a.script == b.script and _same(a.sig, b.sig)
+
+
+class _Index:
+    """The window's reports by key, kept between calls and checked against each
+    call's ``placed`` (only what changed is indexed again): a report is compared
+    only with the reports sharing one of its rarer keys."""
+
+    def __init__(self) -> None:
+        self.reports: dict[int, _Held] = {}  # by item_id
+        self.postings: dict[str, set[int]] = {}  # key -> item ids
+        self.stories: dict[int, set[int]] = {}  # story -> item ids
+        # The last call's ``placed`` as it was, and the new reports it added: a
+        # caller that appends to one list costs only its new tail.
+        self.snapshot: tuple[Report, ...] = ()
+        self.transient: set[int] = set()
+
+    def add(self, report: Report, story: int) -> _Held:
+        if report.item_id in self.reports:
+            self.remove(report.item_id)
+            self.snapshot = ()
+        h = self.reports[report.item_id] = _held(report, story)
+        for key in h.keys.all:
+            self.postings.setdefault(key, set()).add(report.item_id)
+        self.stories.setdefault(story, set()).add(report.item_id)
+        return h
+
+    def remove(self, item_id: int) -> None:
+        h = self.reports.pop(item_id)
+        for key in h.keys.all:
+            ids = self.postings[key]
+            ids.discard(item_id)
+            if not ids:
+                del self.postings[key]
+        members = self.stories[h.story]
+        members.discard(item_id)
+        if not members:
+            del self.stories[h.story]
+
+    def sync(self, placed: Sequence[Report]) -> None:
+        snap = self.snapshot
+        if snap and len(placed) >= len(snap) and all(map(operator.is_, placed, snap)):
+            tail = list(itertools.islice(placed, len(snap), None))
+            wanted = {r.item_id: r for r in tail if r.story is not None}
+            for item_id in self.transient - wanted.keys():
+                self.remove(item_id)
+        else:
+            wanted = {r.item_id: r for r in placed if r.story is not None}
+            for item_id in self.reports.keys() - wanted.keys():
+                self.remove(item_id)
+        for item_id, r in wanted.items():
+            held = self.reports.get(item_id)
+            if held is not None:
+                if held.report is r:
+                    continue
+                if held.report == r or (held.story == r.story
+                                        and held.report == replace(r, story=None)):
+                    # The same report read again (the store hands new objects each
+                    # poll): held as this one, so the next call's check is identity.
+                    self.reports[item_id] = replace(held, report=r)
+                    continue
+            self.add(r, r.story)  # type: ignore[arg-type]
+        self.transient = set()
+        self.snapshot = tuple(placed)
+
+
+_INDEX = _Index()
+_LOCK = threading.Lock()
 
 
 def place(new: Sequence[Report], placed: Sequence[Report]) -> list[int]:
     """The story of each new report, in order: a placed report's ``story``, or the
     story a new report starts (its own ``item_id``). Later new reports may join
     the stories earlier ones started."""
-    pool = [(r, _report_keys(r)) for r in placed if r.story is not None]
-    fresh = [_report_keys(r) for r in new]
-    df: Counter[str] = Counter()
-    for _, k in pool:
-        df.update(k.all)
-    for k in fresh:
-        df.update(k.all)
-    n = len(pool) + len(fresh)
-    idf = {k: math.log((n + 1) / (v + 0.5)) for k, v in df.items()}
-    default = math.log((n + 1) / 0.5)
-    by_story: dict[int, list[_Keys]] = {}
-    for r, k in pool:
-        by_story.setdefault(r.story, []).append(k)  # type: ignore[arg-type]
+    with _LOCK:
+        index = _INDEX
+        index.sync(placed)
+        out = []
+        for r in new:
+            story = _place_one(index, _held(r, r.item_id)) or r.item_id
+            index.add(r, story)
+            index.transient.add(r.item_id)
+            out.append(story)
+        return out
+
+
+def _place_one(index: _Index, h: _Held) -> int | None:
+    k = h.keys
+    n = len(index.reports) + 1
+    postings = index.postings
+    idf_memo: dict[str, float] = {}
+
+    def idf(key: str) -> float:
+        w = idf_memo.get(key)
+        if w is None:
+            w = idf_memo[key] = math.log((n + 1) / (len(postings.get(key, ())) + 1.5))
+        return w
+
+    tw = PLACE["title_weight"]
+
+    def weights(x: _Keys) -> dict[str, float]:
+        return {key: idf(key) * (tw if key in x.title else 1.0) for key in x.all}
+
+    wa = weights(k)
+    na = math.sqrt(sum(w * w for w in wa.values())) or 1.0
+    # Candidates: the reports sharing a rarer key, by how much of it they share.
+    cap = max(_RARE_MIN, _RARE_SHARE * n)
+    acc: dict[int, float] = {}
+    for key, w in wa.items():
+        ids = postings.get(key)
+        if ids and len(ids) <= cap:
+            for item_id in ids:
+                acc[item_id] = acc.get(item_id, 0.0) + w
+    top = sorted(acc, key=acc.__getitem__, reverse=True)[:_CANDIDATES]
     window = timedelta(hours=PLACE["window_hours"])
-    out: list[int] = []
-    for r, k in zip(new, fresh, strict=True):
-        best, best_score = None, 0.0
-        for story, members in by_story.items():
-            if abs(k.published - max(m.published for m in members)) > window and not any(
-                    k.link is not None and k.link == m.link for m in members):
-                continue
-            sims = [_similarity(k, m, idf, default) for m in members]
-            score = max(sum(sims) / len(sims), PLACE["best_factor"] * max(sims))
-            if score > best_score:
-                best, best_score = story, score
-        story = best if best is not None and best_score >= PLACE["join"] else r.item_id
-        by_story.setdefault(story, []).append(k)
-        out.append(story)
-    return out
+    sims: dict[int, float] = {}
+    reports = index.reports
+
+    def similarity(item_id: int) -> float:
+        s = sims.get(item_id)
+        if s is None:
+            m = reports[item_id]
+            if _sure(h, m):
+                s = 1.0
+            else:
+                wb = weights(m.keys)
+                nb = math.sqrt(sum(w * w for w in wb.values())) or 1.0
+                dot = sum(w * wb[key] for key, w in wa.items() if key in wb)
+                s = dot / (na * nb) * _penalty(k, m.keys)
+            sims[item_id] = s
+        return s
+
+    best, best_score = None, 0.0
+    for story in dict.fromkeys(reports[i].story for i in top):
+        members = index.stories[story]
+        if all(abs(h.published - reports[i].published) > window for i in members):
+            continue
+        got = [similarity(i) for i in members]
+        score = 1.0 if max(got) >= 1.0 else max(sum(got) / len(got),
+                                                 PLACE["best_factor"] * max(got))
+        if score > best_score:
+            best, best_score = story, score
+    return best if best is not None and best_score >= PLACE["join"] else None
