@@ -15,7 +15,6 @@ import operator
 import re
 import threading
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -339,7 +338,7 @@ PLACE: Mapping[str, float] = {
     "window_hours": 72,
     # The similarity (0-1) a report needs to join a story: the mean over the
     # story's reports, or best_factor of the best single one, whichever is higher.
-    "join": 0.3,
+    "join": 0.4,
     "best_factor": 0.8,
     # A title key weighs this many times a summary-only key.
     "title_weight": 2.0,
@@ -408,7 +407,7 @@ _CONCEPTS: Mapping[str, str] = {
     "ATTACK": "attack strike атак удар шабуыл",
     "MINES": "mine$ mines munition боеприпас мины$ мин$",
     "CRACK": "crack трещин жарық",
-    "INSPECT": "inspect провер инспекц тексер",
+    "INSPECT": "inspect regulator провер инспекц надзор тексер",
     "REPAIR": "repair maintenance ремонт жөндеу",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
     "RECORD": "record рекорд",
@@ -426,6 +425,16 @@ _CONCEPTS: Mapping[str, str] = {
     "US": "us$ usa сша ақш washington",
     "EU": "eu$ ес$ евросоюз ео$ european",
     "CN": "china chinese китай қытай",
+    "UZ": "uzbek узбек өзбек",
+    "AZ": "azerbaij азербайдж әзірбайж",
+    "TR": "turkey turkiye turkish турци түркия",
+    "UA": "ukrain украин",
+    "BY": "belarus беларус",
+    "AM": "armenia армени",
+    "TJ": "tajik таджик тәжік",
+    "TM": "turkmen туркмен түрікмен",
+    "GE": "georgia грузи грузия",
+    "IR": "iran$ iranian иран",
     # Units, numerals and months.
     "MONTH": "month месяц ай$",
     "TON": "ton$ tons$ tonnes тонн",
@@ -450,7 +459,25 @@ _MAGNITUDES: Mapping[str, float] = {
     **dict.fromkeys(("bn", "billion", "млрд", "миллиард", "миллиарда", "миллиардов"), 1e9),
 }
 
-_ACTORS = frozenset({"UK", "US", "EU", "CN", "KG"})
+#: The watch topics' own words, in most reports of a topic: until the window holds
+#: enough reports to tell, each counts as if in PRIOR_SHARE of PRIOR_REPORTS
+#: reports (other concepts in a tenth of that; names and numbers in none).
+_COMMON = frozenset({"CPC", "BTC", "OIL", "PIPE", "EXPORT", "IMPORT", "KZ", "RU", "GRAIN",
+                     "WHEAT", "SANCTION", "COMPANY", "GOODS", "TRANSIT", "TON", "MONTH",
+                     "HALT", "BAN", "QUOTA"})
+_PRIOR_REPORTS = 50
+_PRIOR_SHARE = 0.3
+
+#: Who acts: two titles naming different powers (the UK / the US sanctioning), or
+#: failing that different countries (Kazakhstan / Kyrgyzstan banning), tell
+#: different events.
+_POWERS = frozenset({"UK", "US", "EU"})
+_COUNTRIES = frozenset({"KZ", "RU", "KG", "CN", "UZ", "AZ", "TR", "UA", "BY", "AM", "TJ",
+                        "TM", "GE", "IR"}) | _POWERS
+#: What stopped the flow: two titles naming different causes tell different events.
+_CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "attack",
+                              "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
+                              "REPAIR": "repair", "COURT": "court"}
 _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND"})
 
@@ -486,11 +513,22 @@ def _value(folded: str, magnitude: float) -> str:
     return "#" + (f"{v:.6g}" if v != int(v) or v >= 1e15 else str(int(v)))
 
 
-def _keys(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """A text's comparable keys (concepts, numbers, names), and its numbers."""
+_INITIALS = re.compile(r"\b(?:[A-Z]\.){2,}")  # U.S., U.K., E.U.
+
+
+def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
+    """"Russia Halts Kazakh Oil Export Link": capitals say nothing of names."""
+    words = [raw for raw, f in tokens if not f.startswith("#") and len(raw) > 3]
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.75 * len(words)
+
+
+def _keys(text: str, names: frozenset[str] | None = None
+          ) -> tuple[frozenset[str], frozenset[str]]:
+    """A text's comparable keys (concepts, numbers, names), and its numbers. With
+    ``names``, a capitalised word is a name only if it is one of them, or in capitals."""
     out: set[str] = set()
     numbers: set[str] = set()
-    tokens = _tokens(text)
+    tokens = _tokens(_INITIALS.sub(lambda m: m.group(0).replace(".", ""), text))
     for i, (raw, f) in enumerate(tokens):
         if f.startswith("#"):
             after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
@@ -504,7 +542,8 @@ def _keys(text: str) -> tuple[frozenset[str], frozenset[str]]:
         key = _concept(f)
         if key:
             out.add(key)
-        elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3:
+        elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
+                names is None or f[:6] in names or raw.isupper()):
             out.add(f[:6])
     return frozenset(out), frozenset(numbers)
 
@@ -515,7 +554,9 @@ class _Keys:
     all: frozenset[str]
     numbers: frozenset[str]  # the title's, 2+ digits
     developments: frozenset[str]  # of the title
-    actors: frozenset[str]  # of the title
+    causes: frozenset[str]  # of title and summary, attack and drone as one
+    powers: frozenset[str]  # of the title
+    countries: frozenset[str]  # of the title
     months: frozenset[str]  # of title and summary
     text: str  # folded title and summary: the same text is the same story
     script: str
@@ -529,13 +570,15 @@ _EPOCH = datetime(2000, 1, 1)
 def _keys_of(title: str, summary: str) -> _Keys:
     sig = _signature(Report(item_id=0, title=title, summary=summary, link=None,
                             published=_EPOCH))
-    t, numbers = _keys(sig_title := _headline(title))
+    sig_title = _headline(title)
     s, _ = _keys(clean(summary))
+    t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None)
     every = t | s
     return _Keys(
         title=t, all=every,
         numbers=frozenset(n for n in numbers if len(n) > 2),
-        developments=t & _DEVELOPMENTS, actors=t & _ACTORS, months=every & _MONTHS,
+        developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s), powers=t & _POWERS, countries=t & _COUNTRIES,
+        months=every & _MONTHS,
         text=" ".join(f for _, f in _tokens(f"{sig_title} {clean(summary)}")),
         script=sig.script, sig=sig)
 
@@ -555,14 +598,24 @@ def _held(r: Report, story: int) -> _Held:
     return _Held(r, story, _keys_of(r.title, r.summary), safe_url(r.link), r.published)
 
 
+def _causes(keys: frozenset[str]) -> frozenset[str]:
+    return frozenset(_CAUSES[k] for k in keys if k in _CAUSES)
+
+
 def _penalty(a: _Keys, b: _Keys) -> float:
     """What tells two developments of one event apart: a factor 0-1."""
     factor = 1.0
     if a.numbers and b.numbers and not a.numbers & b.numbers:
         factor *= PLACE["numbers"]
-    if (a.developments - b.all) or (b.developments - a.all):
+    if (a.developments and not a.developments & b.all) or (
+            b.developments and not b.developments & a.all):
         factor *= PLACE["development"]
-    if a.actors and b.actors and not a.actors & b.actors:
+    if a.causes and b.causes and not a.causes & b.causes:
+        factor *= PLACE["conflict"]
+    if a.powers and b.powers:
+        if not a.powers & b.powers:
+            factor *= PLACE["conflict"]
+    elif a.countries and b.countries and not a.countries & b.countries:
         factor *= PLACE["conflict"]
     if a.months and b.months and not a.months & b.months:
         factor *= PLACE["conflict"]
@@ -671,7 +724,10 @@ def _place_one(index: _Index, h: _Held) -> int | None:
     def idf(key: str) -> float:
         w = idf_memo.get(key)
         if w is None:
-            w = idf_memo[key] = math.log((n + 1) / (len(postings.get(key, ())) + 1.5))
+            prior = (0.0 if not key[0].isupper() else _PRIOR_REPORTS * _PRIOR_SHARE
+                     if key in _COMMON else _PRIOR_REPORTS * _PRIOR_SHARE / 10)
+            w = idf_memo[key] = math.log((n + _PRIOR_REPORTS + 1)
+                                         / (len(postings.get(key, ())) + prior + 1.5))
         return w
 
     tw = PLACE["title_weight"]
@@ -691,31 +747,38 @@ def _place_one(index: _Index, h: _Held) -> int | None:
                 acc[item_id] = acc.get(item_id, 0.0) + w
     top = sorted(acc, key=acc.__getitem__, reverse=True)[:_CANDIDATES]
     window = timedelta(hours=PLACE["window_hours"])
-    sims: dict[int, float] = {}
     reports = index.reports
 
-    def similarity(item_id: int) -> float:
-        s = sims.get(item_id)
-        if s is None:
-            m = reports[item_id]
-            if _sure(h, m):
-                s = 1.0
-            else:
-                wb = weights(m.keys)
-                nb = math.sqrt(sum(w * w for w in wb.values())) or 1.0
-                dot = sum(w * wb[key] for key, w in wa.items() if key in wb)
-                s = dot / (na * nb) * _penalty(k, m.keys)
-            sims[item_id] = s
-        return s
+    def vector(item_id: int) -> dict[str, float]:
+        m = reports[item_id]
+        wb = weights(m.keys)
+        nb = math.sqrt(sum(w * w for w in wb.values())) or 1.0
+        return {key: w / nb for key, w in wb.items()}
+
+    def cosine(v: Mapping[str, float]) -> float:
+        dot = sum(w * v[key] for key, w in wa.items() if key in v)
+        nv = math.sqrt(sum(w * w for w in v.values())) or 1.0
+        return dot / (na * nv)
 
     best, best_score = None, 0.0
     for story in dict.fromkeys(reports[i].story for i in top):
         members = index.stories[story]
         if all(abs(h.published - reports[i].published) > window for i in members):
             continue
-        got = [similarity(i) for i in members]
-        score = 1.0 if max(got) >= 1.0 else max(sum(got) / len(got),
-                                                 PLACE["best_factor"] * max(got))
+        if any(_sure(h, reports[i]) for i in members):
+            score = 1.0
+        else:
+            # The story as one text (the sum of its reports' unit vectors), or its
+            # most alike report; a development any report of the story contradicts
+            # is another story: a vague report joined earlier must not chain two
+            # developments together.
+            vectors = [vector(i) for i in members]
+            centroid: dict[str, float] = {}
+            for v in vectors:
+                for key, w in v.items():
+                    centroid[key] = centroid.get(key, 0.0) + w
+            score = max(cosine(centroid), PLACE["best_factor"] * max(map(cosine, vectors)))
+            score *= min(_penalty(k, reports[i].keys) for i in members)
         if score > best_score:
             best, best_score = story, score
     return best if best is not None and best_score >= PLACE["join"] else None
