@@ -340,6 +340,8 @@ PLACE: Mapping[str, float] = {
     # story's reports, or best_factor of the best single one, whichever is higher.
     "join": 0.4,
     "best_factor": 0.8,
+    # Sharing fewer keys than this with a story is not evidence (one place name).
+    "min_shared": 3,
     # A title key weighs this many times a summary-only key.
     "title_weight": 2.0,
     # Titles naming different actors (UK / US), or texts naming different months.
@@ -382,6 +384,13 @@ _CONCEPTS: Mapping[str, str] = {
     "WHEAT": "wheat пшениц бидай",
     "FLOUR": "flour мук ұн$",
     "GRAIN": "grain зерн астық",
+    "BARLEY": "barley ячмен арпа",
+    "MAIZE": "maize corn кукуруз жүгері",
+    "RICE": "rice$ рис$ риса$ күріш",
+    "OATS": "oats овес овса сұлы",
+    "SUGAR": "sugar сахар қант",
+    "FUEL": "gasoline petrol diesel fuel бензин дизел топлив жанармай",
+    "CATTLE": "cattle livestock sheep скот крс$ мал$",
     "SANCTION": "sanction санкц",
     "TRANSIT": "transit транзит",
     "REEXPORT": "re-export reexport реэкспорт",
@@ -399,6 +408,9 @@ _CONCEPTS: Mapping[str, str] = {
     "LIFT": "lift$ lifts$ lifted снял снят отмен",
     "FINE": "fine$ fined штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
+    "WITHDRAW": "withdraw quit exit$ exits$ вышл выход шықт",
+    "PROPOSE": "plans$ plan$ propos draft consider weigh could планир предлож законопроект "
+               "рассматр может могут мүмкін жоспар ұсын",
     "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым",
     "QUOTA": "quota квот limit restrict огранич шектеу",
     "STORM": "storm шторм дауыл",
@@ -471,6 +483,19 @@ _PRIOR_SHARE = 0.3
 #: Who acts: two titles naming different powers (the UK / the US sanctioning), or
 #: failing that different countries (Kazakhstan / Kyrgyzstan banning), tell
 #: different events.
+#: What a ban or a quota is on: titles naming different goods tell different measures.
+_GOODS = frozenset({"WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS", "SUGAR", "FUEL",
+                    "CATTLE"})
+#: What was hit: a mooring and a pumping station are two events.
+_OBJECTS = frozenset({"SPM", "STATION"})
+#: What a report is about at all: oil and grain (or fuel, cattle) are two stories
+#: whatever numbers they share.
+_DOMAINS: Mapping[str, str] = {
+    **dict.fromkeys(("OIL", "CPC", "BTC", "TENGIZ", "KMG", "SOCAR", "CHEVRON", "SPM", "PIPE",
+                     "TANKER", "BARREL", "OPEC", "STATION"), "oil"),
+    **dict.fromkeys(("GRAIN", "WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS"), "grain"),
+    "FUEL": "fuel", "CATTLE": "cattle", "SUGAR": "sugar",
+}
 _POWERS = frozenset({"UK", "US", "EU"})
 _COUNTRIES = frozenset({"KZ", "RU", "KG", "CN", "UZ", "AZ", "TR", "UA", "BY", "AM", "TJ",
                         "TM", "GE", "IR"}) | _POWERS
@@ -479,7 +504,7 @@ _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "at
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
                               "REPAIR": "repair", "COURT": "court"}
 _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
-_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND"})
+_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE"})
 
 
 def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
@@ -555,6 +580,9 @@ class _Keys:
     numbers: frozenset[str]  # the title's, 2+ digits
     developments: frozenset[str]  # of the title
     causes: frozenset[str]  # of title and summary, attack and drone as one
+    goods: frozenset[str]  # of the title
+    domains: frozenset[str]  # of the title, or failing that the summary
+    objects: frozenset[str]  # of the title
     powers: frozenset[str]  # of the title
     countries: frozenset[str]  # of the title
     months: frozenset[str]  # of title and summary
@@ -577,7 +605,8 @@ def _keys_of(title: str, summary: str) -> _Keys:
     return _Keys(
         title=t, all=every,
         numbers=frozenset(n for n in numbers if len(n) > 2),
-        developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s), powers=t & _POWERS, countries=t & _COUNTRIES,
+        developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s), goods=t & _GOODS, domains=_domains(t) or _domains(s), objects=t & _OBJECTS,
+        powers=t & _POWERS, countries=t & _COUNTRIES,
         months=every & _MONTHS,
         text=" ".join(f for _, f in _tokens(f"{sig_title} {clean(summary)}")),
         script=sig.script, sig=sig)
@@ -598,6 +627,10 @@ def _held(r: Report, story: int) -> _Held:
     return _Held(r, story, _keys_of(r.title, r.summary), safe_url(r.link), r.published)
 
 
+def _domains(keys: frozenset[str]) -> frozenset[str]:
+    return frozenset(_DOMAINS[k] for k in keys if k in _DOMAINS)
+
+
 def _causes(keys: frozenset[str]) -> frozenset[str]:
     return frozenset(_CAUSES[k] for k in keys if k in _CAUSES)
 
@@ -611,6 +644,12 @@ def _penalty(a: _Keys, b: _Keys) -> float:
             b.developments and not b.developments & a.all):
         factor *= PLACE["development"]
     if a.causes and b.causes and not a.causes & b.causes:
+        factor *= PLACE["conflict"]
+    if a.domains and b.domains and not a.domains & b.domains:
+        factor *= PLACE["conflict"]
+    if a.goods and b.goods and not a.goods & b.goods:
+        factor *= PLACE["conflict"]
+    if a.objects and b.objects and not a.objects & b.objects:
         factor *= PLACE["conflict"]
     if a.powers and b.powers:
         if not a.powers & b.powers:
@@ -778,6 +817,8 @@ def _place_one(index: _Index, h: _Held) -> int | None:
                 for key, w in v.items():
                     centroid[key] = centroid.get(key, 0.0) + w
             score = max(cosine(centroid), PLACE["best_factor"] * max(map(cosine, vectors)))
+            if len(k.all & centroid.keys()) < PLACE["min_shared"]:
+                score = 0.0
             score *= min(_penalty(k, reports[i].keys) for i in members)
         if score > best_score:
             best, best_score = story, score
