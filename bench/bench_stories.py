@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.models import Report  # noqa: E402
-from monitor.stories import PLACE, place  # noqa: E402
+from monitor.models import Report
+from monitor.stories import PLACE, place
 
 DEFAULT = Path(__file__).parent / "data" / "stories-a.jsonl"
 

@@ -1,9 +1,12 @@
-"""Story clustering: which hits tell the same story, from several outlets or languages.
+"""Stories: which reports tell the same story, from several outlets or languages.
 
 A pure stage, like ``match``: functions of their inputs, standard library and
-rapidfuzz only. :func:`cluster` groups one topic's hits for a digest
-(:func:`monitor.digest.build_digest` shows a group as one story); the
-thresholds are one commented table, :data:`THRESHOLDS`.
+rapidfuzz only. :func:`place` chooses the story each new report joins when it
+is stored (its thresholds: :data:`PLACE`); :func:`cluster` groups a digest's
+hits that have no stored story by the older, conservative same-script title
+test :func:`same_story` (its thresholds: :data:`THRESHOLDS`), which is also
+one of placement's sure joins. ``place`` keeps an index of the reports it was
+last handed between calls (a cache: every call checks it against ``placed``).
 """
 
 from __future__ import annotations
@@ -351,12 +354,12 @@ PLACE: Mapping[str, float] = {
     # Titles naming different powers (UK / US), countries, goods (wheat / barley),
     # domains (oil / grain), objects (mooring / pumping station); texts naming
     # different causes (storm / drone) or months: the similarity is multiplied by this.
-    "conflict": 0.5,
+    "conflict": 0.3,
     # A development (resumed, lifted, fined, extended, withdrawn, proposed) in one
     # title that the other report never names.
-    "development": 0.4,
+    "development": 0.3,
     # Both titles carry numbers, none in common (536,000 t vs 651,000 t).
-    "numbers": 0.4,
+    "numbers": 0.3,
 }
 
 # Not thresholds of quality but of cost: a key in more than this share of the
@@ -522,9 +525,6 @@ _COMMON = frozenset({"CPC", "BTC", "OIL", "PIPE", "EXPORT", "IMPORT", "KZ", "RU"
 _PRIOR_REPORTS = 50
 _PRIOR_SHARE = 0.3
 
-#: Who acts: two titles naming different powers (the UK / the US sanctioning), or
-#: failing that different countries (Kazakhstan / Kyrgyzstan banning), tell
-#: different events.
 #: What a ban or a quota is on: titles naming different goods tell different measures.
 _GOODS = frozenset({"WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS", "SUGAR", "FUEL",
                     "CATTLE"})
@@ -538,10 +538,14 @@ _DOMAINS: Mapping[str, str] = {
     **dict.fromkeys(("GRAIN", "WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS"), "grain"),
     "FUEL": "fuel", "CATTLE": "cattle", "SUGAR": "sugar",
 }
+#: Who acts: two titles naming different powers (the UK / the US sanctioning), or
+#: failing that different countries (Kazakhstan / Kyrgyzstan banning), tell
+#: different events.
 _POWERS = frozenset({"UK", "US", "EU"})
 _COUNTRIES = frozenset({"KZ", "RU", "KG", "CN", "UZ", "AZ", "TR", "UA", "BY", "AM", "TJ",
                         "TM", "GE", "IR"}) | _POWERS
-#: What stopped the flow: two titles naming different causes tell different events.
+#: What stopped the flow: two reports naming different causes tell different events
+#: (the title's, or failing that the summary's: a summary recalls earlier events).
 _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "attack",
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
                               "REPAIR": "repair", "COURT": "court"}
@@ -621,7 +625,7 @@ class _Keys:
     all: frozenset[str]
     numbers: frozenset[str]  # the title's, 2+ digits
     developments: frozenset[str]  # of the title
-    causes: frozenset[str]  # of title and summary, attack and drone as one
+    causes: frozenset[str]  # of the title, or failing that the summary
     goods: frozenset[str]  # of the title
     domains: frozenset[str]  # of the title, or failing that the summary
     objects: frozenset[str]  # of the title
@@ -647,9 +651,9 @@ def _keys_of(title: str, summary: str) -> _Keys:
     return _Keys(
         title=t, all=every,
         numbers=frozenset(n for n in numbers if len(n) > 2),
-        developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s), goods=t & _GOODS, domains=_domains(t) or _domains(s), objects=t & _OBJECTS,
-        powers=t & _POWERS, countries=t & _COUNTRIES,
-        months=every & _MONTHS,
+        developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s),
+        goods=t & _GOODS, domains=_domains(t) or _domains(s), objects=t & _OBJECTS,
+        powers=t & _POWERS, countries=t & _COUNTRIES, months=every & _MONTHS,
         text=" ".join(f for _, f in _tokens(f"{sig_title} {clean(summary)}")),
         script=sig.script, sig=sig)
 
@@ -663,6 +667,12 @@ class _Held:
     keys: _Keys
     link: str | None
     published: datetime
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Index keys of identity (never weighed): its link and its text."""
+        return (*((f"@{self.link}",) if self.link else ()),
+                *((f"={self.keys.text}",) if self.keys.text else ()))
 
 
 def _held(r: Report, story: int) -> _Held:
@@ -703,14 +713,15 @@ def _penalty(a: _Keys, b: _Keys) -> float:
     return factor
 
 
-def _sure(x: _Held, y: _Held) -> bool:
-    """The same link, the same text, or (one script) the same headline."""
-    if x.link is not None and x.link == y.link:
-        return True
-    a, b = x.keys, y.keys
-    if a.text and a.text == b.text:
-        return True
-    return a.script == b.script and _same(a.sig, b.sig)
+def _identical(x: _Held, y: _Held) -> bool:
+    """The same link or the same text: one article through two feeds."""
+    return bool((x.link is not None and x.link == y.link)
+                or (x.keys.text and x.keys.text == y.keys.text))
+
+
+def _same_headline(x: _Held, y: _Held) -> bool:
+    """same_story's title test (one script): a sure join unless a penalty says no."""
+    return x.keys.script == y.keys.script and _same(x.keys.sig, y.keys.sig)
 
 
 class _Index:
@@ -732,14 +743,14 @@ class _Index:
             self.remove(report.item_id)
             self.snapshot = ()
         h = self.reports[report.item_id] = _held(report, story)
-        for key in h.keys.all:
+        for key in (*h.keys.all, *h.ids):
             self.postings.setdefault(key, set()).add(report.item_id)
         self.stories.setdefault(story, set()).add(report.item_id)
         return h
 
     def remove(self, item_id: int) -> None:
         h = self.reports.pop(item_id)
-        for key in h.keys.all:
+        for key in (*h.keys.all, *h.ids):
             ids = self.postings[key]
             ids.discard(item_id)
             if not ids:
@@ -826,7 +837,10 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         if ids and len(ids) <= cap:
             for item_id in ids:
                 acc[item_id] = acc.get(item_id, 0.0) + w
-    top = sorted(acc, key=acc.__getitem__, reverse=True)[:_CANDIDATES]
+    # Ties go to the older report and story, so that the answer depends on what the
+    # window holds, never on the order the index learnt it.
+    same = sorted(i for key in h.ids for i in postings.get(key, ()))
+    top = same + sorted(acc, key=lambda i: (-acc[i], i))[:_CANDIDATES]
     window = timedelta(hours=PLACE["window_hours"])
     reports = index.reports
 
@@ -843,11 +857,13 @@ def _place_one(index: _Index, h: _Held) -> int | None:
 
     best, best_score = None, 0.0
     for story in dict.fromkeys(reports[i].story for i in top):
-        members = index.stories[story]
+        members = sorted(index.stories[story])
         if all(abs(h.published - reports[i].published) > window for i in members):
             continue
-        if any(_sure(h, reports[i]) for i in members):
+        if any(_identical(h, reports[i]) for i in members):
             score = 1.0
+        elif any(_same_headline(h, reports[i]) for i in members):
+            score = min(_penalty(k, reports[i].keys) for i in members)
         else:
             # The story as one text (the sum of its reports' unit vectors), or its
             # most alike report; a development any report of the story contradicts
@@ -862,6 +878,6 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             if len(k.all & centroid.keys()) < PLACE["min_shared"]:
                 score = 0.0
             score *= min(_penalty(k, reports[i].keys) for i in members)
-        if score > best_score:
+        if score > best_score or (score == best_score and best is not None and story < best):
             best, best_score = story, score
     return best if best is not None and best_score >= PLACE["join"] else None
