@@ -93,34 +93,46 @@ _NUMBER = r"\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d.,])|\d+(?:[.,]\d+)*"
 _TOKEN = re.compile(rf"({_NUMBER})|([^\W\d_]+(?:['’][^\W\d_]+)?)")
 
 
+_SPACES = re.compile(r"[ \u00a0\u202f]")
+_THOUSANDS = re.compile(r",(?=\d{3}(?:\D|$))")
+_C = re.compile(r"c(?!h)")
+_DOUBLE = re.compile(r"(.)\1")
+_POSSESSIVE = re.compile(r"['’][sS]$")
+
+
 def _number(raw: str) -> str:
-    s = re.sub(r"[ \u00a0\u202f]", "", raw)
+    s = _SPACES.sub("", raw)
     # "390,000" groups thousands; "1,2" (Russian) is a decimal comma.
-    s = re.sub(r",(?=\d{3}(?:\D|$))", "", s).replace(",", ".")
+    s = _THOUSANDS.sub("", s).replace(",", ".")
     if "." in s:
         s = s.rstrip("0").rstrip(".") or "0"
     return "#" + (s.lstrip("0") or "0")
 
 
+@functools.lru_cache(maxsize=65536)
 def _fold(word: str) -> str:
     """Lower-case, transliterated to Latin, spelling variants of names folded."""
     w = unicodedata.normalize("NFKD", word.lower().translate(_CYRILLIC))
-    w = "".join(c for c in w if not unicodedata.combining(c))
+    if not w.isascii():
+        w = "".join(c for c in w if not unicodedata.combining(c))
     w = w.replace("kh", "h").replace("ph", "f").replace("w", "v").replace("q", "k")
-    w = re.sub(r"c(?!h)", "k", w).replace("x", "ks").replace("y", "i")
-    return re.sub(r"(.)\1", r"\1", w)
+    w = _C.sub("k", w).replace("x", "ks").replace("y", "i")
+    return _DOUBLE.sub(r"\1", w)
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=8192)
+def _tokens(text: str) -> tuple[tuple[str, str], ...]:
     """(as written, folded) for each word or number of ``text``; numbers fold to ``#n``."""
     out = []
     for m in _TOKEN.finditer(text):
         if m.group(1):
             out.append((m.group(1), _number(m.group(1))))
         else:
-            raw = re.sub(r"['’][sS]$", "", m.group(2))  # Kazakhstan's -> Kazakhstan
+            raw = m.group(2)
+            if "'" in raw or "’" in raw:
+                raw = _POSSESSIVE.sub("", raw)  # Kazakhstan's -> Kazakhstan
             out.append((raw, _fold(raw)))
-    return out
+    return tuple(out)
 
 
 def _is_name(raw: str) -> bool:
@@ -165,10 +177,15 @@ def _headline(title: str) -> str:
     return _OUTLET_SUFFIX.sub("", _WIRE_TAG.sub("", clean(title)))
 
 
-def _signature(hit: StoredHit | Report) -> _Signature:
-    title = _headline(hit.title)
+def _script(title: str) -> str:
+    """"latin" or "cyrillic": the title's majority."""
     letters = [c for c in title if c.isalpha()]
     cyrillic = sum(1 for c in letters if "\u0400" <= c <= "\u04ff")
+    return "cyrillic" if cyrillic * 2 > len(letters) else "latin"
+
+
+def _signature(hit: StoredHit | Report) -> _Signature:
+    title = _headline(hit.title)
     t = _tokens(title)
     s = _tokens(clean(hit.summary))
     names = [f for raw, f in t + s
@@ -179,7 +196,7 @@ def _signature(hit: StoredHit | Report) -> _Signature:
                         and not (raw.isupper() and len(raw) <= 4))
     title_numbers = frozenset(f for _, f in t if f.startswith("#"))
     return _Signature(
-        script="cyrillic" if cyrillic * 2 > len(letters) else "latin",
+        script=_script(title),
         title_words=title_words,
         title_numbers=title_numbers,
         title_names=title_names,
@@ -634,7 +651,6 @@ class _Keys:
     months: frozenset[str]  # of title and summary
     text: str  # folded title and summary: the same text is the same story
     script: str
-    sig: _Signature  # for same_story's title test (its link and time left out)
 
 
 _EPOCH = datetime(2000, 1, 1)
@@ -642,8 +658,6 @@ _EPOCH = datetime(2000, 1, 1)
 
 @functools.lru_cache(maxsize=32768)
 def _keys_of(title: str, summary: str) -> _Keys:
-    sig = _signature(Report(item_id=0, title=title, summary=summary, link=None,
-                            published=_EPOCH))
     sig_title = _headline(title)
     s, _ = _keys(clean(summary))
     t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None)
@@ -654,13 +668,21 @@ def _keys_of(title: str, summary: str) -> _Keys:
         developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s),
         goods=t & _GOODS, domains=_domains(t) or _domains(s), objects=t & _OBJECTS,
         powers=t & _POWERS, countries=t & _COUNTRIES, months=every & _MONTHS,
-        text=" ".join(f for _, f in _tokens(f"{sig_title} {clean(summary)}")),
-        script=sig.script, sig=sig)
+        text=" ".join(f for _, f in (*_tokens(sig_title), *_tokens(clean(summary)))),
+        script=_script(sig_title))
 
 
-@dataclass(frozen=True, slots=True)
+@functools.lru_cache(maxsize=16384)
+def _sig_of(title: str, summary: str) -> _Signature:
+    """For same_story's title test (its link and time left out): only candidates' need it."""
+    return _signature(Report(item_id=0, title=title, summary=summary, link=None,
+                             published=_EPOCH))
+
+
+@dataclass(slots=True, eq=False)
 class _Held:
-    """A report as the index holds it."""
+    """A report as the index holds it (mutable: ``report`` is swapped for the same
+    report read again)."""
 
     report: Report
     story: int
@@ -721,7 +743,8 @@ def _identical(x: _Held, y: _Held) -> bool:
 
 def _same_headline(x: _Held, y: _Held) -> bool:
     """same_story's title test (one script): a sure join unless a penalty says no."""
-    return x.keys.script == y.keys.script and _same(x.keys.sig, y.keys.sig)
+    return x.keys.script == y.keys.script and _same(
+        _sig_of(x.report.title, x.report.summary), _sig_of(y.report.title, y.report.summary))
 
 
 class _Index:
@@ -776,11 +799,12 @@ class _Index:
             if held is not None:
                 if held.report is r:
                     continue
-                if held.report == r or (held.story == r.story
-                                        and held.report == replace(r, story=None)):
+                old = held.report
+                if held.story == r.story and old.title == r.title and old.summary == r.summary \
+                        and old.link == r.link and old.published == r.published:
                     # The same report read again (the store hands new objects each
                     # poll): held as this one, so the next call's check is identity.
-                    self.reports[item_id] = replace(held, report=r)
+                    held.report = r
                     continue
             self.add(r, r.story)  # type: ignore[arg-type]
         self.transient = set()
