@@ -19,7 +19,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
@@ -743,7 +743,11 @@ def _identical(x: _Held, y: _Held) -> bool:
 
 def _same_headline(x: _Held, y: _Held) -> bool:
     """same_story's title test (one script): a sure join unless a penalty says no."""
-    return x.keys.script == y.keys.script and _same(
+    a, b = x.keys.title, y.keys.title
+    # Titles that pass it share most of their keys: a cheap filter first.
+    if x.keys.script != y.keys.script or 2 * len(a & b) < min(len(a), len(b)):
+        return False
+    return _same(
         _sig_of(x.report.title, x.report.summary), _sig_of(y.report.title, y.report.summary))
 
 
@@ -884,10 +888,9 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         members = sorted(index.stories[story])
         if all(abs(h.published - reports[i].published) > window for i in members):
             continue
+        penalty = min(_penalty(k, reports[i].keys) for i in members)
         if any(_identical(h, reports[i]) for i in members):
             score = 1.0
-        elif any(_same_headline(h, reports[i]) for i in members):
-            score = min(_penalty(k, reports[i].keys) for i in members)
         else:
             # The story as one text (the sum of its reports' unit vectors), or its
             # most alike report; a development any report of the story contradicts
@@ -901,7 +904,10 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             score = max(cosine(centroid), PLACE["best_factor"] * max(map(cosine, vectors)))
             if len(k.all & centroid.keys()) < PLACE["min_shared"]:
                 score = 0.0
-            score *= min(_penalty(k, reports[i].keys) for i in members)
+            score *= penalty
+            # The title test only where it can change the answer (it is the costly one).
+            if score < PLACE["join"] and any(_same_headline(h, reports[i]) for i in members):
+                score = penalty
         if score > best_score or (score == best_score and best is not None and story < best):
             best, best_score = story, score
     return best if best is not None and best_score >= PLACE["join"] else None
