@@ -556,8 +556,8 @@ _DOMAINS: Mapping[str, str] = {
     "FUEL": "fuel", "CATTLE": "cattle", "SUGAR": "sugar",
 }
 #: Who acts: two titles naming different powers (the UK / the US sanctioning), or
-#: failing that different countries (Kazakhstan / Kyrgyzstan banning), tell
-#: different events.
+#: failing that opening with different countries (Kazakhstan / Kyrgyzstan banning),
+#: tell different events.
 _POWERS = frozenset({"UK", "US", "EU"})
 _COUNTRIES = frozenset({"KZ", "RU", "KG", "CN", "UZ", "AZ", "TR", "UA", "BY", "AM", "TJ",
                         "TM", "GE", "IR"}) | _POWERS
@@ -647,7 +647,7 @@ class _Keys:
     domains: frozenset[str]  # of the title, or failing that the summary
     objects: frozenset[str]  # of the title
     powers: frozenset[str]  # of the title
-    countries: frozenset[str]  # of the title
+    subject: str | None  # the country a title opens with: who acts
     months: frozenset[str]  # of title and summary
     text: str  # folded title and summary: the same text is the same story
     script: str
@@ -667,7 +667,7 @@ def _keys_of(title: str, summary: str) -> _Keys:
         numbers=frozenset(n for n in numbers if len(n) > 2),
         developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s),
         goods=t & _GOODS, domains=_domains(t) or _domains(s), objects=t & _OBJECTS,
-        powers=t & _POWERS, countries=t & _COUNTRIES, months=every & _MONTHS,
+        powers=t & _POWERS, subject=_subject(sig_title), months=every & _MONTHS,
         text=" ".join(f for _, f in (*_tokens(sig_title), *_tokens(clean(summary)))),
         script=_script(sig_title))
 
@@ -701,6 +701,13 @@ def _held(r: Report, story: int) -> _Held:
     return _Held(r, story, _keys_of(r.title, r.summary), safe_url(r.link), r.published)
 
 
+def _subject(title: str) -> str | None:
+    """The country among a title's first two words ("Kazakhstan bans...", "Russian
+    court orders..."); a country named later is as often the one affected."""
+    words = [f for raw, f in _tokens(title) if raw.lower() not in _STOPWORDS][:2]
+    return next((c for c in map(_concept, words) if c in _COUNTRIES), None)
+
+
 def _domains(keys: frozenset[str]) -> frozenset[str]:
     return frozenset(_DOMAINS[k] for k in keys if k in _DOMAINS)
 
@@ -728,7 +735,7 @@ def _penalty(a: _Keys, b: _Keys) -> float:
     if a.powers and b.powers:
         if not a.powers & b.powers:
             factor *= PLACE["conflict"]
-    elif a.countries and b.countries and not a.countries & b.countries:
+    elif a.subject and b.subject and a.subject != b.subject:
         factor *= PLACE["conflict"]
     if a.months and b.months and not a.months & b.months:
         factor *= PLACE["conflict"]
