@@ -361,13 +361,13 @@ PLACE: Mapping[str, float] = {
     # The similarity (0-1) a report needs to join a story: its cosine with the
     # story's reports taken as one text, or best_factor of its cosine with the most
     # alike one, whichever is higher, times the penalties below.
-    "join": 0.33,
+    "join": 0.34,
     "best_factor": 0.7,
     # Sharing fewer keys than this with a story is no evidence (a place name, "oil").
     "min_shared": 3,
     # A title key weighs this many times a summary-only key: the headline says what
     # happened, the summary what else is true.
-    "title_weight": 2.0,
+    "title_weight": 2.5,
     # Titles naming different powers (UK / US), countries, goods (wheat / barley),
     # domains (oil / grain), objects (mooring / pumping station); texts naming
     # different causes (storm / drone) or months: the similarity is multiplied by this.

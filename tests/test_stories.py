@@ -193,6 +193,20 @@ PLACE_CASES = [
     ("min_shared, its pair: three shared keys are",
      [R("Kazakhstan bans wheat imports by road")],
      R("Казахстан запретил ввоз пшеницы автотранспортом"), True),
+    ("title_weight: the headlines tell one event, the summaries other things",
+     [R("CPC halts loadings after storm damages moorings",
+        "Brent rose in London as traders weighed supply risks; analysts at two banks raised "
+        "their price forecasts for the quarter.")],
+     R("Шторм повредил причалы КТК, отгрузка остановлена",
+       "Казахстанские нефтяники готовят альтернативные маршруты через Каспий и Баку, "
+       "заявили в министерстве энергетики."), True),
+    ("title_weight, its pair: the summaries tell one event, the headlines two",
+     [R("Kazakhstan weighs alternative oil routes via Caspian and Baku",
+        "Brent rose in London as traders weighed supply risks after storm damage to CPC "
+        "moorings halted loadings.")],
+     R("Казахстан оценивает ущерб после шторма на причалах КТК",
+       "Отгрузка нефти через причалы КТК остановлена после шторма, цены на нефть выросли."),
+     False),
     ("window_hours: the same words four days later are a follow-up",
      [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)],
      R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
