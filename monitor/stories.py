@@ -384,7 +384,7 @@ PLACE: Mapping[str, float] = {
 # the CANDIDATES best-sharing reports are compared in full.
 _RARE_SHARE = 0.02
 _RARE_MIN = 40
-_CANDIDATES = 60
+_CANDIDATES = 40
 
 _CONCEPTS: Mapping[str, str] = {
     # The watch topics' actors, places and objects.
@@ -885,9 +885,10 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         nb = math.sqrt(sum(w * w for w in wb.values())) or 1.0
         return {key: w / nb for key, w in wb.items()}
 
-    def cosine(v: Mapping[str, float]) -> float:
-        dot = sum(w * v[key] for key, w in wa.items() if key in v)
-        nv = math.sqrt(sum(w * w for w in v.values())) or 1.0
+    def cosine(v: Mapping[str, float], unit: bool = False) -> float:
+        small, big = (wa, v) if len(wa) <= len(v) else (v, wa)
+        dot = sum(w * big[key] for key, w in small.items() if key in big)
+        nv = 1.0 if unit else math.sqrt(sum(w * w for w in v.values())) or 1.0
         return dot / (na * nv)
 
     best, best_score = None, 0.0
@@ -904,11 +905,16 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             # is another story: a vague report joined earlier must not chain two
             # developments together.
             vectors = [vector(i) for i in members]
-            centroid: dict[str, float] = {}
-            for v in vectors:
-                for key, w in v.items():
-                    centroid[key] = centroid.get(key, 0.0) + w
-            score = max(cosine(centroid), PLACE["best_factor"] * max(map(cosine, vectors)))
+            if len(vectors) == 1:
+                centroid = vectors[0]
+                score = cosine(centroid, unit=True)
+            else:
+                centroid = {}
+                for v in vectors:
+                    for key, w in v.items():
+                        centroid[key] = centroid.get(key, 0.0) + w
+                score = max(cosine(centroid), PLACE["best_factor"]
+                            * max(cosine(v, unit=True) for v in vectors))
             if len(k.all & centroid.keys()) < PLACE["min_shared"]:
                 score = 0.0
             score *= penalty
