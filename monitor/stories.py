@@ -541,6 +541,9 @@ _COMMON = frozenset({"CPC", "BTC", "OIL", "PIPE", "EXPORT", "IMPORT", "KZ", "RU"
                      "HALT", "BAN", "QUOTA"})
 _PRIOR_REPORTS = 50
 _PRIOR_SHARE = 0.3
+#: A key in fewer than 1/RARE of the window's reports is simply rare: its weight
+#: stops growing, so that a window of 10,000 weighs as one of 100 does.
+_IDF_CAP = math.log(50)
 
 #: What a ban or a quota is on: titles naming different goods tell different measures.
 _GOODS = frozenset({"WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS", "SUGAR", "FUEL",
@@ -853,8 +856,8 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         if w is None:
             prior = (0.0 if not key[0].isupper() else _PRIOR_REPORTS * _PRIOR_SHARE
                      if key in _COMMON else _PRIOR_REPORTS * _PRIOR_SHARE / 10)
-            w = idf_memo[key] = math.log((n + _PRIOR_REPORTS + 1)
-                                         / (len(postings.get(key, ())) + prior + 1.5))
+            w = idf_memo[key] = min(_IDF_CAP, math.log(
+                (n + _PRIOR_REPORTS + 1) / (len(postings.get(key, ())) + prior + 1.5)))
         return w
 
     tw = PLACE["title_weight"]
