@@ -541,7 +541,7 @@ _COMMON = frozenset({"CPC", "BTC", "OIL", "PIPE", "EXPORT", "IMPORT", "KZ", "RU"
                      "HALT", "BAN", "QUOTA"})
 _PRIOR_REPORTS = 50
 _PRIOR_SHARE = 0.3
-#: A key in fewer than 1/RARE of the window's reports is simply rare: its weight
+#: A key in fewer than a fiftieth of the window's reports is simply rare: its weight
 #: stops growing, so that a window of 10,000 weighs as one of 100 does.
 _IDF_CAP = math.log(50)
 

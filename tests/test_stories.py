@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -338,3 +340,12 @@ def test_placement_does_not_depend_on_what_earlier_calls_were_handed(seed: int) 
             assert got == stories.place(new, placed)
         finally:
             stories._INDEX = kept
+
+
+@pytest.mark.slow
+def test_the_bench_runs_small() -> None:
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    result = subprocess.run([sys.executable, str(bench / "bench_stories.py"), "--smoke"],
+                            cwd=bench.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "content_alone" in result.stdout and "with_dates" in result.stdout
