@@ -519,7 +519,7 @@ _CONCEPTS: Mapping[str, str] = {
     "#30": "thirty тридцат",
     "M01": "january январ қаңтар", "M02": "february феврал ақпан",
     "M03": "march$ марта$ март$ наурыз", "M04": "april апрел сәуір",
-    "M05": "may$ мая$ май$ мамыр", "M06": "june июн маусым",
+    "M05": "мая$ мае$ мамыр", "M06": "june июн маусым",
     "M07": "july июл шілде", "M08": "august август тамыз",
     "M09": "september сентябр қыркүйек", "M10": "october октябр қазан$",
     "M11": "november ноябр қараша", "M12": "december декабр желтоқсан",
@@ -607,6 +607,26 @@ def _value(folded: str, magnitude: float) -> str:
 _INITIALS = re.compile(r"\b(?:[A-Z]\.){2,}")  # U.S., U.K., E.U.
 
 
+#: Words that are a concept only as written: "US" and "us", "May" and "may".
+_AMBIGUOUS = frozenset({"us", "mai"})
+_MONTH_CONTEXT = frozenset({"in", "since", "until", "till", "by", "of", "from", "end", "mid",
+                            "early", "late", "last", "next", "this", "on"})
+
+
+def _ambiguous(tokens: Sequence[tuple[str, str]], i: int) -> str | None:
+    raw = tokens[i][0]
+    if tokens[i][1] == "us":
+        return "US" if raw == "US" else None
+    if raw[0].islower():  # "may": a proposal, or "май" (Russian May)
+        return "PROPOSE" if raw.isascii() else "M05"
+    before = tokens[i - 1] if i else ("", "")
+    after = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
+    if (before[0].lower() in _MONTH_CONTEXT
+            or any(f.startswith("#") or _concept(f) in _MONTHS for f in (before[1], after[1]))):
+        return "M05"  # "in May", "5 May", "January-May"
+    return "PROPOSE" if raw.isascii() else "M05"
+
+
 def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
     """"Russia Halts Kazakh Oil Export Link": capitals say nothing of names."""
     words = [raw for raw, f in tokens if not f.startswith("#") and len(raw) > 3]
@@ -627,6 +647,11 @@ def _keys(text: str, names: frozenset[str] | None = None
             numbers.add(n)
             if len(n) > 2:
                 out.add(n)
+            continue
+        if f in _AMBIGUOUS:
+            key = _ambiguous(tokens, i)
+            if key:
+                out.add(key)
             continue
         if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
