@@ -627,6 +627,15 @@ def _ambiguous(tokens: Sequence[tuple[str, str]], i: int) -> str | None:
     return "PROPOSE" if raw.isascii() else "M05"
 
 
+_VOWELS = re.compile(r"[aeiou]")
+
+
+def _name(folded: str) -> str:
+    """A name's key: its first letter and consonants, which transliterations keep
+    (O'Sullivan / О'Салливан: "oslvn")."""
+    return (folded[0] + _VOWELS.sub("", folded[1:]))[:6]
+
+
 def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
     """"Russia Halts Kazakh Oil Export Link": capitals say nothing of names."""
     words = [raw for raw, f in tokens if not f.startswith("#") and len(raw) > 3]
@@ -659,8 +668,8 @@ def _keys(text: str, names: frozenset[str] | None = None
         if key:
             out.add(key)
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
-                names is None or f[:6] in names or raw.isupper()):
-            out.add(f[:6])
+                names is None or _name(f) in names or raw.isupper()):
+            out.add(_name(f))
     return frozenset(out), frozenset(numbers)
 
 
