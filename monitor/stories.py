@@ -361,7 +361,7 @@ PLACE: Mapping[str, float] = {
     # The similarity (0-1) a report needs to join a story: its cosine with the
     # story's reports taken as one text, or best_factor of its cosine with the most
     # alike one, whichever is higher, times the penalties below.
-    "join": 0.34,
+    "join": 0.35,
     "best_factor": 0.7,
     # Sharing fewer keys than this with a story is no evidence (a place name, "oil").
     "min_shared": 3,
