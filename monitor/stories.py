@@ -341,16 +341,22 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # topics and of news, each word mapped to one concept key below (КТК = CPC = КҚК,
 # ВПУ = SPM = mooring, шторм = storm = дауыл). A report is its set of keys; two
 # reports are alike by the IDF-weighted cosine of their keys (title keys weigh
-# more), the weights taken from the reports held for comparison (a key in every
-# report, like "oil" this week, counts for little). Words of the vocabulary match
-# by their folded prefix ("$": the whole word only).
+# more), the weights taken from the window's reports (a key in every report, like
+# "oil" this week, counts for little; until the window is large, the topics' own
+# words count as common). Words of the vocabulary match by their folded prefix
+# ("$": the whole word only); other capitalised words are names, keyed by their
+# first letter and consonants; numbers are read with their magnitude (536 тыс.).
+# A new report is compared with a story as a whole (the sum of its reports), and
+# with its most alike report.
 #
-# Within one script the older title test (:func:`same_story`) is a sure join, as
-# are the same link and the same text. Distinct developments of one event share
-# most of their vocabulary, so what tells them apart is penalised: titles with no
-# number in common, a development (resumed, lifted, fined, extended) one title
-# names and the other report never mentions, different actors in the titles
-# (the UK / the US) or different months.
+# The same link and the same text are sure joins; within one script so is the
+# older title test (:func:`same_story`), unless a penalty says otherwise.
+# Distinct developments of one event share most of their vocabulary, so what
+# tells them apart is penalised, against every report of the story (so that a
+# vague report cannot chain two developments): titles with no number in common,
+# a development (resumed, lifted, fined, extended, withdrawn, proposed) one title
+# names and the other report never mentions, different powers, subject
+# countries, goods, domains or objects in the titles, different causes or months.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl only (bench/bench_stories.py); a change here updates
@@ -380,8 +386,9 @@ PLACE: Mapping[str, float] = {
 }
 
 # Not thresholds of quality but of cost: a key in more than this share of the
-# window's reports (and more than RARE_MIN) does not make candidates, and only
-# the CANDIDATES best-sharing reports are compared in full.
+# window's reports (and more than _RARE_MIN) makes no candidates, and only the
+# _CANDIDATES reports sharing most weight (and the same link or text) are
+# compared in full, with their stories.
 _RARE_SHARE = 0.02
 _RARE_MIN = 40
 _CANDIDATES = 40
