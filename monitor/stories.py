@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from rapidfuzz import fuzz
 
@@ -120,7 +121,7 @@ def _fold(word: str) -> str:
     return _DOUBLE.sub(r"\1", w)
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=512)  # a text's tokens are asked for a few times in a row
 def _tokens(text: str) -> tuple[tuple[str, str], ...]:
     """(as written, folded) for each word or number of ``text``; numbers fold to ``#n``."""
     out = []
@@ -693,30 +694,39 @@ class _Keys:
     powers: frozenset[str]  # of the title
     subject: str | None  # the country a title opens with: who acts
     months: frozenset[str]  # of title and summary
-    text: str  # folded title and summary: the same text is the same story
+    text: int  # hash of the folded title and summary (0: none): the same text, the same story
     script: str
 
 
 _EPOCH = datetime(2000, 1, 1)
+_NONE: frozenset[str] = frozenset()
 
 
-@functools.lru_cache(maxsize=32768)
+def _few(keys: frozenset[str]) -> frozenset[str]:
+    """Empty sets shared: a window holds thousands of these records."""
+    return keys or _NONE
+
+
+# Small caches: the index holds the keys of the window's reports; these serve a text
+# met again (syndicated copies, a report re-read with another story).
+@functools.lru_cache(maxsize=2048)
 def _keys_of(title: str, summary: str) -> _Keys:
     sig_title = _headline(title)
     s, _ = _keys(clean(summary))
     t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None)
     every = t | s
+    text = " ".join(f for _, f in (*_tokens(sig_title), *_tokens(clean(summary))))
     return _Keys(
         title=t, all=every,
-        numbers=frozenset(n for n in numbers if len(n) > 2),
-        developments=t & _DEVELOPMENTS, causes=_causes(t) or _causes(s),
-        goods=t & _GOODS, domains=_domains(t) or _domains(s), objects=t & _OBJECTS,
-        powers=t & _POWERS, subject=_subject(sig_title), months=every & _MONTHS,
-        text=" ".join(f for _, f in (*_tokens(sig_title), *_tokens(clean(summary)))),
+        numbers=_few(frozenset(n for n in numbers if len(n) > 2)),
+        developments=_few(t & _DEVELOPMENTS), causes=_few(_causes(t) or _causes(s)),
+        goods=_few(t & _GOODS), domains=_few(_domains(t) or _domains(s)),
+        objects=_few(t & _OBJECTS), powers=_few(t & _POWERS), subject=_subject(sig_title),
+        months=_few(every & _MONTHS), text=hash(text) or 1 if text else 0,
         script=_script(sig_title))
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=2048)
 def _sig_of(title: str, summary: str) -> _Signature:
     """For same_story's title test (its link and time left out): only candidates' need it."""
     return _signature(Report(item_id=0, title=title, summary=summary, link=None,
@@ -802,6 +812,39 @@ def _same_headline(x: _Held, y: _Held) -> bool:
         _sig_of(x.report.title, x.report.summary), _sig_of(y.report.title, y.report.summary))
 
 
+K = TypeVar("K", str, int)
+
+
+def _put(d: dict[K, int | set[int]], key: K, item_id: int) -> None:
+    held = d.get(key)
+    if held is None:
+        d[key] = item_id
+    elif isinstance(held, int):
+        if held != item_id:
+            d[key] = {held, item_id}
+    else:
+        held.add(item_id)
+
+
+def _drop(d: dict[K, int | set[int]], key: K, item_id: int) -> None:
+    held = d[key]
+    if isinstance(held, int):
+        if held == item_id:
+            del d[key]
+        return
+    held.discard(item_id)
+    if len(held) == 1:
+        d[key] = next(iter(held))
+
+
+def _ids(held: int | set[int] | None) -> Iterable[int]:
+    return () if held is None else (held,) if isinstance(held, int) else held
+
+
+def _count(held: int | set[int] | None) -> int:
+    return 0 if held is None else 1 if isinstance(held, int) else len(held)
+
+
 class _Index:
     """The window's reports by key, kept between calls and checked against each
     call's ``placed`` (only what changed is indexed again): a report is compared
@@ -809,8 +852,10 @@ class _Index:
 
     def __init__(self) -> None:
         self.reports: dict[int, _Held] = {}  # by item_id
-        self.postings: dict[str, set[int]] = {}  # key -> item ids
-        self.stories: dict[int, set[int]] = {}  # story -> item ids
+        # key -> item ids, and story -> item ids; one id is held as an int (most keys
+        # and stories have one report, and a set costs ten times an int).
+        self.postings: dict[str, int | set[int]] = {}
+        self.stories: dict[int, int | set[int]] = {}
         # The last call's ``placed`` as it was, and the new reports it added: a
         # caller that appends to one list costs only its new tail.
         self.snapshot: tuple[Report, ...] = ()
@@ -822,21 +867,15 @@ class _Index:
             self.snapshot = ()
         h = self.reports[report.item_id] = _held(report, story)
         for key in (*h.keys.all, *h.ids):
-            self.postings.setdefault(key, set()).add(report.item_id)
-        self.stories.setdefault(story, set()).add(report.item_id)
+            _put(self.postings, key, report.item_id)
+        _put(self.stories, story, report.item_id)
         return h
 
     def remove(self, item_id: int) -> None:
         h = self.reports.pop(item_id)
         for key in (*h.keys.all, *h.ids):
-            ids = self.postings[key]
-            ids.discard(item_id)
-            if not ids:
-                del self.postings[key]
-        members = self.stories[h.story]
-        members.discard(item_id)
-        if not members:
-            del self.stories[h.story]
+            _drop(self.postings, key, item_id)
+        _drop(self.stories, h.story, item_id)
 
     def sync(self, placed: Sequence[Report]) -> None:
         snap = self.snapshot
@@ -898,7 +937,7 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             prior = (0.0 if not key[0].isupper() else _PRIOR_REPORTS * _PRIOR_SHARE
                      if key in _COMMON else _PRIOR_REPORTS * _PRIOR_SHARE / 10)
             w = idf_memo[key] = min(_IDF_CAP, math.log(
-                (n + _PRIOR_REPORTS + 1) / (len(postings.get(key, ())) + prior + 1.5)))
+                (n + _PRIOR_REPORTS + 1) / (_count(postings.get(key)) + prior + 1.5)))
         return w
 
     tw = PLACE["title_weight"]
@@ -913,12 +952,12 @@ def _place_one(index: _Index, h: _Held) -> int | None:
     acc: dict[int, float] = {}
     for key, w in wa.items():
         ids = postings.get(key)
-        if ids and len(ids) <= cap:
-            for item_id in ids:
+        if ids is not None and _count(ids) <= cap:
+            for item_id in _ids(ids):
                 acc[item_id] = acc.get(item_id, 0.0) + w
     # Ties go to the older report and story, so that the answer depends on what the
     # window holds, never on the order the index learnt it.
-    same = sorted(i for key in h.ids for i in postings.get(key, ()))
+    same = sorted(i for key in h.ids for i in _ids(postings.get(key)))
     top = same + sorted(acc, key=lambda i: (-acc[i], i))[:_CANDIDATES]
     window = timedelta(hours=PLACE["window_hours"])
     reports = index.reports
@@ -937,7 +976,7 @@ def _place_one(index: _Index, h: _Held) -> int | None:
 
     best, best_score = None, 0.0
     for story in dict.fromkeys(reports[i].story for i in top):
-        members = sorted(index.stories[story])
+        members = sorted(_ids(index.stories[story]))
         if all(abs(h.published - reports[i].published) > window for i in members):
             continue
         penalty = min(_penalty(k, reports[i].keys) for i in members)
