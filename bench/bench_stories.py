@@ -17,11 +17,12 @@ Figures (2 shared cores; PLACE as in monitor/stories.py, tuned on set A only):
                         joined 0.84; with dates P 1.000 R 0.927 F1 0.962 (0.90)
     set B (held back,   content alone P 0.856 R 0.716 F1 0.780 (0.64); with dates
       run once)         P 0.969 R 0.738 F1 0.838 (0.65)
-    speed               205-446 reports/s (runs vary with the load) against the
+    speed               205-576 reports/s (runs vary with the load) against the
                         10,000 reports of the window at 100,000 stored (one list
                         kept); ~55/s when the window is
                         read again for each report (one poll's call: ~15 ms plus
-                        ~3 ms a report); first indexing of 10,000 reports ~5 s
+                        ~3 ms a report); first indexing of 10,000 reports 3-5 s; the
+                        index of such a window ~35 MiB
     --distinct ../shared/corpus/dev.jsonl: 52 of 200 merged (several are one event
                         told in two languages)
 """
