@@ -1,7 +1,7 @@
-"""Digest content, pure: grouping, clustering, subjects, highlights, Slack blocks, webhook JSON.
+"""Digest content, pure: grouping, subjects, highlights, Slack blocks, webhook JSON.
 
-No I/O here except reading the shared dev corpus (skipped when absent) and
-one subprocess that checks what importing monitor.digest loads.
+No I/O here except one subprocess that checks what importing monitor.digest
+loads. Which hits are one story: tests/test_stories.py.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor import digest as D
-from monitor import highlight, stories
+from monitor import highlight
 from monitor.channels.slack import slack_escape, slack_messages
 from monitor.channels.templates import Renderer
 from monitor.channels.webhook import sign, verify, webhook_document
 from monitor.models import Evidence, Severity, StoredHit
 from monitor.text import strip_control
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def distinct(n: int, rule: str = "cpc-disruption", **kw: object) -> list[StoredHit]:
@@ -104,120 +102,6 @@ def test_the_same_story_from_three_feeds_is_one_entry() -> None:
     assert [(m.outlet, m.url) for m in story.more] == [
         ("Interfax", "https://interfax.example/b"), ("Kursiv", "https://kursiv.example/c")]
     assert section.count == 1 and sorted(d.hit_ids) == sorted(h.id for h in hits)
-
-
-def H(title: str, summary: str = "", hours: float = 0.0, link: str | None = "auto") -> StoredHit:
-    return hit(title, summary, hours=hours, link=link)
-
-
-_LEDE = ("The Caspian Pipeline Consortium said on Tuesday it had suspended oil loadings at its "
-         "Black Sea terminal near Novorossiysk after a storm damaged one of its moorings.")
-_BANK = ("The lender was accused of helping Russian companies move payments for goods "
-         "subject to export controls through accounts in Bishkek.")
-
-#: Paired cases for each row of stories.THRESHOLDS and each veto: (why, a, b, same story?)
-CLUSTER_CASES = [
-    ("title_overlap: an outlet suffix",
-     H("Drone strike halts loadings at CPC terminal near Novorossiysk"),
-     H("Drone strike halts loadings at CPC terminal near Novorossiysk - Reuters"), True),
-    ("title_overlap: one word apart, opposite events",
-     H("CPC halts loadings at Novorossiysk after storm"),
-     H("CPC resumes loadings at Novorossiysk after storm"), False),
-    ("word_prefix / word_ratio: an inflection and a typo",
-     H("Kazakhstan diverts 1.5 mln t of crude to BTC after Caspian Pipeline outage"),
-     H("Kazakhstan to divert 1.5 mln t of crude via BTC after Caspian Pipline outage"), True),
-    ("word_prefix / word_ratio: words alike at the start are not the same",
-     H("CPC halts oil loadings at Novorossiysk terminal"),
-     H("CPC halves oil loadings at Novorossiysk terminal"), False),
-    ("outlet suffixes are not names",
-     H("Drone strike halts loadings at CPC terminal near Novorossiysk - Interfax"),
-     H("Drone strike halts loadings at CPC terminal near Novorossiysk | Kursiv"), True),
-    ("outlet suffixes, their pair: a lower-case tail belongs to the headline",
-     H("Kazakhstan oil exports to rise - analysts"),
-     H("Kazakhstan oil exports to rise - ministry"), False),
-    ("wire tags are not words",
-     H("UPDATE 2-Storm forces CPC to suspend tanker loadings"),
-     H("Storm forces CPC to suspend tanker loadings at Black Sea terminal", hours=3), True),
-    ("summary_ratio: a rewritten headline over the same lede",
-     H("CPC says loadings suspended after storm damages mooring", _LEDE),
-     H("Storm damage halts Caspian pipeline exports", _LEDE.replace("moorings.", "moorings, "
-                                                                    "the consortium said.")),
-     True),
-    ("summary_ratio: a different lede under a similar headline",
-     H("CPC says loadings suspended after storm damages mooring", _LEDE),
-     H("Storm damage halts Caspian pipeline exports",
-       "Kazakhstan's oil exports through the Caspian Pipeline Consortium fell by a fifth in "
-       "March, the energy ministry said, citing maintenance at Tengiz."), False),
-    ("veto: each title names someone the other never mentions",
-     H("UK sanctions Kyrgyz lender Keremet Bank", _BANK),
-     H("US sanctions Kyrgyz lender Keremet Bank", _BANK), False),
-    ("veto, its pair: a name the other does mention",
-     H("UK sanctions Kyrgyz lender Keremet Bank", _BANK),
-     H("Britain's UK sanctions Kyrgyz lender Keremet Bank", _BANK), True),
-    ("veto: different numbers in the titles",
-     H("Russia sets grain export quota for February-June at 24 mln t, keeps durum wheat ban"),
-     H("Russia sets grain export quota for February-June at 25.5 mln t, keeps durum wheat ban"),
-     False),
-    ("numbers, their pair: the same numbers written two ways",
-     H("Kazakhstan ships 390,000 t of oil via Druzhba to Germany in March"),
-     H("Kazakhstan ships 390 000 t of oil via Druzhba to Germany in March"), True),
-    ("window_hours: the same headline three days later is a follow-up",
-     H("Storm forces CPC to suspend tanker loadings"),
-     H("Storm forces CPC to suspend tanker loadings", hours=72), False),
-    ("window_hours, its pair: within two days",
-     H("Storm forces CPC to suspend tanker loadings"),
-     H("Storm forces CPC to suspend tanker loadings", hours=40), True),
-    ("cross_names: Russian and English versions sharing names",
-     H("Drone attack halts CPC loadings at Novorossiysk, Tengizchevroil cuts output",
-       "The Caspian Pipeline Consortium stopped loadings; Kazakhstan's Tengizchevroil reduced "
-       "production."),
-     H("Атака дронов остановила отгрузки КТК в Новороссийске, Тенгизшевройл снижает добычу",
-       "Каспийский трубопроводный консорциум приостановил отгрузки, Тенгизшевройл в "
-       "Казахстане сократил добычу."), True),
-    ("cross_title_names: sharing only common names (a country, a port) is not enough",
-     H("Drone strike hits CPC pumping station",
-       "Kazakhstan said oil flows via the Caspian Pipeline Consortium to Novorossiysk fell."),
-     H("Казахстан увеличит поставки по КТК в Новороссийск",
-       "Казахстан и Каспийский трубопроводный консорциум договорились о росте прокачки."),
-     False),
-    ("cross-script numbers: 1.2 mln t either way",
-     H("Kazakhstan to ship 1.2 mln t of oil to Germany via Druzhba"),
-     H("Казахстан отправит 1,2 млн т нефти в Германию по Дружбе"), True),
-    ("one article reached through two feeds: the same link",
-     H("Headline one way", link="https://same.example/a"),
-     H("Entirely other words", link="https://same.example/a"), True),
-]
-
-
-@pytest.mark.parametrize(("why", "a", "b", "same"), CLUSTER_CASES,
-                         ids=[c[0] for c in CLUSTER_CASES])
-def test_same_story_pairs(why: str, a: StoredHit, b: StoredHit, same: bool) -> None:
-    assert stories.same_story(a, b) is same
-    assert stories.same_story(b, a) is same
-
-
-def test_clusters_are_not_chained_through_a_vague_member() -> None:
-    a = H("Russia sets grain export quota for February-June at 24 mln t, keeps durum wheat ban")
-    vague = H("Russia sets grain export quota for February-June, keeps durum wheat ban", hours=1)
-    c = H("Russia sets grain export quota for February-June at 25.5 mln t, keeps durum wheat ban",
-          hours=2)
-    groups = stories.cluster([a, vague, c])
-    assert not any({a.id, c.id} <= {h.id for h in g} for g in groups)
-
-
-def test_the_dev_corpus_stays_two_hundred_stories() -> None:
-    """200 distinct stories in three languages, many on the same topics, all dated
-    alike (so the time window helps nothing): not one pair may merge."""
-    corpus = SHARED / "corpus" / "dev.jsonl"
-    if not corpus.is_file():
-        pytest.skip("../shared/corpus is not available")
-    records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()
-               if line.strip()]
-    hits = [hit(r["title"], r.get("summary") or "", feed=r.get("source") or "x", link=None)
-            for r in records]
-    groups = stories.cluster(hits)
-    merged = [[h.title for h in g] for g in groups if len(g) > 1]
-    assert merged == []
 
 
 # -- highlights, snippets and links --------------------------------------------------------

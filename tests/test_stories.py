@@ -1,0 +1,360 @@
+"""Which reports are one story: placement at store time (``place``, its PLACE table),
+and the digest's same-script title test for hits without a stored story
+(``same_story`` / ``cluster``, its THRESHOLDS table). Pure; reads the shared dev
+corpus when present."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hits import hit
+
+from monitor import stories
+from monitor.models import Report, StoredHit
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+def H(title: str, summary: str = "", hours: float = 0.0, link: str | None = "auto") -> StoredHit:
+    return hit(title, summary, hours=hours, link=link)
+
+
+_LEDE = ("The Caspian Pipeline Consortium said on Tuesday it had suspended oil loadings at its "
+         "Black Sea terminal near Novorossiysk after a storm damaged one of its moorings.")
+_BANK = ("The lender was accused of helping Russian companies move payments for goods "
+         "subject to export controls through accounts in Bishkek.")
+
+#: Paired cases for each row of stories.THRESHOLDS and each veto: (why, a, b, same story?).
+#: same_story is the digest's test for hits without a stored story, and one of
+#: placement's sure joins.
+CLUSTER_CASES = [
+    ("title_overlap: an outlet suffix",
+     H("Drone strike halts loadings at CPC terminal near Novorossiysk"),
+     H("Drone strike halts loadings at CPC terminal near Novorossiysk - Reuters"), True),
+    ("title_overlap: one word apart, opposite events",
+     H("CPC halts loadings at Novorossiysk after storm"),
+     H("CPC resumes loadings at Novorossiysk after storm"), False),
+    ("word_prefix / word_ratio: an inflection and a typo",
+     H("Kazakhstan diverts 1.5 mln t of crude to BTC after Caspian Pipeline outage"),
+     H("Kazakhstan to divert 1.5 mln t of crude via BTC after Caspian Pipline outage"), True),
+    ("word_prefix / word_ratio: words alike at the start are not the same",
+     H("CPC halts oil loadings at Novorossiysk terminal"),
+     H("CPC halves oil loadings at Novorossiysk terminal"), False),
+    ("outlet suffixes are not names",
+     H("Drone strike halts loadings at CPC terminal near Novorossiysk - Interfax"),
+     H("Drone strike halts loadings at CPC terminal near Novorossiysk | Kursiv"), True),
+    ("outlet suffixes, their pair: a lower-case tail belongs to the headline",
+     H("Kazakhstan oil exports to rise - analysts"),
+     H("Kazakhstan oil exports to rise - ministry"), False),
+    ("wire tags are not words",
+     H("UPDATE 2-Storm forces CPC to suspend tanker loadings"),
+     H("Storm forces CPC to suspend tanker loadings at Black Sea terminal", hours=3), True),
+    ("summary_ratio: a rewritten headline over the same lede",
+     H("CPC says loadings suspended after storm damages mooring", _LEDE),
+     H("Storm damage halts Caspian pipeline exports", _LEDE.replace("moorings.", "moorings, "
+                                                                    "the consortium said.")),
+     True),
+    ("summary_ratio: a different lede under a similar headline",
+     H("CPC says loadings suspended after storm damages mooring", _LEDE),
+     H("Storm damage halts Caspian pipeline exports",
+       "Kazakhstan's oil exports through the Caspian Pipeline Consortium fell by a fifth in "
+       "March, the energy ministry said, citing maintenance at Tengiz."), False),
+    ("veto: each title names someone the other never mentions",
+     H("UK sanctions Kyrgyz lender Keremet Bank", _BANK),
+     H("US sanctions Kyrgyz lender Keremet Bank", _BANK), False),
+    ("veto, its pair: a name the other does mention",
+     H("UK sanctions Kyrgyz lender Keremet Bank", _BANK),
+     H("Britain's UK sanctions Kyrgyz lender Keremet Bank", _BANK), True),
+    ("veto: different numbers in the titles",
+     H("Russia sets grain export quota for February-June at 24 mln t, keeps durum wheat ban"),
+     H("Russia sets grain export quota for February-June at 25.5 mln t, keeps durum wheat ban"),
+     False),
+    ("numbers, their pair: the same numbers written two ways",
+     H("Kazakhstan ships 390,000 t of oil via Druzhba to Germany in March"),
+     H("Kazakhstan ships 390 000 t of oil via Druzhba to Germany in March"), True),
+    ("window_hours: the same headline three days later is a follow-up",
+     H("Storm forces CPC to suspend tanker loadings"),
+     H("Storm forces CPC to suspend tanker loadings", hours=72), False),
+    ("window_hours, its pair: within two days",
+     H("Storm forces CPC to suspend tanker loadings"),
+     H("Storm forces CPC to suspend tanker loadings", hours=40), True),
+    ("cross_names: Russian and English versions sharing names",
+     H("Drone attack halts CPC loadings at Novorossiysk, Tengizchevroil cuts output",
+       "The Caspian Pipeline Consortium stopped loadings; Kazakhstan's Tengizchevroil reduced "
+       "production."),
+     H("Атака дронов остановила отгрузки КТК в Новороссийске, Тенгизшевройл снижает добычу",
+       "Каспийский трубопроводный консорциум приостановил отгрузки, Тенгизшевройл в "
+       "Казахстане сократил добычу."), True),
+    ("cross_title_names: sharing only common names (a country, a port) is not enough",
+     H("Drone strike hits CPC pumping station",
+       "Kazakhstan said oil flows via the Caspian Pipeline Consortium to Novorossiysk fell."),
+     H("Казахстан увеличит поставки по КТК в Новороссийск",
+       "Казахстан и Каспийский трубопроводный консорциум договорились о росте прокачки."),
+     False),
+    ("cross-script numbers: 1.2 mln t either way",
+     H("Kazakhstan to ship 1.2 mln t of oil to Germany via Druzhba"),
+     H("Казахстан отправит 1,2 млн т нефти в Германию по Дружбе"), True),
+    ("one article reached through two feeds: the same link",
+     H("Headline one way", link="https://same.example/a"),
+     H("Entirely other words", link="https://same.example/a"), True),
+]
+
+
+@pytest.mark.parametrize(("why", "a", "b", "same"), CLUSTER_CASES,
+                         ids=[c[0] for c in CLUSTER_CASES])
+def test_same_story_pairs(why: str, a: StoredHit, b: StoredHit, same: bool) -> None:
+    assert stories.same_story(a, b) is same
+    assert stories.same_story(b, a) is same
+
+
+def test_clusters_are_not_chained_through_a_vague_member() -> None:
+    a = H("Russia sets grain export quota for February-June at 24 mln t, keeps durum wheat ban")
+    vague = H("Russia sets grain export quota for February-June, keeps durum wheat ban", hours=1)
+    c = H("Russia sets grain export quota for February-June at 25.5 mln t, keeps durum wheat ban",
+          hours=2)
+    groups = stories.cluster([a, vague, c])
+    assert not any({a.id, c.id} <= {h.id for h in g} for g in groups)
+
+
+def test_the_dev_corpus_stays_two_hundred_stories() -> None:
+    """200 distinct stories in three languages, many on the same topics, all dated
+    alike (so the time window helps nothing): not one pair may merge."""
+    corpus = SHARED / "corpus" / "dev.jsonl"
+    if not corpus.is_file():
+        pytest.skip("../shared/corpus is not available")
+    records = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    hits = [hit(r["title"], r.get("summary") or "", feed=r.get("source") or "x", link=None)
+            for r in records]
+    groups = stories.cluster(hits)
+    merged = [[h.title for h in g] for g in groups if len(g) > 1]
+    assert merged == []
+
+
+
+
+# -- placement: which stored story a new report joins -----------------------------------
+
+T = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+_STORM_EN = ("The Caspian Pipeline Consortium said a storm damaged two of its three single "
+             "point moorings near Novorossiysk; tanker loadings go through one mooring.")
+_STORM_RU = ("Каспийский трубопроводный консорциум сообщил, что шторм повредил два из трёх "
+             "выносных причальных устройств под Новороссийском; танкеры грузятся через одно.")
+_SANCTIONS = ("The measures target firms in Kazakhstan and Kyrgyzstan accused of re-exporting "
+              "machine tools and electronic components to Russia.")
+
+
+def R(title: str, summary: str = "", *, hours: float = 0.0, link: str | None = None) -> Report:
+    R.n += 1  # type: ignore[attr-defined]
+    return Report(item_id=R.n, title=title, summary=summary, link=link,  # type: ignore[attr-defined]
+                  published=T + timedelta(hours=hours))
+
+
+R.n = 1000  # type: ignore[attr-defined]
+
+
+def joins(story: list[Report], new: Report) -> bool:
+    """Does ``new`` join the stored story of ``story``'s reports?"""
+    sid = story[0].item_id
+    [got] = stories.place([new], [replace(r, story=sid) for r in story])
+    return got == sid
+
+
+#: Paired cases for each row of stories.PLACE and each penalty: (why, a story's
+#: reports, a new report, joins it?). A change to PLACE updates a case here.
+PLACE_CASES = [
+    ("join: one event in English and in Russian",
+     [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)],
+     R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
+       _STORM_RU), True),
+    ("join, its pair: the same terminal, another event",
+     [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)],
+     R("КТК отчитался о рекордной отгрузке нефти за год",
+       "Консорциум отгрузил через терминал под Новороссийском рекордный объём нефти."),
+     False),
+    ("join and Kazakh: the same storm",
+     [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)],
+     R("Дауыл КҚК терминалындағы екі айлақ құрылғысын зақымдады",
+       "Новороссийск маңындағы КҚК терминалында дауыл салдарынан танкерлерге мұнай тиеу "
+       "тоқтатылды."), True),
+    ("best_factor: a story's one alike report is enough",
+     [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN),
+      R("Kazakhstan counts the cost of lower oil exports",
+        "The energy ministry said producers may cut output.")],
+     R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
+       _STORM_RU), True),
+    ("min_shared: one place name in common is no evidence",
+     [R("Astana hosts regional summit")],
+     R("Earthquake shakes Almaty and Astana"), False),
+    ("min_shared, its pair: three shared keys are",
+     [R("Kazakhstan bans wheat imports by road")],
+     R("Казахстан запретил ввоз пшеницы автотранспортом"), True),
+    ("title_weight: the headlines tell one event, the summaries other things",
+     [R("CPC halts loadings after storm damages moorings",
+        "Brent rose in London as traders weighed supply risks; analysts at two banks raised "
+        "their price forecasts for the quarter.")],
+     R("Шторм повредил причалы КТК, отгрузка остановлена",
+       "Казахстанские нефтяники готовят альтернативные маршруты через Каспий и Баку, "
+       "заявили в министерстве энергетики."), True),
+    ("title_weight, its pair: the summaries tell one event, the headlines two",
+     [R("Kazakhstan weighs alternative oil routes via Caspian and Baku",
+        "Brent rose in London as traders weighed supply risks after storm damage to CPC "
+        "moorings halted loadings.")],
+     R("Казахстан оценивает ущерб после шторма на причалах КТК",
+       "Отгрузка нефти через причалы КТК остановлена после шторма, цены на нефть выросли."),
+     False),
+    ("window_hours: the same words four days later are a follow-up",
+     [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)],
+     R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
+       _STORM_RU, hours=96), False),
+    ("window_hours, its pair: within three days",
+     [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)],
+     R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
+       _STORM_RU, hours=60), True),
+    ("numbers: two months' volumes, no number in common",
+     [R("BTC pumped 536,000 tons of Kazakh oil in five months")],
+     R("По БТД прокачано 651 тыс. тонн казахстанской нефти за пять месяцев"), False),
+    ("numbers, their pair: 536 тыс. тонн is 536,000 tons",
+     [R("BTC pumped 536,000 tons of Kazakh oil in five months")],
+     R("По БТД прокачано 536 тыс. тонн казахстанской нефти за пять месяцев"), True),
+    ("development: loadings resumed is not loadings halted",
+     [R("CPC halts tanker loadings at Novorossiysk after storm damages moorings", _STORM_EN)],
+     R("КТК возобновил отгрузку танкеров в Новороссийске после шторма", _STORM_RU), False),
+    ("development, its pair: a fine instead of the suspension, told twice",
+     [R("Russian court lifts CPC suspension, imposes fine instead",
+        "A regional court replaced the 30-day suspension of the Caspian Pipeline Consortium "
+        "with a fine of 200,000 roubles.")],
+     R("Суд заменил приостановку работы КТК штрафом",
+       "Краевой суд заменил 30-дневную приостановку деятельности Каспийского "
+       "трубопроводного консорциума штрафом в 200 тысяч рублей."), True),
+    ("development: a ban extended is not the ban",
+     [R("Kazakhstan bans wheat imports by road for six months")],
+     R("Kazakhstan extends ban on wheat imports by road for six months"), False),
+    ("development: a ban proposed is not a ban imposed",
+     [R("Kyrgyzstan bans wheat and flour exports for six months")],
+     R("Кыргызстан может на полгода запретить вывоз пшеницы и муки"), False),
+    ("conflict, powers: the UK and the US sanctioning the same firms",
+     [R("UK sanctions Kazakh and Kyrgyz firms over Russia re-exports", _SANCTIONS)],
+     R("США ввели санкции против казахстанских и кыргызских компаний за реэкспорт в Россию",
+       _SANCTIONS), False),
+    ("conflict, powers, their pair: the UK in English and in Russian",
+     [R("UK sanctions Kazakh and Kyrgyz firms over Russia re-exports", _SANCTIONS)],
+     R("Великобритания ввела санкции против казахстанских и кыргызских компаний за "
+       "реэкспорт в Россию", _SANCTIONS), True),
+    ("conflict, countries: Kazakhstan's ban is not Kyrgyzstan's",
+     [R("Kazakhstan bans wheat and flour exports for six months")],
+     R("Кыргызстан запретил вывоз пшеницы и муки на шесть месяцев"), False),
+    ("conflict, countries, their pair: Kazakhstan's in Russian",
+     [R("Kazakhstan bans wheat and flour exports for six months")],
+     R("Казахстан запретил вывоз пшеницы и муки на шесть месяцев"), True),
+    ("conflict, goods: a ban on barley is not a ban on wheat",
+     [R("Kazakhstan bans wheat exports for six months")],
+     R("Kazakhstan bans barley exports for six months"), False),
+    ("conflict, domains: oil and grain sharing a number",
+     [R("Kazakhstan to ship 20 mln t of oil a year via BTC")],
+     R("Russia sets 20 mln t grain export quota for 2026"), False),
+    ("conflict, objects: a pumping station is not a mooring",
+     [R("Drone attack damages CPC pumping station")],
+     R("Drone attack damages CPC mooring at Novorossiysk"), False),
+    ("conflict, causes: a storm is not a drone attack",
+     [R("CPC halts loadings at Novorossiysk after storm damages mooring")],
+     R("КТК остановил отгрузку в Новороссийске после атаки беспилотников на причал"), False),
+    ("conflict, causes, their pair: the storm in Russian",
+     [R("CPC halts loadings at Novorossiysk after storm damages mooring")],
+     R("КТК остановил отгрузку в Новороссийске после шторма, повредившего причал"), True),
+    ("conflict, months: March and June exports",
+     [R("Kazakh oil exports via BTC rose in March")],
+     R("Экспорт казахстанской нефти по БТД вырос в июне"), False),
+    ("conflict, months, their pair: March in Russian",
+     [R("Kazakh oil exports via BTC rose in March")],
+     R("Экспорт казахстанской нефти по БТД вырос в марте"), True),
+    ("development: 'may ban' is a proposal (not the month)",
+     [R("Kazakhstan bans wheat exports for six months")],
+     R("Kazakhstan may ban wheat exports for six months"), False),
+    ("conflict, months: 'in May' is the month",
+     [R("Kazakh oil exports via BTC rose in May")],
+     R("Экспорт казахстанской нефти по БТД вырос в июне"), False),
+    ("conflict, months, their pair: May in Russian",
+     [R("Kazakh oil exports via BTC rose in May")],
+     R("Экспорт казахстанской нефти по БТД вырос в мае"), True),
+    ("sure: the same link, whatever the words",
+     [R("Headline one way", link="https://same.example/a")],
+     R("Entirely other words", link="https://same.example/a"), True),
+    ("sure: the same text from another feed",
+     [R("CPC halts loadings", "Loadings stopped on Tuesday.")],
+     R("CPC halts loadings", "Loadings stopped on Tuesday."), True),
+    ("sure: same_story's title test (an outlet suffix)",
+     [R("Drone strike halts loadings at CPC terminal near Novorossiysk")],
+     R("Drone strike halts loadings at CPC terminal near Novorossiysk - Reuters"), True),
+]
+
+
+@pytest.mark.parametrize(("why", "story", "new", "joined"), PLACE_CASES,
+                         ids=[c[0] for c in PLACE_CASES])
+def test_place_pairs(why: str, story: list[Report], new: Report, joined: bool) -> None:
+    assert joins(story, new) is joined
+    if len(story) == 1:  # and the other way round
+        assert joins([new], story[0]) is joined
+
+
+def test_a_vague_report_does_not_chain_two_developments() -> None:
+    """A story's reports all count: a report contradicting one of them starts another
+    story, however alike the vague one that joined in between."""
+    a = R("Russia sets grain export quota at 24 mln t, keeps wheat ban")
+    vague = R("Russia sets grain export quota, keeps wheat ban", hours=1)
+    c = R("Russia sets grain export quota at 25.5 mln t, keeps wheat ban", hours=2)
+    assert joins([a], vague)
+    assert not joins([a, vague], c)
+
+
+def test_new_reports_join_the_stories_earlier_ones_start() -> None:
+    en = R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk", _STORM_EN)
+    ru = R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
+           _STORM_RU, hours=1)
+    other = R("Kazakhstan bans wheat imports by road for six months", hours=2)
+    assert stories.place([en, ru, other], []) == [en.item_id, en.item_id, other.item_id]
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_placement_does_not_depend_on_what_earlier_calls_were_handed(seed: int) -> None:
+    """The index kept between calls is a cache: whatever ``placed`` was before (other
+    reports, the same ids with other texts or stories, the same list grown), a call
+    answers as a fresh index would."""
+    rng = random.Random(seed)
+    titles = [c[1][0].title for c in PLACE_CASES] + [c[2].title for c in PLACE_CASES]
+    pool = [Report(item_id=i, title=rng.choice(titles), summary="", link=None,
+                   published=T, story=rng.randrange(1, 30)) for i in range(1, 60)]
+    grown: list[Report] = []
+    for _ in range(40):
+        step = rng.randrange(4)
+        if step == 0:
+            placed: list[Report] = rng.sample(pool, rng.randrange(len(pool)))
+        elif step == 1:  # the same ids, other stories or texts
+            placed = [replace(r, story=rng.randrange(1, 30)) if rng.random() < 0.3 else
+                      replace(r, title=rng.choice(titles)) for r in rng.sample(pool, 30)]
+        else:  # one list grown in place, as a caller appending what it stored
+            grown.append(rng.choice(pool))
+            placed = grown
+        new = [R(rng.choice(titles)) for _ in range(rng.randrange(1, 4))]
+        got = stories.place(new, placed)
+        kept = stories._INDEX
+        stories._INDEX = stories._Index()
+        try:
+            assert got == stories.place(new, placed)
+        finally:
+            stories._INDEX = kept
+
+
+@pytest.mark.slow
+def test_the_bench_runs_small() -> None:
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    result = subprocess.run([sys.executable, str(bench / "bench_stories.py"), "--smoke"],
+                            cwd=bench.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "content_alone" in result.stdout and "with_dates" in result.stdout
