@@ -501,9 +501,9 @@ _CONCEPTS: Mapping[str, str] = {
     "BUYER": "buyer покупател сатып",
     # Countries.
     "KZ": "kazakh казах қазақ рк$",
-    "RU": "russia росси рф$ ресей",
+    "RU": "russia росси рф$ ресей kremlin кремл",
     "KG": "kyrgyz кыргыз киргиз қырғыз",
-    "UK": "uk$ britain british британ ұлыбритан",
+    "UK": "uk$ britain british британ великобритан ұлыбритан",
     "US": "us$ usa сша ақш washington",
     "EU": "eu$ ес$ евросоюз ео$ european",
     "CN": "china chinese китай қытай",
@@ -578,6 +578,7 @@ _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "at
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
                               "REPAIR": "repair", "COURT": "court"}
 _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
+_TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY"})
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE"})
 
 
@@ -592,6 +593,18 @@ def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
 
 
 _EXACT, _PREFIX = _lexicon()
+_LONGEST = max(map(len, _PREFIX))
+
+#: Capitals stand for their countries ("Bishkek bans", "London sanctions") and stay
+#: places too (a visit to Astana): a capital gives both keys.
+_CAPITALS: Mapping[str, str] = {
+    _fold(w): key for key, words in {
+        "KZ": "astana астана астане астаны астанада", "RU": "moscow москва москве "
+        "москвы мәскеу", "KG": "bishkek бишкек бишкеке", "UK": "london лондон лондоне",
+        "EU": "brussels брюссель брюсселе", "CN": "beijing пекин пекине бейжің бейжіңде",
+        "UZ": "tashkent ташкент ташкенте", "UA": "kyiv kiev киев киеве",
+        "BY": "minsk минск минске", "TR": "ankara анкара",
+    }.items() for w in words.split()}
 _MAGNITUDE_FOLDED = {_fold(w): v for w, v in _MAGNITUDES.items()}
 
 
@@ -599,7 +612,7 @@ _MAGNITUDE_FOLDED = {_fold(w): v for w, v in _MAGNITUDES.items()}
 def _concept(folded: str) -> str | None:
     if folded in _EXACT:
         return _EXACT[folded]
-    for n in range(min(len(folded), 12), 2, -1):
+    for n in range(min(len(folded), _LONGEST), 2, -1):
         key = _PREFIX.get(folded[:n])
         if key:
             return key
@@ -675,6 +688,8 @@ def _keys(text: str, names: frozenset[str] | None = None
         key = _concept(f)
         if key:
             out.add(key)
+        elif f in _CAPITALS:
+            out.update((_CAPITALS[f], _name(f)))
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
             out.add(_name(f))
@@ -757,9 +772,15 @@ def _held(r: Report, story: int) -> _Held:
 
 def _subject(title: str) -> str | None:
     """The country among a title's first two words ("Kazakhstan bans...", "Russian
-    court orders..."); a country named later is as often the one affected."""
-    words = [f for raw, f in _tokens(title) if raw.lower() not in _STOPWORDS][:2]
-    return next((c for c in map(_concept, words) if c in _COUNTRIES), None)
+    court orders..."); a country named later is as often the one affected, and one
+    before what is traded ("Kazakh oil exports...") names whose goods, not who acts."""
+    words = [_concept(f) or _CAPITALS.get(f) for raw, f in _tokens(title)
+             if raw.lower() not in _STOPWORDS][:3]
+    for i, c in enumerate(words[:2]):
+        if c in _COUNTRIES:
+            after = words[i + 1] if i + 1 < len(words) else None
+            return None if after in _DOMAINS or after in _TRADE else c
+    return None
 
 
 def _domains(keys: frozenset[str]) -> frozenset[str]:
