@@ -438,8 +438,9 @@ _CONCEPTS: Mapping[str, str] = {
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
               "shipped ship",
     "IMPORT": "import ввоз әкел",
-    "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз",
-    "RESUME": "resum restart возобнов",
+    "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз closed$ "
+             "closes$ closure закры",
+    "RESUME": "resum restart reopen restor back$ возобнов восстанов қалпына",
     "LIFT": "lift$ lifts$ lifted снял снят отмен",
     "FINE": "fine$ fined штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
@@ -457,16 +458,18 @@ _CONCEPTS: Mapping[str, str] = {
     "INSPECT": "inspect regulator провер инспекц надзор тексер",
     "REPAIR": "repair maintenance ремонт жөндеу",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
-    "RECORD": "record рекорд",
+    "RECORD": "record рекорд peak максимум",
     "OUTPUT": "output production добыч өндір",
     "ROAD": "road truck автотранспорт автомобил автокөлік",
-    "FIRST": "first перв алғашқы",
+    "FIRST": "first перв впервые алғаш",
     "BATCH": "batch cargo партия",
     "PRESIDENT": "president президент",
     "TOKAYEV": "tokayev токаев тоқаев",
     # News vocabulary: who decides, where, how.
     "GOVERNMENT": "government cabinet правительств кабмин үкімет",
-    "MINISTRY": "ministry minister министерств минэнерго минсельхоз минфин министр министрлі",
+    "CONGRESS": "congress съезд съез",
+    "MINISTRY": "ministry minister министерств минэнерго минсельхоз минфин минторг министр "
+                "министрлі",
     "ENERGY": "energy энерг энергетик",
     "AGRI": "agricultur farm сельхоз аграр фермер ауыл",
     "TREASURY": "treasury казначейств",
@@ -498,6 +501,8 @@ _CONCEPTS: Mapping[str, str] = {
     "MACHINE": "machine станк станок станоктар",
     "ELECTRONICS": "electronic microchip chip$ chips$ микросхем микроэлектрон",
     "COMPLIANCE": "complian соблюден сақта",
+    "CONTROL": "control контрол бақыла",
+    "TIGHTEN": "tighten stricter усил ужесточ күшейт",
     "BUYER": "buyer покупател сатып",
     # Countries.
     "KZ": "kazakh казах қазақ рк$",
