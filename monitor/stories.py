@@ -654,12 +654,21 @@ def _ambiguous(tokens: Sequence[tuple[str, str]], i: int) -> str | None:
 
 
 _VOWELS = re.compile(r"[aeiou]")
+_ROMAN = re.compile(r"(?=[IVXLC])(?:X{0,3}L?X{0,3}|XC)(?:IX|IV|V?I{0,3})")
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
+
+
+def _roman(raw: str) -> str:
+    """``#20`` for XX (a congress, a century, a plenum): Latin and Cyrillic texts alike."""
+    values = [_ROMAN_VALUES[c] for c in raw]
+    return "#" + str(sum(-v if i + 1 < len(values) and v < values[i + 1] else v
+                         for i, v in enumerate(values)))
 
 
 def _name(folded: str) -> str:
     """A name's key: its first letter and consonants, which transliterations keep
     (O'Sullivan / О'Салливан: "oslvn")."""
-    return (folded[0] + _VOWELS.sub("", folded[1:]))[:6]
+    return (folded[0] + _VOWELS.sub("", folded[1:]))[:5]
 
 
 def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
@@ -676,6 +685,8 @@ def _keys(text: str, names: frozenset[str] | None = None
     numbers: set[str] = set()
     tokens = _tokens(_INITIALS.sub(lambda m: m.group(0).replace(".", ""), text))
     for i, (raw, f) in enumerate(tokens):
+        if len(raw) >= 2 and _ROMAN.fullmatch(raw):
+            f = _roman(raw)  # the XX congress, the 20th congress
         if f.startswith("#"):
             after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
             n = _value(f, _MAGNITUDE_FOLDED.get(after, 1.0))
