@@ -357,7 +357,7 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # vague report cannot chain two developments): titles with no number in common,
 # a development (resumed, lifted, fined, extended, withdrawn, proposed) one title
 # names and the other report never mentions, different powers, subject
-# countries, goods, domains or objects in the titles, different causes or months.
+# countries, goods, domains or objects in the titles, different causes, months or years.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl only (bench/bench_stories.py); a change here updates
@@ -377,7 +377,7 @@ PLACE: Mapping[str, float] = {
     "title_weight": 2.5,
     # Titles naming different powers (UK / US), countries, goods (wheat / barley),
     # domains (oil / grain), objects (mooring / pumping station); texts naming
-    # different causes (storm / drone) or months: the similarity is multiplied by this.
+    # different causes (storm / drone), months or years: the similarity is multiplied by this.
     "conflict": 0.3,
     # A development (resumed, lifted, fined, extended, withdrawn, proposed) in one
     # title that the other report never names.
@@ -583,6 +583,7 @@ _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "at
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
                               "REPAIR": "repair", "COURT": "court"}
 _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
+_YEAR = re.compile(r"#(?:19|20)\d\d")
 _TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY"})
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE"})
 
@@ -725,6 +726,7 @@ class _Keys:
     powers: frozenset[str]  # of the title
     subject: str | None  # the country a title opens with: who acts
     months: frozenset[str]  # of title and summary
+    years: frozenset[str]  # of title and summary (1900-2099)
     text: int  # hash of the folded title and summary (0: none): the same text, the same story
     script: str
 
@@ -753,7 +755,8 @@ def _keys_of(title: str, summary: str) -> _Keys:
         developments=_few(t & _DEVELOPMENTS), causes=_few(_causes(t) or _causes(s)),
         goods=_few(t & _GOODS), domains=_few(_domains(t) or _domains(s)),
         objects=_few(t & _OBJECTS), powers=_few(t & _POWERS), subject=_subject(sig_title),
-        months=_few(every & _MONTHS), text=hash(text) or 1 if text else 0,
+        months=_few(every & _MONTHS), years=_few(frozenset(filter(_YEAR.fullmatch, every))),
+        text=hash(text) or 1 if text else 0,
         script=_script(sig_title))
 
 
@@ -829,6 +832,8 @@ def _penalty(a: _Keys, b: _Keys) -> float:
     elif a.subject and b.subject and a.subject != b.subject:
         factor *= PLACE["conflict"]
     if a.months and b.months and not a.months & b.months:
+        factor *= PLACE["conflict"]
+    if a.years and b.years and not a.years & b.years:
         factor *= PLACE["conflict"]
     return factor
 
