@@ -447,7 +447,7 @@ _CONCEPTS: Mapping[str, str] = {
     "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз closed$ "
              "closes$ closure закры",
     "RESUME": "resum restart reopen restor back$ возобнов восстанов қалпына",
-    "LIFT": "lift$ lifts$ lifted снял снят отмен",
+    "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
     "FINE": "fine$ fined штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
     "WITHDRAW": "withdraw quit exit$ exits$ вышл выход шықт",
@@ -597,6 +597,7 @@ _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
 _MILESTONES = frozenset({"FIRST"})
 _YEAR = re.compile(r"#(?:19|20)\d\d")
 _TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY"})
+_MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE"})
 
 
@@ -827,11 +828,14 @@ def _subject(title: str) -> str | None:
     court orders..."); a country named later is as often the one affected, and one
     before what is traded ("Kazakh oil exports...") names whose goods, not who acts."""
     words = [_concept(f) or _CAPITALS.get(f) for raw, f in _tokens(title)
-             if raw.lower() not in _STOPWORDS][:3]
+             if raw.lower() not in _STOPWORDS][:4]
     for i, c in enumerate(words[:2]):
         if c in _COUNTRIES:
-            after = words[i + 1] if i + 1 < len(words) else None
-            return None if after in _DOMAINS or after in _TRADE else c
+            after = words[i + 1:i + 3]
+            # "Russian grain ban": who bans, whatever comes between.
+            whose = bool(after) and (after[0] in _DOMAINS or after[0] in _TRADE) and not any(
+                w in _MEASURES for w in after)
+            return None if whose else c
     return None
 
 
