@@ -407,6 +407,7 @@ _CONCEPTS: Mapping[str, str] = {
     "PIPE": "pipeline трубопровод труба трубу құбыр",
     "TANKER": "tanker танкер",
     "TERMINAL": "terminal терминал",
+    "NAVY": "naval navy warship fleet флот военно-морск корабл",
     "STATION": "station pumping нпс станц айдау",
     "TENGIZ": "tengiz тенгиз теңіз",
     "CHEVRON": "chevron шеврон",
@@ -577,7 +578,8 @@ _DOMAINS: Mapping[str, str] = {
     **dict.fromkeys(("OIL", "CPC", "BTC", "TENGIZ", "KMG", "SOCAR", "CHEVRON", "SPM", "PIPE",
                      "TANKER", "BARREL", "OPEC", "STATION"), "oil"),
     **dict.fromkeys(("GRAIN", "WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS"), "grain"),
-    "FUEL": "fuel", "CATTLE": "cattle", "SUGAR": "sugar",
+    "FUEL": "fuel", "CATTLE": "cattle", "SUGAR": "sugar", "NAVY": "navy",
+    "CRYPTO": "crypto", "COMMUNIST": "party",
 }
 #: Who acts: two titles naming different powers (the UK / the US sanctioning), or
 #: failing that opening with different countries (Kazakhstan / Kyrgyzstan banning),
