@@ -461,7 +461,7 @@ _CONCEPTS: Mapping[str, str] = {
     "DRONE": "drone uav беспилот дрон бпла",
     "ATTACK": "attack strike атак удар шабуыл",
     "MINES": "mine$ mines munition боеприпас мины$ мин$",
-    "CRACK": "crack трещин жарық",
+    "CRACK": "crack$ cracks$ cracked cracking трещин жарық",
     "INSPECT": "inspect regulator провер инспекц надзор тексер",
     "REPAIR": "repair maintenance ремонт жөндеу",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
