@@ -499,6 +499,7 @@ _CONCEPTS: Mapping[str, str] = {
     "PRICE": "price цен$ цена$ цены$ баға",
     "BUDGET": "budget бюджет",
     "THREAT": "threat threaten угроз қауіп",
+    "WARN": "warn предупред ескерт",
     "SAFETY": "safety безопасн қауіпсіз",
     "SYSTEM": "system систем жүйе",
     "ONLINE": "online онлайн",
@@ -600,7 +601,7 @@ _MILESTONES = frozenset({"FIRST"})
 _YEAR = re.compile(r"#(?:19|20)\d\d")
 _TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY"})
 _MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
-_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE"})
+_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE", "WARN"})
 
 
 def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
