@@ -175,7 +175,12 @@ _OUTLET_SUFFIX = re.compile(r"\s+[-|–—]\s+(?:[A-ZА-ЯЁ][\w.&'’]*\s?){1,3
 
 
 def _headline(title: str) -> str:
-    return _OUTLET_SUFFIX.sub("", _WIRE_TAG.sub("", clean(title)))
+    return _OUTLET_SUFFIX.sub(_outlet, _WIRE_TAG.sub("", clean(title)))
+
+
+def _outlet(m: re.Match[str]) -> str:
+    """An outlet's name goes; a route's end stays ("... via Baku – Ceyhan")."""
+    return m.group(0) if any(_concept(f) for _, f in _tokens(m.group(0))) else ""
 
 
 def _script(title: str) -> str:
