@@ -11,20 +11,22 @@ once with every report published at the same moment in the file's order
 Speed: reports per second placed against a pool of stored reports spread
 over 30 days, as the store hands placement the last ``window_hours`` of them.
 
-Figures (2 shared cores; PLACE as in monitor/stories.py, tuned on set A only):
+Figures (2 shared cores; PLACE as in monitor/stories.py, tuned on sets A and C
+together; set B held back and run once, after the last change):
 
-    set A (in-sample)   content alone P 0.970 R 0.894 F1 0.931, cross-language pairs
-                        joined 0.84; with dates P 1.000 R 0.927 F1 0.962 (0.90)
-    set B (held back,   content alone P 0.856 R 0.716 F1 0.780 (0.64); with dates
-      run once)         P 0.969 R 0.738 F1 0.838 (0.65)
-    speed               205-576 reports/s (runs vary with the load) against the
+    set A (tuned on)    content alone P 0.936 R 0.957 F1 0.946, cross-language pairs
+                        joined 0.95; with dates P 1.000 R 0.942 F1 0.970 (0.92)
+    set C (tuned on)    content alone P 0.976 R 0.938 F1 0.957 (0.92); with dates
+                        P 1.000 R 0.929 F1 0.963 (0.91)
+    set B (held back)   see bench/README.md
+    speed               447-713 reports/s (runs vary with the load) against the
                         10,000 reports of the window at 100,000 stored (one list
-                        kept); ~55/s when the window is
+                        kept); ~70-90/s when the window is
                         read again for each report (one poll's call: ~15 ms plus
-                        ~3 ms a report); first indexing of 10,000 reports 3-5 s; the
+                        ~3 ms a report); first indexing of 10,000 reports 3-4 s; the
                         index of such a window ~35 MiB
-    --distinct ../shared/corpus/dev.jsonl: 52 of 200 merged (several are one event
-                        told in two languages)
+    --distinct ../shared/corpus/dev.jsonl: 60 of 200 merged (several are one event
+                        told in two languages or by two outlets)
 """
 
 from __future__ import annotations

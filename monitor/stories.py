@@ -350,8 +350,10 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # more), the weights taken from the window's reports (a key in every report, like
 # "oil" this week, counts for little; until the window is large, the topics' own
 # words count as common). Words of the vocabulary match by their folded prefix
-# ("$": the whole word only); other capitalised words are names, keyed by their
-# first letter and consonants; numbers are read with their magnitude (536 тыс.).
+# ("$": the whole word only; hyphenated ones joined: Trans-Caspian); capitals give
+# their country's key too (Бишкек = Kyrgyzstan); other capitalised words are names,
+# keyed by their first letter and consonants; numbers are read with their magnitude
+# (536 тыс.), Roman numerals as numbers (XX съезд = 20th congress).
 # A new report is compared with a story as a whole (the sum of its reports), and
 # with its most alike report.
 #
@@ -360,9 +362,12 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # Distinct developments of one event share most of their vocabulary, so what
 # tells them apart is penalised, against every report of the story (so that a
 # vague report cannot chain two developments): titles with no number in common,
-# a development (resumed, lifted, fined, extended, withdrawn, proposed) one title
-# names and the other report never mentions, different powers, subject
-# countries, goods, domains or objects in the titles, different causes, months or years.
+# a development (resumed, lifted, fined, extended, withdrawn, proposed, warned) one
+# title names and the other report never mentions, a milestone (the first cargo) a
+# new title names and no report of the story does, different powers, subject
+# countries, goods, domains or objects in the titles, different causes, months or
+# years. The topics' acronyms read in their other meanings (the Communist Party's
+# CPC, Bitcoin's BTC) are not the pipelines.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl and stories-c.jsonl together (bench/bench_stories.py;
@@ -387,8 +392,8 @@ PLACE: Mapping[str, float] = {
     # different causes (storm / drone), months or years: the similarity is multiplied
     # by this. Each penalty is below join, so that one outweighs a sure title join.
     "conflict": 0.25,
-    # A development (resumed, lifted, fined, extended, withdrawn, proposed) in one
-    # title that the other report never names; a milestone (the first cargo, began,
+    # A development (resumed, lifted, fined, extended, withdrawn, proposed, warned) in
+    # one title that the other report never names; a milestone (the first cargo, began,
     # opened) in a new report's title that no report of the story names.
     "development": 0.25,
     # Both titles carry numbers, none in common (536,000 t vs 651,000 t).
