@@ -199,6 +199,7 @@ class StoredHit:
     feed_url: str
     feed_name: str  # the configured name, else the feed's own title, else its URL
     outlet: str | None = None  # the item's own outlet, where the feed names one
+    feedback: str | None = None  # the latest verdict on it (relevant, noise), if any
 
     @property
     def shown_outlet(self) -> str:

@@ -29,11 +29,15 @@ from monitor.store import SCHEMA_REVISION
 
 T = TypeVar("T")
 
+#: A hit's feedback: its latest verdict (index ix_feedback_hit).
+LATEST_VERDICT = ("SELECT fb.verdict FROM feedback fb WHERE fb.hit_id = h.id "
+                  "ORDER BY fb.id DESC LIMIT 1")
 #: A hit joined with its item and feed, the order :func:`stored_hit` reads (the
 #: Store's own hit queries select the same).
 HIT_COLUMNS = ("h.id, h.rule_id, h.rule_version, h.severity, h.score, h.evidence, "
                "h.matched_at, h.item_id, i.guid, i.title, i.summary, i.link, i.published, "
-               "i.lang, f.url, COALESCE(f.name, f.title, f.url), i.outlet")
+               "i.lang, f.url, COALESCE(f.name, f.title, f.url), i.outlet, "
+               f"({LATEST_VERDICT})")
 _SELECT = (f"SELECT {HIT_COLUMNS} FROM hits h JOIN items i ON i.id = h.item_id "
            "JOIN feeds f ON f.id = i.feed_id")
 
@@ -62,6 +66,56 @@ def fetch_hits(conn: Any, dialect: str, *, since: datetime | None = None,
         return [stored_hit(row) for row in cur.fetchall()]
     finally:
         cur.close()
+
+
+def search_hits(conn: Any, dialect: str, *, rule_ids: Iterable[str] | None = None,
+                q: str | None = None, since: datetime | None = None,
+                before: int | None = None, limit: int = 50) -> list[StoredHit]:
+    """The web view's hit list: newest stored first (by id, so ``before``, the
+    last id of a page, gives the next page by the primary key: keyset, no
+    OFFSET), of ``rule_ids`` only (a desk's rules), matched since ``since``,
+    whose item's title or summary has every word of ``q`` (full-text: FTS5 on
+    SQLite, a tsvector on PostgreSQL)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    where: list[str] = []
+    params: list[Any] = []
+    if rule_ids is not None:
+        wanted = sorted(set(rule_ids))
+        if not wanted:
+            return []
+        where.append(f"h.rule_id IN ({', '.join([mark] * len(wanted))})")
+        params.extend(wanted)
+    if since is not None:
+        where.append(f"h.matched_at >= {mark}")
+        params.append(_sqlite_time(since) if dialect == "sqlite" else since)
+    if before is not None:
+        where.append(f"h.id < {mark}")
+        params.append(before)
+    words = text_query(q)
+    if words and dialect == "sqlite":
+        where.append(f"h.item_id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH {mark})")
+        params.append(" ".join(f'"{w}"' for w in words))
+    elif words:
+        where.append(f"to_tsvector('simple', i.title || ' ' || i.summary) "
+                     f"@@ plainto_tsquery('simple', {mark})")
+        params.append(" ".join(words))
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY h.id DESC LIMIT {mark}"
+    params.append(max(0, limit))
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params)
+        return [stored_hit(row) for row in cur.fetchall()]
+    finally:
+        cur.close()
+
+
+def text_query(q: str | None) -> list[str]:
+    """The words of a search box, lower-cased: what every found item must hold
+    (no operator of either engine's syntax gets through)."""
+    import re
+
+    return [w.lower() for w in re.findall(r"\w+", q or "")][:12]
 
 
 def list_direct(url: str, *, timeout: float, desks: Iterable[str],
@@ -204,7 +258,7 @@ def _utc(value: datetime | str) -> datetime:
 def stored_hit(row: tuple[Any, ...]) -> StoredHit:
     """A row of :data:`HIT_COLUMNS`, as the driver or SQLAlchemy decoded it."""
     (hit_id, rule_id, rule_version, severity, score, evidence, matched_at, item_id, guid,
-     title, summary, link, published, lang, feed_url, feed_name, outlet) = row
+     title, summary, link, published, lang, feed_url, feed_name, outlet, verdict) = row
     if isinstance(evidence, str):  # SQLite keeps JSON as text; psycopg decodes it
         evidence = json.loads(evidence)
     return StoredHit(
@@ -213,6 +267,6 @@ def stored_hit(row: tuple[Any, ...]) -> StoredHit:
         evidence=tuple(Evidence(**e) for e in evidence), matched_at=_utc(matched_at),
         item_id=item_id, guid=guid, title=title, summary=summary, link=link,
         published=_utc(published), lang=lang, feed_url=feed_url, feed_name=feed_name,
-        outlet=outlet,
+        outlet=outlet, feedback=verdict,
     )
 

@@ -157,6 +157,19 @@ silences = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+# Verdicts on hits from the web view (issue 17): every one kept with who and
+# when; a hit's verdict is its latest (the highest id).
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hit_id", sa.Integer, sa.ForeignKey("hits.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),  # relevant | noise
+    sa.Column("who", sa.Text),  # the signed-in user, NULL without authentication
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_feedback_hit", "hit_id", "id"),
+)
+
 # Small facts the daemon publishes for `status` (last reload, rules loaded...).
 daemon_state = sa.Table(
     "daemon_state", metadata,
@@ -164,3 +177,59 @@ daemon_state = sa.Table(
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# -- full-text search over items (revision 0005) ----------------------------------
+#
+# Not expressible as Core tables, so kept as DDL run after ``items`` is created
+# (a new database) and by the migration (an old one). SQLite: an external-content
+# FTS5 table (the text stays in ``items`` alone; the index holds no positions,
+# ``detail=none``, which keeps it to about a quarter of the text's size) kept in
+# step by triggers. PostgreSQL: a GIN index on the items' tsvector.
+
+FTS_TABLES = ("items_fts", "items_fts_data", "items_fts_idx", "items_fts_docsize",
+              "items_fts_config")
+
+SQLITE_FTS = (
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, content='items', "
+    "content_rowid='id', detail=none, tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN "
+    "INSERT INTO items_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, title, summary) "
+    "VALUES ('delete', old.id, old.title, old.summary); END",
+    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, summary ON items BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, title, summary) "
+    "VALUES ('delete', old.id, old.title, old.summary); "
+    "INSERT INTO items_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+)
+SQLITE_FTS_FILL = "INSERT INTO items_fts(items_fts) VALUES ('rebuild')"
+SQLITE_FTS_DROP = ("DROP TRIGGER IF EXISTS items_fts_insert",
+                   "DROP TRIGGER IF EXISTS items_fts_delete",
+                   "DROP TRIGGER IF EXISTS items_fts_update",
+                   "DROP TABLE IF EXISTS items_fts")
+
+#: The one text expression searched on PostgreSQL (the index's and the query's).
+PG_TSVECTOR = "to_tsvector('simple', title || ' ' || summary)"
+PG_FTS = (f"CREATE INDEX ix_items_fts ON items USING gin ({PG_TSVECTOR})",)
+PG_FTS_DROP = ("DROP INDEX IF EXISTS ix_items_fts",)
+
+
+def fts_statements(dialect: str) -> tuple[str, ...]:
+    """The DDL that gives ``items`` its full-text index on ``dialect``."""
+    return SQLITE_FTS if dialect == "sqlite" else PG_FTS if dialect == "postgresql" else ()
+
+
+def _create_fts(target: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    for statement in fts_statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+sa.event.listen(items, "after_create", _create_fts)
+
+
+def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """For Alembic's comparisons: the FTS5 table and its shadow tables are not
+    Core tables (:data:`FTS_TABLES`), nor is PostgreSQL's expression index."""
+    return not ((type_ == "table" and name in FTS_TABLES) or
+                (type_ == "index" and name == "ix_items_fts"))
