@@ -412,6 +412,7 @@ def create_app(source: Source, *, users: Mapping[str, str] | None = None) -> Sta
         Route("/deliveries", endpoint(deliveries_page)),
         Route("/deliveries/retry", endpoint(delivery_retry), methods=["POST"]),
         Route("/deliveries/{id}/retry", endpoint(delivery_retry), methods=["POST"]),
+        Route("/favicon.ico", lambda request: Response(status_code=204, headers=HEADERS)),
         Route("/api/hits", endpoint(api_hits, api=True)),
         Route("/api/hits/{id}/feedback", endpoint(api_feedback, api=True), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
