@@ -36,6 +36,7 @@ from monitor import status as statusdoc
 from monitor.errors import MonitorError
 from monitor.highlight import Span, highlight, safe_url, snippet
 from monitor.models import StoredHit
+from monitor.text import strip_control
 from monitor.timespec import parse_duration
 from monitor.web.auth import check_password
 
@@ -128,7 +129,9 @@ class _Users:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined,
+                             # feed text may carry control characters: none reaches a page
+                             finalize=lambda v: strip_control(v) if isinstance(v, str) else v)
     env.filters["when"] = _when
     env.filters["safe_url"] = safe_url
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}%"
