@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from email.utils import format_datetime
 from datetime import datetime
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
