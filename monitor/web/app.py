@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jinja2
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -130,12 +131,19 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined,
-                             # feed text may carry control characters: none reaches a page
-                             finalize=lambda v: strip_control(v) if isinstance(v, str) else v)
+                             finalize=_finalize)
     env.filters["when"] = _when
     env.filters["safe_url"] = safe_url
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}%"
     return env
+
+
+def _finalize(value: Any) -> Any:
+    """Feed text may carry control characters: none reaches a page. (Markup, a
+    macro's or a filter's output, was built from values that passed here.)"""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return strip_control(value)
+    return value
 
 
 def _when(value: datetime | str | None) -> str:
