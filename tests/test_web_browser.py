@@ -107,3 +107,25 @@ def test_a_hostile_title_runs_nothing_in_the_browser(browser: Any,
     assert page.locator("a.out").count() == 0  # a javascript: link is no link
     assert page.evaluate("document.querySelectorAll('article script, article img').length") == 0
     assert dialogs == []
+
+
+def test_an_operator_previews_a_silence_then_adds_it(browser: Any,
+                                                     web: tuple[Client, str],
+                                                     tmp_path: Path) -> None:
+    client, url = web
+    page = browser.new_page()
+    page.goto(client.base + "/silences")
+    page.select_option("select[name=rule]", "cpc-disruption")  # htmx asks for the preview
+    page.locator("#preview .preview").wait_for()
+    assert "would have muted 3 hits of cpc-disruption" in page.locator("#preview").inner_text()
+    page.fill("input[name=reason]", "storm week")
+    page.click("button:has-text('Silence')")
+    page.wait_for_url("**/silences")
+    assert "storm week" in page.locator("table").inner_text()
+    page.screenshot(path=str(tmp_path / "silences.png"), full_page=True)
+    store = Store.open(url)
+    try:
+        assert [(s.rule_id, s.reason) for s in store.list_silences()] == [
+            ("cpc-disruption", "storm week")]
+    finally:
+        store.close()
