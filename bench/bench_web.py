@@ -143,8 +143,13 @@ def bench_backend(name: str, url: str, items: int, runs: int, work: Path) -> lis
     config = write_config(work / f"{name}.toml", url)
     with serving(config) as port:
         got = measure(port, runs)
-    return [(name, f"{filled['items']:,} items, {filled['hits']:,} hits", req,
+    rows = [(name, f"{filled['items']:,} items, {filled['hits']:,} hits", req,
              f"**{p:.1f}**", f"{m:.1f}", f"{size / 1024:.0f}") for req, p, m, size in got]
+    print(common.table(HEADER, rows), flush=True)  # each backend's as soon as it is done
+    return rows
+
+
+HEADER = ("web store", "size", "request", "p95 ms", "median ms", "KiB")
 
 
 def main() -> int:
@@ -171,7 +176,7 @@ def main() -> int:
                 else:
                     rows += bench_backend("PostgreSQL", pg, a.items, a.runs, work)
     print(f"\n{a.runs} runs per request, one kept-alive connection\n")
-    print(common.table(("web store", "size", "request", "p95 ms", "median ms", "KiB"), rows))
+    print(common.table(HEADER, rows))
     common.save_json(a.json, {"machine": common.machine(), "rows": rows})
     return 0
 
