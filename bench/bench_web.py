@@ -53,19 +53,23 @@ def write_config(path: Path, url: str) -> Path:
 @contextlib.contextmanager
 def serving(config: Path) -> Iterator[int]:
     port = _free_port()
-    proc = subprocess.Popen(common.nm_command(config, "serve", "--listen", f"127.0.0.1:{port}"),
-                            env=common.nm_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    log = config.with_suffix(".log")
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(common.nm_command(config, "serve", "--listen",
+                                                  f"127.0.0.1:{port}"),
+                                env=common.nm_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("serve did not start: "
-                                   + (proc.stderr.read().decode() if proc.stderr else ""))
+                raise RuntimeError("serve did not start: " + log.read_text()[-3000:])
             time.sleep(0.05)
         yield port
+    except Exception:
+        print(log.read_text()[-5000:], file=sys.stderr)
+        raise
     finally:
         proc.terminate()
         proc.wait(10)

@@ -5,8 +5,8 @@ Revises: 0002
 Create Date: 2026-12-03
 
 A new table (verdicts with who and when) and a full-text index: on SQLite an
-external-content FTS5 table filled from the stored items, on PostgreSQL a GIN
-index on their tsvector. (Revisions 0003 and 0004 are written in parallel; the
+external-content FTS5 table, on PostgreSQL a table of tsvectors with a GIN
+index, both over the stored items that have a hit. (Revisions 0003 and 0004 are written in parallel; the
 merge re-chains ``down_revision``.)
 """
 
@@ -17,6 +17,7 @@ from alembic import op
 
 from monitor.store.schema import (
     PG_FTS_DROP,
+    PG_FTS_FILL,
     SQLITE_FTS_DROP,
     SQLITE_FTS_FILL,
     fts_statements,
@@ -44,8 +45,8 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     for statement in fts_statements(dialect):
         op.execute(statement)
-    if dialect == "sqlite":
-        op.execute(SQLITE_FTS_FILL)  # the items stored before
+    if dialect in ("sqlite", "postgresql"):  # the items stored before, with a hit
+        op.execute(SQLITE_FTS_FILL if dialect == "sqlite" else PG_FTS_FILL)
 
 
 def downgrade() -> None:
