@@ -280,6 +280,21 @@ def test_serve_refuses_a_public_address_without_authentication(
     assert main(["--config", str(config), "serve", "--listen", "nowhere"]) == 2
 
 
+def test_check_refuses_a_public_address_without_authentication(
+        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, store_url, '[web]\nlisten = "0.0.0.0:8080"\n')
+    assert main(["--config", str(config), "check"]) == 1
+    assert "web.listen: refusing to serve the web view on 0.0.0.0:8080" in capsys.readouterr().err
+    config = write_config(tmp_path, store_url, '[web]\nlisten = "0.0.0.0:8080"\n'
+                                               'passwords = "missing-file"\n')
+    assert main(["--config", str(config), "check"]) == 1
+    assert "web.passwords: cannot read" in capsys.readouterr().err
+    config = write_config(tmp_path, store_url, '[web]\nlisten = "127.0.0.1:8080"\n'
+                                               'base_url = "ftp://x"\n')
+    assert main(["--config", str(config), "check"]) == 1
+    assert "web.base_url" in capsys.readouterr().err
+
+
 def test_basic_authentication_from_a_password_file(
         store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
