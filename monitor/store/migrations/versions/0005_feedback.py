@@ -6,8 +6,8 @@ Create Date: 2026-12-03
 
 A new table (verdicts with who and when) and a full-text index: on SQLite an
 external-content FTS5 table, on PostgreSQL a table of tsvectors with a GIN
-index, both over the stored items that have a hit. (Revisions 0003 and 0004 are written in parallel; the
-merge re-chains ``down_revision``.)
+index, both over the stored items that have a hit. (Revisions 0003 and 0004
+are written in parallel; the merge re-chains ``down_revision``.)
 """
 
 from __future__ import annotations
