@@ -54,7 +54,7 @@ log = logging.getLogger("monitor.web")
 HERE = Path(__file__).resolve().parent
 PAGE = 50  # hits a page
 MAX_PAGE = 500  # the API's largest limit
-BACKTEST_ITEMS = 2000  # the rule page's backtest: over the newest stored items (~0.1 s)
+BACKTEST_ITEMS = 1000  # the rule page's backtest: over the newest stored items (~0.1 s)
 #: /feeds shows a status document at most this old: counting a million items
 #: per feed takes ~0.8 s, so it is refreshed in the background, never in a request
 #: but the first.
