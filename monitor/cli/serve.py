@@ -126,6 +126,6 @@ def register(sub: common.Subparsers) -> None:
                                    "--file), or change their password: asked twice on a "
                                    "terminal, else read from stdin or $NEWS_MONITOR_PASSWORD. "
                                    "Stored as a scrypt hash.")
-    pw.add_argument("user")
+    pw.add_argument("user", help="the user name (no colon, no space)")
     pw.add_argument("--file", metavar="PATH", help="the password file (default: [web] passwords)")
     pw.set_defaults(func=cmd_passwd)
