@@ -105,6 +105,21 @@ def test_pages_follow_by_keyset(web: Client, monkeypatch: pytest.MonkeyPatch) ->
     assert len(rest) == 1 and rest[0] < ids[-1]
 
 
+def test_search_results_follow_by_keyset(web: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.web.app as app
+
+    monkeypatch.setattr(app, "PAGE", 1)
+    seen: list[int] = []
+    path: str | None = "/?q=pipeline&since=30d"
+    while path is not None:
+        page = web.get(path.replace("&amp;", "&")).body
+        seen += _hit_ids(page)
+        older = re.search(r'href="(/\?[^"]*before=\d+[^"]*)"', page)
+        path = older.group(1) if older else None
+        assert len(seen) <= 3
+    assert len(seen) == 3 and seen == sorted(seen, reverse=True)  # each once, newest first
+
+
 def test_a_hit_page_marks_its_evidence_and_says_where_it_went(
         web: Client, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ids = _ids_by_guid(config, capsys)
