@@ -34,11 +34,24 @@ import time
 import common
 
 
+def _read_pages(base: str) -> None:
+    """Every page of the web view once (a desk and an operator at work)."""
+    import contextlib
+    import urllib.request
+
+    for path in ("/", "/?q=pipeline", "/feeds", "/rules", "/rules/cpc-disruption",
+                 "/silences", "/deliveries", "/api/hits?limit=50", "/hits/1"):
+        with contextlib.suppress(OSError), urllib.request.urlopen(base + path, timeout=10) as r:
+            r.read()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feeds", type=int, default=500)
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--advance", type=int, default=25, help="feeds with a new entry per cycle")
+    ap.add_argument("--web", action="store_true",
+                    help="with the web view on ([web] listen), its pages read every cycle")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args()
@@ -49,7 +62,16 @@ def main() -> int:
     samples: list[tuple[int, float, float]] = []  # (cycle, rss MiB, tree PSS MiB)
     published = a.feeds * common.ITEMS
     with common.FeedServer(a.feeds) as server, common.workdir("nm-bench-daemon-") as work:
-        daemon = common.start_daemon(work, server, tick="0.25")
+        web = None
+        extra = ""
+        if a.web:
+            import socket
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                web = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            extra = f'[web]\nlisten = "{web[7:]}"\n'
+        daemon = common.start_daemon(work, server, tick="0.25", extra=extra)
         started = time.monotonic()
         cycle = 0
         try:
@@ -62,6 +84,8 @@ def main() -> int:
                     cycle = done
                     server.advance(a.advance)
                     published += a.advance
+                    if web is not None:
+                        _read_pages(web)
                     rss, _ = common.rss_mib(daemon.pid)
                     samples.append((cycle, rss, common.tree_pss_mib(daemon.pid)))
                 if time.monotonic() - started > 30 + 5 * a.cycles:
@@ -89,7 +113,8 @@ def main() -> int:
     middle = rss_around(a.cycles * 0.45, a.cycles * 0.55)
     late = rss_around(a.cycles * 0.9, a.cycles)
     growth = late - middle
-    print(f"\n{a.feeds} feeds, {a.cycles} cycles in {seconds:.0f} s, {a.advance} new entries a "
+    print(f"\n{'web view on, every page read each cycle; ' if a.web else ''}"
+          f"{a.feeds} feeds, {a.cycles} cycles in {seconds:.0f} s, {a.advance} new entries a "
           f"cycle; {items:,} entries stored\n")
     rows = [(f"RSS after cycle {c}", f"{at(c):.1f}") for c in marks]
     rows += [("peak RSS (VmHWM)", f"{peak:.1f}"),

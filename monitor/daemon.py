@@ -79,6 +79,7 @@ from monitor.timespec import parse_cron
 if TYPE_CHECKING:
     from monitor.deliver import Deliverer, DeliveryReport, Senders
     from monitor.metrics import Metrics
+    from monitor.web import WebServer
 
 log = logging.getLogger("monitor.daemon")
 T = TypeVar("T")
@@ -104,6 +105,7 @@ class Daemon:
         self.last_poll: PollReport | None = None
         self.scheduler: Any = None  # APScheduler's BackgroundScheduler: it ships no types
         self.metrics: Metrics | None = None
+        self.web: WebServer | None = None
         # Set while running on the last good copy: {"saved", "folder", "problems"}.
         self.on_copy: dict[str, object] | None = None
         self.repeats = Repeats(log)  # each job's failures: logged when they start and end
@@ -213,6 +215,7 @@ class Daemon:
         if self.on_copy is None:
             self._keep(settings, rules)
         self._metrics_ready()
+        self._start_web(settings)
         self._install_signals()
         self._start_scheduler()
         self._catch_up_digests()
@@ -256,6 +259,8 @@ class Daemon:
                         "roll back)", STOP_DEADLINE)
         if self.metrics is not None:
             self.metrics.close()  # no scrape reads the store once it is closed
+        if self.web is not None:
+            self.web.stop()  # no page reads the store once it is closed
         with contextlib.suppress(MonitorError):
             self.store.delete_states([f"daemon:{self.owner}"])
         self.store.close()
@@ -599,6 +604,38 @@ class Daemon:
             log.error("metrics endpoint %s not started: %s", settings.metrics_listen, e)
             return
         self.metrics = metrics
+
+    def _start_web(self, settings: Settings) -> None:
+        """The web view in a thread, when ``[web] listen`` is set. A view that cannot
+        start (no authentication off loopback, the address taken) is logged; the
+        daemon polls and sends without it. (A reload keeps the address it started
+        on: a new ``[web]`` table takes a restart.)"""
+        if not settings.web_listen:
+            return
+        try:
+            from monitor.web import WebServer, split_listen
+            from monitor.web.app import View
+            from monitor.web.auth import listen_problem, read_passwords
+
+            host, port = split_listen(settings.web_listen)
+            users = (read_passwords(settings.web_passwords)
+                     if settings.web_passwords is not None else None)
+            refused = listen_problem(host, port, bool(users))
+            if refused:
+                log.error("%s", refused)
+                return
+
+            def source() -> View:
+                with self._lock:
+                    return View(self.settings, self.rules, self.store)
+
+            web = WebServer(source, host, port, users=users)
+            web.start()
+        except (ImportError, OSError, ValueError) as e:
+            log.error("web view on %s not started: %s", settings.web_listen, e)
+            return
+        self.web = web
+        log.info("web view on http://%s/", settings.web_listen)
 
     def _metrics_ready(self) -> None:
         """The store is open and the rules loaded: the gauges read the store, ready."""

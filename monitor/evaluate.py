@@ -19,11 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.match import Matcher
-from monitor.models import Evidence, Match
+from monitor.match import Explanation, Matcher
+from monitor.models import Evidence, Match, StoredHit
+from monitor.rules import Rule
+from monitor.text import strip_control
 
 __all__ = ["Backtest", "Caught", "Counts", "Miss", "Report", "RuleReport", "backtest",
-           "evaluate", "format_report"]
+           "evaluate", "explain_lines", "feedback_items", "format_report"]
+
+#: Terms named when a list is summed up ("halt*, suspend*, ... 150 terms").
+TERMS_SHOWN = 6
 
 
 @dataclass(slots=True)
@@ -102,7 +107,9 @@ def evaluate(matcher: Matcher, items: Iterable[Mapping[str, object]]) -> Report:
 
     Labels naming rules the matcher does not have are ignored, so a corpus can
     be scored against a subset of the rules. An item without ``labels`` counts
-    as hitting no rule; ``Report.labelled`` says how many had them.
+    as hitting no rule; ``Report.labelled`` says how many had them. An item
+    with ``judged`` (a list of rule ids: the verdicts of :func:`feedback_items`)
+    counts for those rules only.
     """
     rule_ids = matcher.rules.ids
     reports = {rid: RuleReport(rid) for rid in rule_ids}
@@ -119,7 +126,12 @@ def evaluate(matcher: Matcher, items: Iterable[Mapping[str, object]]) -> Report:
         hits = {m.rule_id: m for m in matcher.match(title, str(item.get("summary") or ""))}
         labels = set(_labels(item.get("labels")))
         item_id = str(item.get("id", n))
+        # Feedback labels an item for the rules judged on it only (``judged``):
+        # a verdict on one rule's hit says nothing about the others.
+        judged = item.get("judged")
         for rid in rule_ids:
+            if isinstance(judged, (list, tuple, set, frozenset)) and rid not in judged:
+                continue
             report = reports[rid]
             slices = (report.overall, report.by_lang.setdefault(lang, Counts()))
             hit, label = rid in hits, rid in labels
@@ -133,6 +145,21 @@ def evaluate(matcher: Matcher, items: Iterable[Mapping[str, object]]) -> Report:
                 fns.append(Miss(rid, item_id, lang, title))
     langs = tuple(sorted(lang_count, key=lambda k: (-lang_count[k], k)))
     return Report(n, labelled, langs, reports, fps, fns)
+
+
+def feedback_items(judged: Iterable[StoredHit]) -> list[dict[str, object]]:
+    """Stored hits with a verdict as a labelled corpus for :func:`evaluate`: a
+    ``relevant`` hit labels its item with its rule, a ``noise`` one without it,
+    and each item counts only for the rules judged on it."""
+    by_item: dict[int, dict[str, Any]] = {}
+    for h in judged:
+        rec = by_item.setdefault(h.item_id, {
+            "id": h.guid, "title": h.title, "summary": h.summary, "lang": h.lang or "?",
+            "labels": [], "judged": []})
+        rec["judged"].append(h.rule_id)
+        if h.feedback == "relevant":
+            rec["labels"].append(h.rule_id)
+    return list(by_item.values())
 
 
 def _labels(value: object) -> list[str]:
@@ -235,3 +262,90 @@ def backtest(matcher: Matcher, items: Iterable[Mapping[str, Any]],
                           (rec["guid"], rec["feed"]) in new)
                    for rec, m in sorted(found, key=lambda c: c[0]["published"], reverse=True))
     return Backtest(scanned, caught, new, stored - keys)
+
+
+# -- one rule's verdict on a text, explained (``rules test``, the web's rule page) --
+
+
+def _safe(text: object) -> str:
+    return strip_control(str(text))
+
+
+def explain_lines(why: Explanation, rule: Rule) -> list[str]:
+    """``rules test``'s report: the verdict, then term by term what led to it."""
+    m = why.match
+    if m is not None:
+        lines = [f"MATCH {rule.id} ({rule.severity}) score {m.score:.1f}"]
+        lines += [f"  {_evidence(e)}" for e in m.evidence]
+        lines += [f"  require {_safe(g.name)}: met by "
+                  + ", ".join(_spot(e) for e in _unique(g.found)) for g in why.groups]
+        return lines
+    lines = [f"no match: {rule.id} does not match this text"]
+    if not why.topic and not why.out_of_context:
+        lines.append(f"  topic: no term found ({_terms(why.terms)})")
+        lines += _near_misses(why, "topic", "  topic:")
+    lines += [f"  topic: {_evidence(e)}" for e in _unique(why.topic)]
+    for c in why.out_of_context:
+        where = _within(c.within) if c.within is not None else "anywhere in the item"
+        lines.append(f"  topic: {_evidence(c.evidence)} does not count: none of its near "
+                     f"terms ({_terms(c.near)}) {where}")
+    for v in why.vetoes:
+        if v.within is None:
+            effect = "cancels the hit (anywhere in the item)"
+        elif v.cancelled:
+            effect = (f"cancels {', '.join(_spot(e) for e in _unique(v.cancelled))} "
+                      f"({_within(v.within)})")
+        else:
+            effect = f"cancels nothing: no topic term {_within(v.within)}"
+        lines.append(f"  exclude: {_evidence(v.evidence)} {effect}")
+    if why.topic and not why.topic_left:
+        lines.append("  topic: every topic term found is excluded")
+    for g in why.groups:
+        name = f"  require {_safe(g.name)}:"
+        if g.met:
+            lines.append(f"{name} met by " + ", ".join(_spot(e) for e in _unique(g.found)))
+        elif g.too_far and why.topic_left:
+            lines.append(f"{name} " + ", ".join(_spot(e) for e in _unique(g.too_far))
+                         + f" not {_within(g.within)} of a topic term")
+        elif g.too_far:
+            lines.append(f"{name} found " + ", ".join(_spot(e) for e in _unique(g.too_far))
+                         + " but no topic term to be near")
+        else:
+            lines.append(f"{name} nothing found ({_terms(g.terms)})")
+            lines += _near_misses(why, g.name, name)
+    return lines
+
+
+def _near_misses(why: Explanation, where: str, prefix: str) -> list[str]:
+    """A word spelt a little too unlike a term's word: the ``fuzzy`` threshold missed."""
+    return [f"{prefix} {_safe(m.text)!r} ({m.field}[{m.start}:{m.end}]) is spelt too "
+            f"unlike {_safe(m.word)!r} of term "
+            f"{_safe(m.term)!r} ({m.similarity:.1f}, below fuzzy {m.fuzzy:g})"
+            for m in why.near_misses if m.where == where]
+
+
+def _within(words: int | None) -> str:
+    return f"within {words} word{'' if words == 1 else 's'}"
+
+
+def _unique(found: tuple[Evidence, ...]) -> list[Evidence]:
+    """One entry per span of text (several terms may find it), the best first."""
+    best: dict[tuple[str, int, int], Evidence] = {}
+    for e in sorted(found, key=lambda e: -e.score):
+        best.setdefault((e.field, e.start, e.end), e)
+    return sorted(best.values(), key=lambda e: (e.field != "title", e.start))
+
+
+def _evidence(e: Evidence) -> str:
+    return (f"{e.field}[{e.start}:{e.end}] {_safe(e.text)!r} ~ term "
+            f"{_safe(e.term)!r} ({e.score:.1f})")
+
+
+def _spot(e: Evidence) -> str:
+    return f"{_safe(e.text)!r} ({e.field}[{e.start}:{e.end}])"
+
+
+def _terms(terms: tuple[str, ...]) -> str:
+    """A term list shortened: the first few, then how many in all."""
+    shown = ", ".join(_safe(t) for t in terms[:TERMS_SHOWN])
+    return shown if len(terms) <= TERMS_SHOWN else f"{shown}, … {len(terms)} terms"

@@ -237,6 +237,7 @@ class StoredHit:
     feed_url: str
     feed_name: str  # the configured name, else the feed's own title, else its URL
     outlet: str | None = None  # the item's own outlet, where the feed names one
+    feedback: str | None = None  # the latest verdict on it (relevant, noise), if any
     story: int | None = None  # the story it tells (the id of its first item)
 
     @property

@@ -42,6 +42,7 @@ from monitor.config_keys import (
     did_you_mean,
     duration,
     folder,
+    http_url,
     integer,
     locate_keys,
     one_of,
@@ -168,6 +169,11 @@ class Settings:
     log_format: str = "text"  # "json": one JSON object a line, for log shippers
     retention_items: float | None = 180 * 86400.0
     metrics_listen: str | None = None
+    #: the web view (issue 17): where it listens, the public address digests link
+    #: stories to, and the file of hashed passwords that turns HTTP basic auth on
+    web_listen: str | None = None
+    web_base_url: str | None = None
+    web_passwords: Path | None = None
     #: the HTTP channels' wait for an answer once a request is sent, in all
     delivery_timeout: float = 15.0
     templates_dir: Path | None = None
@@ -264,6 +270,23 @@ def _listen(value: str) -> str | None:
     return None
 
 
+def _base_url(value: Any, base: Path) -> str | None:
+    url = http_url(value, base)
+    return (url.rstrip("/") + "/") if url else None
+
+
+def _file_path(value: Any, base: Path) -> Path | None:
+    """A file's path, relative to the config file's folder (it may not exist yet)."""
+    given = string(value, "a file path")
+    return base / given if given else None
+
+
+def address_problem(value: str) -> str | None:
+    """What is wrong with a ``HOST:PORT`` address (``serve --listen``), or None."""
+    return _listen(value) or (f"{value!r} is not an address such as 127.0.0.1:8080"
+                              if not value else None)
+
+
 def _templates(value: Any, base: Path) -> Path | None:
     return folder(value, base) if string(value, "a folder path") else None
 
@@ -289,6 +312,14 @@ _FLAT: tuple[tuple[str, tuple[Key, ...]], ...] = (
                       field="delivery_timeout"),)),
     ("metrics", (Key("listen", text("an address such as 127.0.0.1:9464", _listen),
                      "serve Prometheus metrics on HOST:PORT", field="metrics_listen"),)),
+    ("web", (Key("listen", text("an address such as 127.0.0.1:8080", _listen),
+                 "serve the web view on HOST:PORT (`run`; `serve` listens there too)",
+                 field="web_listen"),
+             Key("base_url", _base_url, "the web view's public address: digests link "
+                 "each story to its page there", field="web_base_url"),
+             Key("passwords", _file_path, "a file of user:hash lines (`news-monitor web "
+                 "passwd USER`): HTTP basic authentication, required off loopback",
+                 field="web_passwords"))),
     ("templates", (Key("dir", _templates, "templates overriding the shipped ones",
                        field="templates_dir"),)),
 )
@@ -513,7 +544,7 @@ def parse_settings(text: str, source: str, *, base: Path,
 
     desks = _read_desks(r, data, specs, channel_tables)
 
-    for name, keys in _FLAT[2:]:  # log, retention, delivery, metrics, templates
+    for name, keys in _FLAT[2:]:  # log, retention, delivery, metrics, web, templates
         t = r.table(data, name)
         r.known(t, name, [k.name for k in keys])
         flat.update(r.read(t, name, keys))

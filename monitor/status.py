@@ -30,13 +30,13 @@ from monitor.models import isoformat_z
 from monitor.timespec import parse_duration
 
 if TYPE_CHECKING:
-    from monitor.models import Delivery, FeedState
+    from monitor.models import Delivery, FeedState, StoredHit
     from monitor.settings import FeedConfig, Settings
     from monitor.store import Store
 
 __all__ = ["HEARTBEAT_ENV", "HEARTBEAT_INTERVAL", "PROBE_KEY", "STALE_AFTER_BEATS",
            "DeliveryRow", "DeliveryStatus", "FeedRow", "StatusDocument", "StoreHealth",
-           "delivery_row", "delivery_status", "heartbeat_interval", "is_fresh",
+           "delivery_row", "delivery_status", "heartbeat_interval", "hit_object", "is_fresh",
            "pending_pairs", "probe_store", "running_daemons", "stale_daemon_keys",
            "status_document", "store_health"]
 
@@ -113,6 +113,20 @@ class StatusDocument(DeliveryStatus):
     # runs on its last good copy because the files are broken)...
     daemons: list[dict[str, Any]]
     store: StoreHealth
+
+
+def hit_object(h: StoredHit) -> dict[str, Any]:
+    """One stored hit as ``hits --format jsonl`` prints it and ``GET /api/hits``
+    gives it (SPEC): the one builder of that object."""
+    return {
+        "id": h.id, "story": str(h.story_key), "rule": h.rule_id, "score": h.score,
+        "severity": str(h.severity),
+        "guid": h.guid, "title": h.title, "link": h.link, "feed": h.feed_url,
+        "feed_name": h.feed_name, "outlet": h.shown_outlet,
+        "published": isoformat_z(h.published),
+        "matched_at": isoformat_z(h.matched_at), "rule_version": h.rule_version,
+        "evidence": [e.to_dict() for e in h.evidence], "feedback": h.feedback,
+    }
 
 
 def status_document(settings: Settings, store: Store, *, limit: int = 20,

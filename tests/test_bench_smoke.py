@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
     ("bench_daemon_soak.py", "| daemon soak | value |"),
     ("bench_match.py", "| rule set | mix |"),
     ("bench_daemon_cpu.py", "| daemon steady state | value |"),
+    ("bench_web.py", "| web store | size | request |"),
 ])
 def test_bench_script_runs_small(script: str, heading: str) -> None:
     env = cli_env()

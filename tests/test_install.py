@@ -80,6 +80,9 @@ def test_the_wheel_carries_the_rules_templates_and_migrations(installed: Install
     assert "monitor/shipped_rules/README.md" in names
     templates = {f"monitor/templates/{p.name}" for p in (ROOT / "monitor/templates").iterdir()}
     assert templates and templates <= names
+    web = {str(p.relative_to(ROOT)) for folder in ("templates", "static")
+           for p in (ROOT / "monitor/web" / folder).iterdir()}
+    assert "monitor/web/static/htmx.min.js" in web and web <= names  # the view's files ship
     migrations = {str(p.relative_to(ROOT)) for p in (ROOT / "monitor/store/migrations").rglob("*")
                   if p.is_file() and "__pycache__" not in p.parts}
     assert migrations and migrations <= names

@@ -75,3 +75,19 @@ def test_failed_deliveries_never_show_secrets(config: Path, caplog: pytest.LogCa
     out = capsys.readouterr()
     assert "retrying" in out.out
     assert SECRET not in out.out + out.err + caplog.text
+
+
+def test_web_pages_are_clean_and_escaped(config: Path) -> None:
+    """The same hostile store through the web view: no control character, no markup."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from webview import serving
+
+    with serving(config) as web:
+        # (the API's JSON is data, as `hits --format jsonl` is: given as stored)
+        for path in ("/", "/hits/1", "/feeds", "/rules/cpc-disruption", "/?q=CPC"):
+            got = web.get(path)
+            assert got.status == 200, path
+            _clean(got.body)
+            assert SECRET not in got.body

@@ -27,6 +27,7 @@ from monitor.cli import (
     poll,
     rules,
     run,
+    serve,
     status,
 )
 from monitor.errors import MonitorError
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override the configured log level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # The order of --help: day one first.
-    for group in (init, run, poll, check, hits, status, feeds, rules, deliver):
+    for group in (init, run, poll, check, hits, status, feeds, rules, deliver, serve):
         group.register(sub)
     _describe(parser)
     return parser

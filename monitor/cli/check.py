@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from monitor.cli import common
 from monitor.errors import ConfigError, Problem, RuleFileError
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -43,6 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings is not None and rules is not None:
         validate_desk_rules(settings, rule_ids, problems.append)
     if settings is not None:
+        problems.extend(_web_problems(settings))
         for warning in idle_desks(settings):
             print(_warning(warning), file=sys.stderr)
     if problems:
@@ -54,6 +59,29 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{settings.source}: warning: no [[desks]]: hits are stored but nothing is sent; "
               "`news-monitor init` writes a configuration with a desk", file=sys.stderr)
     return 0
+
+
+def _web_problems(settings: Settings) -> list[Problem]:
+    """What would stop the web view: an address off loopback without
+    authentication, a password file that cannot be read."""
+    from monitor.web.auth import listen_problem, read_passwords
+
+    found: list[Problem] = []
+    users = None
+    if settings.web_passwords is not None:
+        try:
+            users = read_passwords(settings.web_passwords)
+        except OSError as e:
+            found.append(Problem(settings.source, None, None, f"web.passwords: cannot read "
+                                 f"{settings.web_passwords}: {e.strerror}"))
+        except ValueError as e:
+            found.append(Problem(settings.source, None, None, f"web.passwords: {e}"))
+    if settings.web_listen:
+        host, _, port = settings.web_listen.rpartition(":")
+        refused = listen_problem(host.strip("[]"), int(port), bool(users))
+        if refused and settings.web_passwords is None:
+            found.append(Problem(settings.source, None, None, f"web.listen: {refused}"))
+    return found
 
 
 def _warning(problem: Problem) -> str:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from monitor.cli import common
 from monitor.errors import MonitorError
-from monitor.models import isoformat_z
 
 if TYPE_CHECKING:
     from monitor.settings import Settings
@@ -42,16 +41,10 @@ def cmd_hits(args: argparse.Namespace) -> int:
         finally:
             store.close()
     if args.format == "jsonl":
+        from monitor.status import hit_object
+
         for h in hits:
-            print(json.dumps({
-                "id": h.id, "story": str(h.story_key), "rule": h.rule_id, "score": h.score,
-                "severity": str(h.severity),
-                "guid": h.guid, "title": h.title, "link": h.link, "feed": h.feed_url,
-                "feed_name": h.feed_name, "outlet": h.shown_outlet,
-                "published": isoformat_z(h.published),
-                "matched_at": isoformat_z(h.matched_at), "rule_version": h.rule_version,
-                "evidence": [e.to_dict() for e in h.evidence],
-            }, ensure_ascii=False))
+            print(json.dumps(hit_object(h), ensure_ascii=False))
         return 0
     if args.rule and not hits:
         _known_rule_or_fail(settings, args.rule)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # The Alembic revision this code expects (a test checks that it is the head).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 if TYPE_CHECKING:
     from monitor.store.sql import Store

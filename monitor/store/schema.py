@@ -180,6 +180,19 @@ silences = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
 )
 
+# Verdicts on hits from the web view (issue 17): every one kept with who and
+# when; a hit's verdict is its latest (the highest id).
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hit_id", sa.Integer, sa.ForeignKey("hits.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),  # relevant | noise
+    sa.Column("who", sa.Text),  # the signed-in user, NULL without authentication
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_feedback_hit", "hit_id", "id"),
+)
+
 # Small facts the daemon publishes for `status` (last reload, rules loaded...).
 daemon_state = sa.Table(
     "daemon_state", metadata,
@@ -187,3 +200,91 @@ daemon_state = sa.Table(
     sa.Column("value", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# -- full-text search over items (revision 0005) ----------------------------------
+#
+# Not expressible as Core tables, so kept as DDL run after ``items`` is created
+# (a new database) and by the migration (an old one).
+#
+# SQLite: an external-content FTS5 table (the text stays in ``items`` alone; no
+# positions kept, ``detail=none``) over the items that have a hit: the search
+# narrows the hit list, and ~6 % of items have one, so the index costs a
+# fraction of what one over every item would (on the small disks of
+# tests/test_disk_full.py that is the difference between a poll that fits and
+# one that does not). A trigger on ``hits`` indexes an item at its first hit;
+# one on ``items`` takes it out when it is deleted (purged), only if it is in
+# (``items_fts_docsize`` has a row per indexed item: a 'delete' of a row never
+# indexed would corrupt an external-content index).
+# PostgreSQL: the same set of items, in ``items_search`` (an item's tsvector,
+# filled by a trigger on ``hits``) with a GIN index: an index of every item
+# made each poll's inserts several times slower, and a common word matched a
+# million rows.
+
+FTS_TABLES = ("items_fts", "items_fts_data", "items_fts_idx", "items_fts_docsize",
+              "items_fts_config", "items_search")
+
+_INDEXED = "EXISTS (SELECT 1 FROM items_fts_docsize WHERE id = {})"
+SQLITE_FTS = (
+    "CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, content='items', "
+    "content_rowid='id', detail=none, tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER items_fts_hit AFTER INSERT ON hits "
+    f"WHEN NOT {_INDEXED.format('new.item_id')} BEGIN "
+    "INSERT INTO items_fts(rowid, title, summary) "
+    "SELECT id, title, summary FROM items WHERE id = new.item_id; END",
+    "CREATE TRIGGER items_fts_delete AFTER DELETE ON items "
+    f"WHEN {_INDEXED.format('old.id')} BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, title, summary) "
+    "VALUES ('delete', old.id, old.title, old.summary); END",
+    "CREATE TRIGGER items_fts_update AFTER UPDATE OF title, summary ON items "
+    f"WHEN {_INDEXED.format('old.id')} BEGIN "
+    "INSERT INTO items_fts(items_fts, rowid, title, summary) "
+    "VALUES ('delete', old.id, old.title, old.summary); "
+    "INSERT INTO items_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+)
+#: The migration's fill: the items stored before, that have a hit.
+SQLITE_FTS_FILL = ("INSERT INTO items_fts(rowid, title, summary) SELECT id, title, summary "
+                   "FROM items WHERE id IN (SELECT item_id FROM hits)")
+SQLITE_FTS_DROP = ("DROP TRIGGER IF EXISTS items_fts_hit",
+                   "DROP TRIGGER IF EXISTS items_fts_delete",
+                   "DROP TRIGGER IF EXISTS items_fts_update",
+                   "DROP TABLE IF EXISTS items_fts")
+
+#: The one text expression searched on PostgreSQL (stored and queried alike).
+PG_TSVECTOR = "to_tsvector('simple', title || ' ' || summary)"
+PG_FTS = (
+    "CREATE TABLE items_search (item_id integer PRIMARY KEY "
+    "REFERENCES items (id) ON DELETE CASCADE, tsv tsvector NOT NULL)",
+    "CREATE INDEX ix_items_search ON items_search USING gin (tsv)",
+    "CREATE FUNCTION items_search_hit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"INSERT INTO items_search (item_id, tsv) SELECT id, {PG_TSVECTOR} FROM items "
+    "WHERE id = NEW.item_id ON CONFLICT DO NOTHING; RETURN NULL; END $$",
+    "CREATE TRIGGER items_search_hit AFTER INSERT ON hits FOR EACH ROW "
+    "EXECUTE FUNCTION items_search_hit()",
+)
+PG_FTS_FILL = (f"INSERT INTO items_search (item_id, tsv) SELECT id, {PG_TSVECTOR} FROM items "
+               "WHERE id IN (SELECT item_id FROM hits)")
+PG_FTS_DROP = ("DROP TRIGGER IF EXISTS items_search_hit ON hits",
+               "DROP FUNCTION IF EXISTS items_search_hit()",
+               "DROP TABLE IF EXISTS items_search")
+
+
+def fts_statements(dialect: str) -> tuple[str, ...]:
+    """The DDL that gives ``items`` its full-text index on ``dialect``."""
+    return SQLITE_FTS if dialect == "sqlite" else PG_FTS if dialect == "postgresql" else ()
+
+
+def _create_fts(target: sa.Table, connection: sa.Connection, **_kw: Any) -> None:
+    # after ``hits`` (created after ``items``): a trigger may only name tables that exist
+    for statement in fts_statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+sa.event.listen(hits, "after_create", _create_fts)  # the triggers name both tables
+
+
+def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """For Alembic's comparisons: the FTS5 table and its shadow tables are not
+    Core tables (:data:`FTS_TABLES`), nor is PostgreSQL's ``items_search``."""
+    return not ((type_ == "table" and name in FTS_TABLES) or
+                (type_ == "index" and name == "ix_items_search"))

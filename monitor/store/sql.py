@@ -33,6 +33,7 @@ from monitor.store.schema import (
     deliveries,
     delivery_hits,
     desks,
+    feedback,
     feeds,
     hits,
     items,
@@ -435,6 +436,119 @@ class Store:
         with self.engine.connect() as conn:
             return direct.fetch_hits(conn.connection.dbapi_connection, self.dialect,
                                      since=since, rule_id=rule_id, limit=limit)
+
+    @_wrap
+    def search_hits(self, *, rule_ids: Iterable[str] | None = None, q: str | None = None,
+                    since: datetime | None = None, before: int | None = None,
+                    limit: int = 50) -> list[StoredHit]:
+        """The web view's hit list (:func:`monitor.store.direct.search_hits`)."""
+        with self.engine.connect() as conn:
+            return direct.search_hits(conn.connection.dbapi_connection, self.dialect,
+                                      rule_ids=rule_ids, q=q, since=since, before=before,
+                                      limit=limit)
+
+    @_wrap
+    def get_hit(self, hit_id: int) -> StoredHit | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_hit_query().where(hits.c.id == hit_id)).first()
+        return None if row is None else _stored_hit(row)
+
+    @_wrap
+    def hit_deliveries(self, hit_id: int) -> list[Delivery]:
+        """The deliveries that carried (or hold) one hit, newest first."""
+        query = (sa.select(deliveries)
+                 .join(delivery_hits, delivery_hits.c.delivery_id == deliveries.c.id)
+                 .where(delivery_hits.c.hit_id == hit_id).order_by(deliveries.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [_delivery(row) for row in conn.execute(query)]
+
+    # -- feedback ---------------------------------------------------------------
+
+    @_wrap
+    def add_feedback(self, hit_id: int, verdict: str, who: str | None = None,
+                     now: datetime | None = None) -> bool:
+        """Record a verdict (``relevant`` or ``noise``) on a hit; False if no such hit."""
+        if verdict not in ("relevant", "noise"):
+            raise ValueError(f"verdict {verdict!r} is neither relevant nor noise")
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(hits.c.id).where(hits.c.id == hit_id)).first() is None:
+                return False
+            conn.execute(feedback.insert().values(hit_id=hit_id, verdict=verdict, who=who,
+                                                  at=now or _now()))
+        return True
+
+    @_wrap
+    def feedback_history(self, hit_id: int) -> list[tuple[str, str | None, datetime]]:
+        """Every verdict on a hit, (verdict, who, at), newest first."""
+        query = (sa.select(feedback.c.verdict, feedback.c.who, feedback.c.at)
+                 .where(feedback.c.hit_id == hit_id).order_by(feedback.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [(v, w, a) for v, w, a in conn.execute(query)]
+
+    def _latest_feedback(self) -> sa.Subquery:
+        newest = (sa.select(sa.func.max(feedback.c.id).label("id"))
+                  .group_by(feedback.c.hit_id).subquery())
+        return (sa.select(feedback.c.hit_id, feedback.c.verdict)
+                .join(newest, newest.c.id == feedback.c.id).subquery())
+
+    @_wrap
+    def feedback_counts(self, rule_id: str) -> dict[str, int]:
+        """How many of a rule's hits were last judged ``relevant`` and ``noise``."""
+        latest = self._latest_feedback()
+        query = (sa.select(latest.c.verdict, sa.func.count())
+                 .join(hits, hits.c.id == latest.c.hit_id)
+                 .where(hits.c.rule_id == rule_id).group_by(latest.c.verdict))
+        counts = {"relevant": 0, "noise": 0}
+        with self.engine.connect() as conn:
+            for verdict, n in conn.execute(query):
+                counts[verdict] = n
+        return counts
+
+    @_wrap
+    def judged_hits(self, *, rule_id: str | None = None, verdict: str | None = None,
+                    limit: int | None = None) -> list[StoredHit]:
+        """Hits with a verdict (their latest: ``verdict`` only), newest first."""
+        latest = self._latest_feedback()
+        query = (_hit_query().join(latest, latest.c.hit_id == hits.c.id)
+                 .order_by(hits.c.id.desc()))
+        if rule_id is not None:
+            query = query.where(hits.c.rule_id == rule_id)
+        if verdict is not None:
+            query = query.where(latest.c.verdict == verdict)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_stored_hit(row) for row in conn.execute(query)]
+
+    @_wrap
+    def count_hits(self, *, rule_id: str, since: datetime) -> int:
+        """How many hits of a rule were matched since ``since``."""
+        query = (sa.select(sa.func.count()).select_from(hits)
+                 .where(hits.c.rule_id == rule_id, hits.c.matched_at >= since))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @_wrap
+    def rule_hit_keys(self, rule_id: str, min_item_id: int) -> set[tuple[str, str]]:
+        """The (guid, feed URL) of a rule's hits on items from ``min_item_id`` on."""
+        query = (sa.select(items.c.guid, feeds.c.url)
+                 .select_from(hits.join(items, items.c.id == hits.c.item_id)
+                              .join(feeds, feeds.c.id == items.c.feed_id))
+                 .where(hits.c.rule_id == rule_id, hits.c.item_id >= min_item_id))
+        with self.engine.connect() as conn:
+            return {(g, u) for g, u in conn.execute(query)}
+
+    @_wrap
+    def recent_items(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored items, newest first (a bounded backtest),
+        records as :meth:`iter_items` gives them."""
+        query = (sa.select(items.c.id, items.c.guid, items.c.title, items.c.summary,
+                           items.c.link, items.c.published, items.c.lang,
+                           items.c.outlet, feeds.c.url.label("feed"))
+                 .join(feeds, feeds.c.id == items.c.feed_id)
+                 .order_by(items.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [r._asdict() for r in conn.execute(query)]
 
     @_wrap
     def iter_items(self, *, since: datetime | None = None,
@@ -877,9 +991,16 @@ def _hit_query() -> sa.Select[Any]:
                       h.matched_at, h.item_id, items.c.guid, items.c.title, items.c.summary,
                       items.c.link, items.c.published, items.c.lang, feeds.c.url,
                       sa.func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url),
-                      items.c.outlet, items.c.story_id)
+                      items.c.outlet, items.c.story_id, _latest_verdict())
             .join(items, items.c.id == hits.c.item_id)
             .join(feeds, feeds.c.id == items.c.feed_id))
+
+
+def _latest_verdict() -> sa.ScalarSelect[Any]:
+    """:data:`monitor.store.direct.LATEST_VERDICT`, in Core."""
+    fb = feedback.alias("fb")
+    return (sa.select(fb.c.verdict).where(fb.c.hit_id == hits.c.id)
+            .order_by(fb.c.id.desc()).limit(1).scalar_subquery())
 
 
 def _stored_hit(row: sa.Row[Any]) -> StoredHit:
