@@ -407,11 +407,21 @@ class _CRule:
 
     def __init__(self, rule: Rule, topic: tuple[_CTerm, ...],
                  require: tuple[tuple[int | None, tuple[_CTerm, ...]], ...],
-                 exclude: tuple[_CTerm, ...]) -> None:
+                 exclude: tuple[_CTerm, ...],
+                 shared: dict[tuple[int, ...], _Phrases]) -> None:
+        def by_phrase(cterms: tuple[_CTerm, ...]) -> _Phrases:
+            # Rules that list the same terms share one object: what a list found in
+            # an item is then worked out once for all of them (``Matcher._found_once``).
+            key = tuple(id(ct) for ct in cterms)
+            got = shared.get(key)
+            if got is None:
+                got = shared[key] = _by_phrase(cterms)
+            return got
+
         self.rule = rule
-        self.topic = _by_phrase(topic)
-        self.require = tuple((within, _by_phrase(cts)) for within, cts in require)
-        self.exclude = _by_phrase(exclude)
+        self.topic = by_phrase(topic)
+        self.require = tuple((within, by_phrase(cts)) for within, cts in require)
+        self.exclude = by_phrase(exclude)
 
 
 #: :data:`WORD_RE` as a split: the separators and the words, alternating.
@@ -439,6 +449,18 @@ class _Field:
         return self._bounds
 
 
+class _ItemMemo:
+    """What :meth:`Matcher.match` works out once per item for all the rules it decides:
+    the occurrences of a shared term list, spans in the original text, evidence."""
+
+    __slots__ = ("evidence", "found", "spans")
+
+    def __init__(self) -> None:
+        self.found: dict[int, list[_Found]] = {}
+        self.spans: dict[tuple[str, int, int], tuple[str, int, int]] = {}
+        self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
+
+
 def _distance(a: _Occ, b: _Occ) -> int:
     """Words strictly between two occurrences of one field (0 when they touch or overlap)."""
     return max(0, b.first - a.last, a.first - b.last)
@@ -464,7 +486,26 @@ class Matcher:
 
         fields: set[str] = set()
 
+        # Rules share their context terms by the dozen: each distinct term is compiled
+        # once. Keyed by its fields, not the Term (whose hash walks its near terms).
+        compiled: dict[object, _CTerm] = {}
+        near_keys: dict[int, object] = {}  # id(term.near) -> its key (a file's aliases)
+
+        def term_key(term: Term) -> object:
+            if not term.near:
+                return (term.text, term.fuzzy, term.fields, term.within)
+            key = near_keys.get(id(term.near))
+            if key is None:
+                key = near_keys[id(term.near)] = tuple(
+                    (n.text, n.fuzzy, n.fields, n.within) if not n.near else n
+                    for n in term.near)
+            return (term.text, term.fuzzy, term.fields, term.within, key)
+
         def compile_term(term: Term) -> _CTerm:
+            key = term_key(term)
+            known = compiled.get(key)
+            if known is not None:
+                return known
             fields.update(term.fields)
             ids: list[int] = []
             for words in _compile_words(term):
@@ -479,9 +520,12 @@ class Matcher:
                             tails[w.tail].append((pid, j))
                 if pid not in ids:
                     ids.append(pid)
-            return _CTerm(term, tuple(ids), tuple(compile_term(n) for n in term.near))
+            ct = compiled[key] = _CTerm(term, tuple(ids),
+                                         tuple(compile_term(n) for n in term.near))
+            return ct
 
         self._crules: list[_CRule] = []
+        shared: dict[tuple[int, ...], _Phrases] = {}
         for r, rule in enumerate(rules.rules):
             topic = tuple(compile_term(t) for t in rule.terms)
             for ct in topic:
@@ -490,7 +534,7 @@ class Matcher:
             require = tuple((g.within, tuple(compile_term(t) for t in g.terms))
                             for g in rule.require)
             exclude = tuple(compile_term(t) for t in rule.exclude)
-            self._crules.append(_CRule(rule, topic, require, exclude))
+            self._crules.append(_CRule(rule, topic, require, exclude, shared))
         self._fields = tuple(f for f in FIELDS if f in fields)
         self._index = dict(index)
         self._tails = dict(tails)
@@ -499,6 +543,7 @@ class Matcher:
         self._kazakh_memo: dict[str, tuple[tuple[int, int, float], ...]] = {}  # Kazakh text only
         self._topic_words: set[str] = set()  # memoised words that match a topic term's word
         self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
+        self._topic_whole: set[str] = set()  # ... a one-word topic phrase, alone
         # The scan starts an occurrence only at its phrase's pivot, one word that every
         # occurrence must match there: the word fewest phrases share, then the longest,
         # so that "the" in "close the border" (or a word 50 rules use) does not start
@@ -507,8 +552,11 @@ class Matcher:
         for ph in self._phrases:
             for w in ph:
                 uses[w.text] += 1
-        self._pivot = [min(range(len(ph)), key=[(uses[w.text], -len(w.text)) for w in ph]
-                           .__getitem__) for ph in self._phrases]
+        # Words of three letters or less ("to", "in", "the", "for") are the commonest
+        # in any text, however few phrases use them: they pivot only a phrase of such words.
+        self._pivot = [min(range(len(ph)), key=[(len(w.text) <= 3, uses[w.text], -len(w.text))
+                                                for w in ph].__getitem__)
+                       for ph in self._phrases]
         by_stem: dict[str, list[tuple[int, int]]] = defaultdict(list)
         typo_texts: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
         typo_stems: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
@@ -560,8 +608,9 @@ class Matcher:
         for pid in occs:
             candidates.update(self._rules_of_phrase.get(pid, ()))
         out: list[Match] = []
+        memo = _ItemMemo()
         for r in sorted(candidates):
-            hit = self._decide(self._crules[r], occs, texts, norms)
+            hit = self._decide(self._crules[r], occs, texts, norms, memo=memo)
             if hit is not None:
                 out.append(hit)
         return out
@@ -635,6 +684,7 @@ class Matcher:
             self._stems.clear()
             self._topic_words.clear()
             self._topic_hits.clear()
+            self._topic_whole.clear()
             for cache in (self._starts, self._kazakh_starts, self._known,
                           self._kazakh_known, self._missed):
                 cache.clear()
@@ -657,6 +707,8 @@ class Matcher:
 
     def _may_occur(self, words: set[str]) -> bool:
         """Whether every word of some topic phrase is among ``words`` (order aside)."""
+        if not self._topic_whole.isdisjoint(words):
+            return True
         seen: dict[int, set[int]] = defaultdict(set)
         phrases = self._phrases
         for word in words:
@@ -702,6 +754,8 @@ class Matcher:
         if topic:
             self._topic_words.add(word)
             self._topic_hits[word] = tuple(topic)
+            if any(len(phrases[pid]) == 1 for pid, _ in topic):
+                self._topic_whole.add(word)
         known = {(pid, j): score for pid, j, score in out}
         self._known[word] = known
         starts = self._starts_of(out)
@@ -860,11 +914,11 @@ class Matcher:
         """The occurrences of a term list in each term's fields, its context checked
         (those dropped for want of their ``near`` terms go to ``out_of_context``)."""
         out: list[_Found] = []
-        if len(occs) < len(by_phrase):  # the phrases that occurred, in the list's order
-            rank = by_phrase.rank
-            pids = sorted([pid for pid in occs if pid in rank], key=rank.__getitem__)
-        else:
-            pids = [pid for pid in by_phrase if pid in occs]
+        pids = by_phrase.keys() & occs.keys()  # the phrases that occurred, in the list's order
+        if not pids:
+            return out
+        if len(pids) > 1:
+            pids = sorted(pids, key=by_phrase.rank.__getitem__)  # type: ignore[assignment]
         for pid in pids:
             found = occs[pid]
             cterms = by_phrase[pid]
@@ -902,13 +956,26 @@ class Matcher:
                                    (min(close, key=lambda n: _distance(h.occ, n.occ)),)))
         return kept
 
+    @classmethod
+    def _found_once(cls, by_phrase: _Phrases, occs: dict[int, list[_Occ]],
+                    memo: _ItemMemo | None) -> list[_Found]:
+        """:meth:`_found`, worked out once per item for a term list rules share
+        (the list returned is never changed)."""
+        if memo is None:
+            return cls._found(by_phrase, occs)
+        got = memo.found.get(id(by_phrase))
+        if got is None:
+            got = memo.found[id(by_phrase)] = cls._found(by_phrase, occs)
+        return got
+
     def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
-                norms: dict[str, Normalized], trace: _Trace | None = None) -> Match | None:
+                norms: dict[str, Normalized], trace: _Trace | None = None,
+                memo: _ItemMemo | None = None) -> Match | None:
         """The rule's verdict on the item's occurrences. With a ``trace`` (explain),
         the same steps record what they saw and go on past the first reason to miss,
         so that every unmet condition is named; the verdict is unchanged."""
         if trace is None:
-            topic = self._found(cr.topic, occs)
+            topic = self._found_once(cr.topic, occs, memo)
         else:
             trace.topic = [] if trace.dismissed else self._found(cr.topic, occs,
                                                                  trace.out_of_context)
@@ -916,7 +983,7 @@ class Matcher:
         if not topic and trace is None:
             return None
         if cr.exclude:
-            for veto in self._found(cr.exclude, occs):
+            for veto in self._found_once(cr.exclude, occs, memo):
                 within = veto.term.within
                 if within is None:
                     cancelled, topic = topic, []
@@ -933,7 +1000,7 @@ class Matcher:
         evidence = list(topic)
         met = bool(topic)
         for n, (within, group_terms) in enumerate(cr.require):
-            group = found_anywhere = self._found(group_terms, occs)
+            group = found_anywhere = self._found_once(group_terms, occs, memo)
             if within is not None:
                 group = [g for g in group
                          if any(t.occ.field == g.occ.field and _distance(t.occ, g.occ) <= within
@@ -950,11 +1017,12 @@ class Matcher:
             evidence.extend(group)
         if not met:
             return None
-        return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
+        return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms, memo))
 
     @staticmethod
     def _evidence(found: Iterable[_Found], texts: dict[str, str],
-                  norms: dict[str, Normalized]) -> tuple[Evidence, ...]:
+                  norms: dict[str, Normalized],
+                  memo: _ItemMemo | None = None) -> tuple[Evidence, ...]:
         flat: list[_Found] = []
         for f in found:
             flat.append(f)
@@ -964,13 +1032,25 @@ class Matcher:
         out: list[Evidence] = []
         # One entry per span: the best-scoring term that found it, listed first.
         flat.sort(key=lambda f: (order[f.occ.field], f.occ.start, -f.occ.end, -f.occ.score))
+        spans = memo.spans if memo is not None else {}
+        made = memo.evidence if memo is not None else {}
         for f in flat:
-            start, end = norms[f.occ.field].span(f.occ.start, f.occ.end)
-            key = (f.occ.field, start, end)
+            occ = f.occ
+            at = (occ.field, occ.start, occ.end)
+            key = spans.get(at)
+            if key is None:
+                start, end = norms[occ.field].span(occ.start, occ.end)
+                key = spans[at] = (occ.field, start, end)
             if key in seen:
                 continue
             seen.add(key)
-            out.append(Evidence(field=f.occ.field, term=f.term.text,
-                                text=texts[f.occ.field][start:end], start=start, end=end,
-                                score=round(f.occ.score, 1)))
+            # The same span found by the same term is one Evidence for every rule.
+            what = (key, f.term.text, occ.score)
+            ev = made.get(what)
+            if ev is None:
+                start, end = key[1], key[2]
+                ev = made[what] = Evidence(field=occ.field, term=f.term.text,
+                                           text=texts[occ.field][start:end], start=start,
+                                           end=end, score=round(occ.score, 1))
+            out.append(ev)
         return tuple(out[:MAX_EVIDENCE])
