@@ -118,6 +118,7 @@ NEAR_MISS = 15.0
 MAX_NEAR_MISSES = 5
 
 _EXACT = 101.0  # a fuzzy threshold no ratio reaches
+_UNSEEN = object()  # a memo's "not there yet", where None is an answer
 _CYRILLIC_CAPITAL_RE = re.compile(r"[А-ЯЁӘҒҚҢӨҰҮҺІ]")
 
 
@@ -246,9 +247,9 @@ class _Occ(NamedTuple):
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """An occurrence seen as one rule term (and the context that let it count)."""
+class _Found(NamedTuple):
+    """An occurrence seen as one rule term (and the context that let it count); a
+    tuple, made by the dozen per item and rule."""
 
     term: Term
     occ: _Occ
@@ -437,7 +438,7 @@ class _Field:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.words: list[str] = WORD_RE.findall(text)
+        self.words: tuple[str, ...] = tuple(WORD_RE.findall(text))  # slices: memo keys
         self.distinct = set(self.words)
         self._bounds: list[int] | None = None
 
@@ -453,10 +454,12 @@ class _ItemMemo:
     """What :meth:`Matcher.match` works out once per item for all the rules it decides:
     the occurrences of a shared term list, spans in the original text, evidence."""
 
-    __slots__ = ("evidence", "found", "spans")
+    __slots__ = ("evidence", "found", "near", "spans", "terms")
 
     def __init__(self) -> None:
+        self.near: dict[int, list[tuple[_Occ, Term]]] = {}
         self.found: dict[int, list[_Found]] = {}
+        self.terms: dict[tuple[int, int], list[_Found]] = {}
         self.spans: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
 
@@ -490,6 +493,7 @@ class Matcher:
         # once. Keyed by its fields, not the Term (whose hash walks its near terms).
         compiled: dict[object, _CTerm] = {}
         near_keys: dict[int, object] = {}  # id(term.near) -> its key (a file's aliases)
+        near_lists: dict[tuple[int, ...], tuple[_CTerm, ...]] = {}
 
         def term_key(term: Term) -> object:
             if not term.near:
@@ -520,8 +524,9 @@ class Matcher:
                             tails[w.tail].append((pid, j))
                 if pid not in ids:
                     ids.append(pid)
-            ct = compiled[key] = _CTerm(term, tuple(ids),
-                                         tuple(compile_term(n) for n in term.near))
+            near = tuple(compile_term(n) for n in term.near)
+            near = near_lists.setdefault(tuple(id(n) for n in near), near)  # one per list
+            ct = compiled[key] = _CTerm(term, tuple(ids), near)
             return ct
 
         self._crules: list[_CRule] = []
@@ -585,6 +590,9 @@ class Matcher:
         #: (phrase, word position, text word) -> (score, takes a Kazakh ending): the
         #: words next to an occurrence that their index keys missed.
         self._missed: dict[tuple[int, int, str], tuple[float, bool]] = {}
+        #: (phrase, Kazakh text, the words where it would lie) -> what ``_complete`` said.
+        self._windows: dict[tuple[int, bool, tuple[str, ...]],
+                            tuple[int, int, float] | None] = {}
 
     @classmethod
     def compile(cls, rules: RuleSet) -> Matcher:
@@ -686,8 +694,10 @@ class Matcher:
             self._topic_hits.clear()
             self._topic_whole.clear()
             for cache in (self._starts, self._kazakh_starts, self._known,
-                          self._kazakh_known, self._missed):
+                          self._kazakh_known, self._missed, self._windows):
                 cache.clear()
+        elif len(self._windows) > self.MEMO_SIZE:
+            self._windows.clear()  # read only by the scan: it may start afresh alone
         present: set[str] = set()
         for fld in fields.values():
             words = fld.distinct
@@ -847,6 +857,7 @@ class Matcher:
         words = fld.words
         bounds = fld.bounds
         phrases, pivots = self._phrases, self._pivot
+        windows = self._windows
         n_words = len(words)
         multi: dict[int, list[tuple[int, int, _Occ]]] = {}
         for i in compress(count(), map(visit.__contains__, words)):
@@ -863,21 +874,27 @@ class Matcher:
                 last = first + len(phrase)
                 if first < 0 or last > n_words:
                     continue
-                found = self._complete(pid, phrase, words, first, kazakh)
+                # News repeats its word sequences ("to Russia", "through the"): each
+                # phrase is checked once against each sequence of words it meets.
+                key = (pid, kazakh, words[first:last])
+                found = windows.get(key, _UNSEEN)
+                if found is _UNSEEN:
+                    found = windows[key] = self._complete(pid, phrase, words, first, kazakh)
                 if found is not None:
-                    at, rank, score = found
+                    met, rank, score = found
                     multi.setdefault(pid, []).append(
-                        (at, rank, _Occ(field, first, last, bounds[2 * first],
-                                        bounds[2 * last - 1], score)))
+                        (first + met, rank, _Occ(field, first, last, bounds[2 * first],
+                                                 bounds[2 * last - 1], score)))
         for pid, listed in multi.items():
             if len(listed) > 1:
                 listed.sort(key=lambda f: (f[0], f[1]))
             occs[pid].extend(f[2] for f in listed)
 
-    def _complete(self, pid: int, phrase: tuple[_Word, ...], words: list[str], first: int,
-                  kazakh: bool) -> tuple[int, int, float] | None:
+    def _complete(self, pid: int, phrase: tuple[_Word, ...], words: tuple[str, ...],
+                  first: int, kazakh: bool) -> tuple[int, int, float] | None:
         """Whether phrase ``pid`` occurs at word ``first``: (the word where a scan of
-        every word would have met it first, that word's rank among its matches,
+        every word would have met it first, counted from ``first``, that word's rank
+        among its matches,
         the occurrence's score), or None."""
         known_of, kazakh_of = self._known, self._kazakh_known
         total = weight = 0.0
@@ -906,13 +923,16 @@ class Matcher:
             rank += 1
         else:
             rank = len(known_of[word]) + list(kazakh_of[word]).index((pid, met))
-        return first + met, rank, total / weight
+        return met, rank, total / weight
 
     @staticmethod
     def _found(by_phrase: _Phrases, occs: dict[int, list[_Occ]],
-               out_of_context: list[_Found] | None = None) -> list[_Found]:
+               out_of_context: list[_Found] | None = None,
+               memo: dict[tuple[int, int], list[_Found]] | None = None,
+               near_memo: dict[int, list[tuple[_Occ, Term]]] | None = None) -> list[_Found]:
         """The occurrences of a term list in each term's fields, its context checked
-        (those dropped for want of their ``near`` terms go to ``out_of_context``)."""
+        (those dropped for want of their ``near`` terms go to ``out_of_context``).
+        ``memo``: each term's, per phrase, kept for the item (terms shared by rules)."""
         out: list[_Found] = []
         pids = by_phrase.keys() & occs.keys()  # the phrases that occurred, in the list's order
         if not pids:
@@ -925,6 +945,13 @@ class Matcher:
             if not found:
                 continue
             for ct in cterms:
+                if memo is not None:
+                    key = (id(ct), pid)
+                    known = memo.get(key)
+                    if known is None:
+                        known = memo[key] = Matcher._term_found(ct, found, occs, near_memo)
+                    out.extend(known)
+                    continue
                 hits = [_Found(ct.term, o) for o in found if o.field in ct.fields]
                 if hits and ct.near:
                     kept = Matcher._with_context(ct, hits, occs)
@@ -936,24 +963,50 @@ class Matcher:
         return out
 
     @staticmethod
+    def _term_found(ct: _CTerm, found: list[_Occ], occs: dict[int, list[_Occ]],
+                    near_memo: dict[int, list[tuple[_Occ, Term]]] | None = None
+                    ) -> list[_Found]:
+        """One term's hits among one phrase's occurrences, its context checked."""
+        fields = ct.fields
+        if not ct.near:
+            return [_Found(ct.term, o) for o in found if o.field in fields]
+        mine = [o for o in found if o.field in fields]
+        return Matcher._context(ct, mine, occs, near_memo) if mine else []
+
+    @staticmethod
     def _with_context(ct: _CTerm, hits: list[_Found],
                       occs: dict[int, list[_Occ]]) -> list[_Found]:
         """Keep the hits of a term with ``near`` that have one of its near terms close enough."""
-        near = [_Found(nt.term, o) for nt in ct.near for pid in nt.phrases
-                for o in occs.get(pid, ()) if o.field in nt.fields]
+        return Matcher._context(ct, [h.occ for h in hits], occs)
+
+    @staticmethod
+    def _context(ct: _CTerm, mine: list[_Occ], occs: dict[int, list[_Occ]],
+                 near_memo: dict[int, list[tuple[_Occ, Term]]] | None = None
+                 ) -> list[_Found]:
+        """The occurrences ``mine`` of term ``ct`` that have one of its near terms
+        close enough, each with the closest (``near_memo``: the near terms'
+        occurrences, per item, by near list: terms share their lists)."""
+        near = near_memo.get(id(ct.near)) if near_memo is not None else None
+        if near is None:
+            near = [(o, nt.term) for nt in ct.near for pid in nt.phrases
+                    for o in occs.get(pid, ()) if o.field in nt.fields]
+            if near_memo is not None:
+                near_memo[id(ct.near)] = near
         if not near:
             return []
-        within = ct.within
+        term, within = ct.term, ct.within
         if within is None:
-            best = max(near, key=lambda n: n.occ.score)
-            return [_Found(h.term, h.occ, (best,)) for h in hits]
+            best_occ, best_term = max(near, key=lambda n: n[0].score)
+            best = (_Found(best_term, best_occ),)
+            return [_Found(term, o, best) for o in mine]
         kept: list[_Found] = []
-        for h in hits:
-            close = [n for n in near
-                     if n.occ.field == h.occ.field and _distance(h.occ, n.occ) <= within]
+        for o in mine:
+            field_, first, last = o.field, o.first, o.last
+            close = [n for n in near if n[0].field == field_
+                     and max(0, n[0].first - last, first - n[0].last) <= within]
             if close:
-                kept.append(_Found(h.term, h.occ,
-                                   (min(close, key=lambda n: _distance(h.occ, n.occ)),)))
+                occ, near_term = min(close, key=lambda n: _distance(o, n[0]))
+                kept.append(_Found(term, o, (_Found(near_term, occ),)))
         return kept
 
     @classmethod
@@ -965,7 +1018,8 @@ class Matcher:
             return cls._found(by_phrase, occs)
         got = memo.found.get(id(by_phrase))
         if got is None:
-            got = memo.found[id(by_phrase)] = cls._found(by_phrase, occs)
+            got = memo.found[id(by_phrase)] = cls._found(by_phrase, occs, memo=memo.terms,
+                                                         near_memo=memo.near)
         return got
 
     def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
