@@ -104,6 +104,7 @@ KAZAKH_ENDINGS = frozenset((
 #: not "Баку" + "нің" (of Baku).
 MIN_KAZAKH_BASE = 4
 KAZAKH_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
+_KAZAKH_RE = re.compile(f"[{''.join(sorted(KAZAKH_LETTERS))}]")  # a search: C, no set per char
 #: Index keys: the first letters a matching word starts with, and, for a word
 #: that may be misspelt, the last letters of its stem (a typo rarely spoils both).
 KEY_LENGTH = 4
@@ -425,6 +426,8 @@ class _CRule:
         self.exclude = by_phrase(exclude)
 
 
+_FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}  # evidence is listed field by field
+
 #: :data:`WORD_RE` as a split: the separators and the words, alternating.
 _SPLIT_RE = re.compile(f"({WORD_RE.pattern})")
 
@@ -434,11 +437,13 @@ class _Field:
     ``distinct`` for the set operations, and ``bounds`` (on demand, for the
     occurrences' offsets): word ``i`` spans ``bounds[2i]`` to ``bounds[2i + 1]``."""
 
-    __slots__ = ("_bounds", "distinct", "text", "words")
+    __slots__ = ("_bounds", "_parts", "distinct", "words")
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.words: tuple[str, ...] = tuple(WORD_RE.findall(text))  # slices: memo keys
+        # One pass of the regex: separators and words alternate, the words are the
+        # odd ones (a tuple: its slices are memo keys).
+        self._parts = _SPLIT_RE.split(text)
+        self.words: tuple[str, ...] = tuple(self._parts[1::2])
         self.distinct = set(self.words)
         self._bounds: list[int] | None = None
 
@@ -446,7 +451,7 @@ class _Field:
     def bounds(self) -> list[int]:
         if self._bounds is None:
             # The lengths of separators and words, summed as they come, all in C.
-            self._bounds = list(accumulate(map(len, _SPLIT_RE.split(self.text))))
+            self._bounds = list(accumulate(map(len, self._parts)))
         return self._bounds
 
 
@@ -710,7 +715,7 @@ class Matcher:
                      fields: dict[str, _Field]) -> dict[int, list[_Occ]]:
         """Every occurrence of every phrase in the item's fields (words memoised first)."""
         occs: dict[int, list[_Occ]] = defaultdict(list)
-        kazakh = any(not KAZAKH_LETTERS.isdisjoint(text) for text in texts.values())
+        kazakh = any(_KAZAKH_RE.search(text) for text in texts.values())
         for f, fld in fields.items():
             self._scan(f, fld, occs, kazakh)
         return occs
@@ -1081,7 +1086,7 @@ class Matcher:
         for f in found:
             flat.append(f)
             flat.extend(f.context)
-        order = {f: i for i, f in enumerate(FIELDS)}
+        order = _FIELD_ORDER
         seen: set[tuple[str, int, int]] = set()
         out: list[Evidence] = []
         # One entry per span: the best-scoring term that found it, listed first.
