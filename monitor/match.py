@@ -459,9 +459,10 @@ class _ItemMemo:
     """What :meth:`Matcher.match` works out once per item for all the rules it decides:
     the occurrences of a shared term list, spans in the original text, evidence."""
 
-    __slots__ = ("evidence", "found", "near", "spans", "terms")
+    __slots__ = ("evidence", "found", "lists", "near", "spans", "terms")
 
     def __init__(self) -> None:
+        self.lists: dict[tuple[int, ...], tuple[Evidence, ...]] = {}
         self.near: dict[int, list[tuple[_Occ, Term]]] = {}
         self.found: dict[int, list[_Found]] = {}
         self.terms: dict[tuple[int, int], list[_Found]] = {}
@@ -1076,7 +1077,15 @@ class Matcher:
             evidence.extend(group)
         if not met:
             return None
-        return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms, memo))
+        if memo is None:
+            return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
+        # Rules that found the very same occurrences (the found lists are shared
+        # per item, so the same objects) give the same evidence: made once.
+        key = tuple(map(id, evidence))
+        made = memo.lists.get(key)
+        if made is None:
+            made = memo.lists[key] = self._evidence(evidence, texts, norms, memo)
+        return Match(cr.rule.id, round(score, 1), made)
 
     @staticmethod
     def _evidence(found: Iterable[_Found], texts: dict[str, str],
