@@ -119,7 +119,6 @@ NEAR_MISS = 15.0
 MAX_NEAR_MISSES = 5
 
 _EXACT = 101.0  # a fuzzy threshold no ratio reaches
-_UNSEEN = object()  # a memo's "not there yet", where None is an answer
 _CYRILLIC_CAPITAL_RE = re.compile(r"[А-ЯЁӘҒҚҢӨҰҮҺІ]")
 
 
@@ -596,9 +595,10 @@ class Matcher:
         #: (phrase, word position, text word) -> (score, takes a Kazakh ending): the
         #: words next to an occurrence that their index keys missed.
         self._missed: dict[tuple[int, int, str], tuple[float, bool]] = {}
-        #: (phrase, Kazakh text, the words where it would lie) -> what ``_complete`` said.
+        #: (phrase, Kazakh text, the words where it would lie) -> what ``_complete``
+        #: said (``()``: None).
         self._windows: dict[tuple[int, bool, tuple[str, ...]],
-                            tuple[int, int, float] | None] = {}
+                            tuple[int, int, float] | tuple[()]] = {}
 
     @classmethod
     def compile(cls, rules: RuleSet) -> Matcher:
@@ -883,10 +883,11 @@ class Matcher:
                 # News repeats its word sequences ("to Russia", "through the"): each
                 # phrase is checked once against each sequence of words it meets.
                 key = (pid, kazakh, words[first:last])
-                found = windows.get(key, _UNSEEN)
-                if found is _UNSEEN:
-                    found = windows[key] = self._complete(pid, phrase, words, first, kazakh)
-                if found is not None:
+                found = windows.get(key)
+                if found is None:  # () for "it does not occur there"
+                    found = windows[key] = self._complete(pid, phrase, words, first,
+                                                          kazakh) or ()
+                if found:
                     met, rank, score = found
                     multi.setdefault(pid, []).append(
                         (first + met, rank, _Occ(field, first, last, bounds[2 * first],
