@@ -37,6 +37,16 @@ its stem, and by rapidfuzz with ``score_cutoff`` against the fuzzy pivots
 within the typo length gaps. Occurrences are listed in the order a scan of
 every word would list them, so verdicts and evidence are those of that
 scan (``bench/check_verdicts.py`` compares them with a git revision's).
+
+Many rules: each distinct term is compiled once for the rule set, and rules
+that list the same terms (context, ``require`` and ``exclude`` lists are
+shared by the dozen) share one compiled list. Per item, what a shared list
+found, each term's hits with their context checked, the near terms'
+occurrences, spans in the original text and evidence are worked out once
+(:class:`_ItemMemo`) and read by every rule decided; a multi-word phrase is
+checked once per sequence of words it meets (news repeats "to Russia").
+A rule's ``require``, ``near`` and ``exclude`` are looked at only when its
+topic occurred.
 """
 
 from __future__ import annotations
