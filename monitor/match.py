@@ -1135,4 +1135,6 @@ class Matcher:
                                            text=texts[occ.field][start:end], start=start,
                                            end=end, score=round(occ.score, 1))
             out.append(ev)
-        return tuple(out[:MAX_EVIDENCE])
+            if len(out) == MAX_EVIDENCE:  # the rest would be cut: an article has dozens
+                break
+        return tuple(out)
