@@ -37,6 +37,16 @@ its stem, and by rapidfuzz with ``score_cutoff`` against the fuzzy pivots
 within the typo length gaps. Occurrences are listed in the order a scan of
 every word would list them, so verdicts and evidence are those of that
 scan (``bench/check_verdicts.py`` compares them with a git revision's).
+
+Many rules: each distinct term is compiled once for the rule set, and rules
+that list the same terms (context, ``require`` and ``exclude`` lists are
+shared by the dozen) share one compiled list. Per item, what a shared list
+found, each term's hits with their context checked, the near terms'
+occurrences, spans in the original text and evidence are worked out once
+(:class:`_ItemMemo`) and read by every rule decided; a multi-word phrase is
+checked once per sequence of words it meets (news repeats "to Russia").
+A rule's ``require``, ``near`` and ``exclude`` are looked at only when its
+topic occurred.
 """
 
 from __future__ import annotations
@@ -104,6 +114,7 @@ KAZAKH_ENDINGS = frozenset((
 #: not "Баку" + "нің" (of Baku).
 MIN_KAZAKH_BASE = 4
 KAZAKH_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
+_KAZAKH_RE = re.compile(f"[{''.join(sorted(KAZAKH_LETTERS))}]")  # a search: C, no set per char
 #: Index keys: the first letters a matching word starts with, and, for a word
 #: that may be misspelt, the last letters of its stem (a typo rarely spoils both).
 KEY_LENGTH = 4
@@ -246,9 +257,9 @@ class _Occ(NamedTuple):
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """An occurrence seen as one rule term (and the context that let it count)."""
+class _Found(NamedTuple):
+    """An occurrence seen as one rule term (and the context that let it count); a
+    tuple, made by the dozen per item and rule."""
 
     term: Term
     occ: _Occ
@@ -407,12 +418,24 @@ class _CRule:
 
     def __init__(self, rule: Rule, topic: tuple[_CTerm, ...],
                  require: tuple[tuple[int | None, tuple[_CTerm, ...]], ...],
-                 exclude: tuple[_CTerm, ...]) -> None:
-        self.rule = rule
-        self.topic = _by_phrase(topic)
-        self.require = tuple((within, _by_phrase(cts)) for within, cts in require)
-        self.exclude = _by_phrase(exclude)
+                 exclude: tuple[_CTerm, ...],
+                 shared: dict[tuple[int, ...], _Phrases]) -> None:
+        def by_phrase(cterms: tuple[_CTerm, ...]) -> _Phrases:
+            # Rules that list the same terms share one object: what a list found in
+            # an item is then worked out once for all of them (``Matcher._found_once``).
+            key = tuple(id(ct) for ct in cterms)
+            got = shared.get(key)
+            if got is None:
+                got = shared[key] = _by_phrase(cterms)
+            return got
 
+        self.rule = rule
+        self.topic = by_phrase(topic)
+        self.require = tuple((within, by_phrase(cts)) for within, cts in require)
+        self.exclude = by_phrase(exclude)
+
+
+_FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}  # evidence is listed field by field
 
 #: :data:`WORD_RE` as a split: the separators and the words, alternating.
 _SPLIT_RE = re.compile(f"({WORD_RE.pattern})")
@@ -423,11 +446,13 @@ class _Field:
     ``distinct`` for the set operations, and ``bounds`` (on demand, for the
     occurrences' offsets): word ``i`` spans ``bounds[2i]`` to ``bounds[2i + 1]``."""
 
-    __slots__ = ("_bounds", "distinct", "text", "words")
+    __slots__ = ("_bounds", "_parts", "distinct", "words")
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.words: list[str] = WORD_RE.findall(text)
+        # One pass of the regex: separators and words alternate, the words are the
+        # odd ones (a tuple: its slices are memo keys).
+        self._parts = _SPLIT_RE.split(text)
+        self.words: tuple[str, ...] = tuple(self._parts[1::2])
         self.distinct = set(self.words)
         self._bounds: list[int] | None = None
 
@@ -435,8 +460,23 @@ class _Field:
     def bounds(self) -> list[int]:
         if self._bounds is None:
             # The lengths of separators and words, summed as they come, all in C.
-            self._bounds = list(accumulate(map(len, _SPLIT_RE.split(self.text))))
+            self._bounds = list(accumulate(map(len, self._parts)))
         return self._bounds
+
+
+class _ItemMemo:
+    """What :meth:`Matcher.match` works out once per item for all the rules it decides:
+    the occurrences of a shared term list, spans in the original text, evidence."""
+
+    __slots__ = ("evidence", "found", "lists", "near", "spans", "terms")
+
+    def __init__(self) -> None:
+        self.lists: dict[tuple[int, ...], tuple[Evidence, ...]] = {}
+        self.near: dict[int, list[tuple[_Occ, Term]]] = {}
+        self.found: dict[int, list[_Found]] = {}
+        self.terms: dict[tuple[int, int], list[_Found]] = {}
+        self.spans: dict[tuple[str, int, int], tuple[str, int, int]] = {}
+        self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
 
 
 def _distance(a: _Occ, b: _Occ) -> int:
@@ -453,6 +493,9 @@ class Matcher:
 
     #: Distinct words memoised before the memo starts afresh (bounds a daemon's memory).
     MEMO_SIZE = 200_000
+    #: Word sequences memoised (``_windows``) before that memo starts afresh
+    #: (~0.1 KB each; 6,900 after 16,000 items of the three bench mixes).
+    WINDOWS_SIZE = 50_000
 
     def __init__(self, rules: RuleSet) -> None:
         self._rules = rules
@@ -464,7 +507,27 @@ class Matcher:
 
         fields: set[str] = set()
 
+        # Rules share their context terms by the dozen: each distinct term is compiled
+        # once. Keyed by its fields, not the Term (whose hash walks its near terms).
+        compiled: dict[object, _CTerm] = {}
+        near_keys: dict[int, object] = {}  # id(term.near) -> its key (a file's aliases)
+        near_lists: dict[tuple[int, ...], tuple[_CTerm, ...]] = {}
+
+        def term_key(term: Term) -> object:
+            if not term.near:
+                return (term.text, term.fuzzy, term.fields, term.within)
+            key = near_keys.get(id(term.near))
+            if key is None:
+                key = near_keys[id(term.near)] = tuple(
+                    (n.text, n.fuzzy, n.fields, n.within) if not n.near else n
+                    for n in term.near)
+            return (term.text, term.fuzzy, term.fields, term.within, key)
+
         def compile_term(term: Term) -> _CTerm:
+            key = term_key(term)
+            known = compiled.get(key)
+            if known is not None:
+                return known
             fields.update(term.fields)
             ids: list[int] = []
             for words in _compile_words(term):
@@ -479,9 +542,13 @@ class Matcher:
                             tails[w.tail].append((pid, j))
                 if pid not in ids:
                     ids.append(pid)
-            return _CTerm(term, tuple(ids), tuple(compile_term(n) for n in term.near))
+            near = tuple(compile_term(n) for n in term.near)
+            near = near_lists.setdefault(tuple(id(n) for n in near), near)  # one per list
+            ct = compiled[key] = _CTerm(term, tuple(ids), near)
+            return ct
 
         self._crules: list[_CRule] = []
+        shared: dict[tuple[int, ...], _Phrases] = {}
         for r, rule in enumerate(rules.rules):
             topic = tuple(compile_term(t) for t in rule.terms)
             for ct in topic:
@@ -490,7 +557,7 @@ class Matcher:
             require = tuple((g.within, tuple(compile_term(t) for t in g.terms))
                             for g in rule.require)
             exclude = tuple(compile_term(t) for t in rule.exclude)
-            self._crules.append(_CRule(rule, topic, require, exclude))
+            self._crules.append(_CRule(rule, topic, require, exclude, shared))
         self._fields = tuple(f for f in FIELDS if f in fields)
         self._index = dict(index)
         self._tails = dict(tails)
@@ -499,6 +566,7 @@ class Matcher:
         self._kazakh_memo: dict[str, tuple[tuple[int, int, float], ...]] = {}  # Kazakh text only
         self._topic_words: set[str] = set()  # memoised words that match a topic term's word
         self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
+        self._topic_whole: set[str] = set()  # ... a one-word topic phrase, alone
         # The scan starts an occurrence only at its phrase's pivot, one word that every
         # occurrence must match there: the word fewest phrases share, then the longest,
         # so that "the" in "close the border" (or a word 50 rules use) does not start
@@ -507,8 +575,11 @@ class Matcher:
         for ph in self._phrases:
             for w in ph:
                 uses[w.text] += 1
-        self._pivot = [min(range(len(ph)), key=[(uses[w.text], -len(w.text)) for w in ph]
-                           .__getitem__) for ph in self._phrases]
+        # Words of three letters or less ("to", "in", "the", "for") are the commonest
+        # in any text, however few phrases use them: they pivot only a phrase of such words.
+        self._pivot = [min(range(len(ph)), key=[(len(w.text) <= 3, uses[w.text], -len(w.text))
+                                                for w in ph].__getitem__)
+                       for ph in self._phrases]
         by_stem: dict[str, list[tuple[int, int]]] = defaultdict(list)
         typo_texts: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
         typo_stems: dict[int, list[tuple[str, tuple[int, int]]]] = defaultdict(list)
@@ -537,6 +608,10 @@ class Matcher:
         #: (phrase, word position, text word) -> (score, takes a Kazakh ending): the
         #: words next to an occurrence that their index keys missed.
         self._missed: dict[tuple[int, int, str], tuple[float, bool]] = {}
+        #: (phrase, Kazakh text, the words where it would lie) -> what ``_complete``
+        #: said (``()``: None).
+        self._windows: dict[tuple[int, bool, tuple[str, ...]],
+                            tuple[int, int, float] | tuple[()]] = {}
 
     @classmethod
     def compile(cls, rules: RuleSet) -> Matcher:
@@ -561,8 +636,9 @@ class Matcher:
         for pid in occs:
             candidates.update(self._rules_of_phrase.get(pid, ()))
         out: list[Match] = []
+        memo = _ItemMemo()
         for r in sorted(candidates):
-            hit = self._decide(self._crules[r], occs, texts, norms)
+            hit = self._decide(self._crules[r], occs, texts, norms, memo=memo)
             if hit is not None:
                 out.append(hit)
         return out
@@ -636,9 +712,12 @@ class Matcher:
             self._stems.clear()
             self._topic_words.clear()
             self._topic_hits.clear()
+            self._topic_whole.clear()
             for cache in (self._starts, self._kazakh_starts, self._known,
-                          self._kazakh_known, self._missed):
+                          self._kazakh_known, self._missed, self._windows):
                 cache.clear()
+        elif len(self._windows) > self.WINDOWS_SIZE:
+            self._windows.clear()  # read only by the scan: it may start afresh alone
         present: set[str] = set()
         for fld in fields.values():
             words = fld.distinct
@@ -651,13 +730,15 @@ class Matcher:
                      fields: dict[str, _Field]) -> dict[int, list[_Occ]]:
         """Every occurrence of every phrase in the item's fields (words memoised first)."""
         occs: dict[int, list[_Occ]] = defaultdict(list)
-        kazakh = any(not KAZAKH_LETTERS.isdisjoint(text) for text in texts.values())
+        kazakh = any(_KAZAKH_RE.search(text) for text in texts.values())
         for f, fld in fields.items():
             self._scan(f, fld, occs, kazakh)
         return occs
 
     def _may_occur(self, words: set[str]) -> bool:
         """Whether every word of some topic phrase is among ``words`` (order aside)."""
+        if not self._topic_whole.isdisjoint(words):
+            return True
         seen: dict[int, set[int]] = defaultdict(set)
         phrases = self._phrases
         for word in words:
@@ -703,6 +784,8 @@ class Matcher:
         if topic:
             self._topic_words.add(word)
             self._topic_hits[word] = tuple(topic)
+            if any(len(phrases[pid]) == 1 for pid, _ in topic):
+                self._topic_whole.add(word)
         known = {(pid, j): score for pid, j, score in out}
         self._known[word] = known
         starts = self._starts_of(out)
@@ -794,6 +877,7 @@ class Matcher:
         words = fld.words
         bounds = fld.bounds
         phrases, pivots = self._phrases, self._pivot
+        windows = self._windows
         n_words = len(words)
         multi: dict[int, list[tuple[int, int, _Occ]]] = {}
         for i in compress(count(), map(visit.__contains__, words)):
@@ -810,21 +894,28 @@ class Matcher:
                 last = first + len(phrase)
                 if first < 0 or last > n_words:
                     continue
-                found = self._complete(pid, phrase, words, first, kazakh)
-                if found is not None:
-                    at, rank, score = found
+                # News repeats its word sequences ("to Russia", "through the"): each
+                # phrase is checked once against each sequence of words it meets.
+                key = (pid, kazakh, words[first:last])
+                found = windows.get(key)
+                if found is None:  # () for "it does not occur there"
+                    found = windows[key] = self._complete(pid, phrase, words, first,
+                                                          kazakh) or ()
+                if found:
+                    met, rank, score = found
                     multi.setdefault(pid, []).append(
-                        (at, rank, _Occ(field, first, last, bounds[2 * first],
-                                        bounds[2 * last - 1], score)))
+                        (first + met, rank, _Occ(field, first, last, bounds[2 * first],
+                                                 bounds[2 * last - 1], score)))
         for pid, listed in multi.items():
             if len(listed) > 1:
                 listed.sort(key=lambda f: (f[0], f[1]))
             occs[pid].extend(f[2] for f in listed)
 
-    def _complete(self, pid: int, phrase: tuple[_Word, ...], words: list[str], first: int,
-                  kazakh: bool) -> tuple[int, int, float] | None:
+    def _complete(self, pid: int, phrase: tuple[_Word, ...], words: tuple[str, ...],
+                  first: int, kazakh: bool) -> tuple[int, int, float] | None:
         """Whether phrase ``pid`` occurs at word ``first``: (the word where a scan of
-        every word would have met it first, that word's rank among its matches,
+        every word would have met it first, counted from ``first``, that word's rank
+        among its matches,
         the occurrence's score), or None."""
         known_of, kazakh_of = self._known, self._kazakh_known
         total = weight = 0.0
@@ -853,25 +944,35 @@ class Matcher:
             rank += 1
         else:
             rank = len(known_of[word]) + list(kazakh_of[word]).index((pid, met))
-        return first + met, rank, total / weight
+        return met, rank, total / weight
 
     @staticmethod
     def _found(by_phrase: _Phrases, occs: dict[int, list[_Occ]],
-               out_of_context: list[_Found] | None = None) -> list[_Found]:
+               out_of_context: list[_Found] | None = None,
+               memo: dict[tuple[int, int], list[_Found]] | None = None,
+               near_memo: dict[int, list[tuple[_Occ, Term]]] | None = None) -> list[_Found]:
         """The occurrences of a term list in each term's fields, its context checked
-        (those dropped for want of their ``near`` terms go to ``out_of_context``)."""
+        (those dropped for want of their ``near`` terms go to ``out_of_context``).
+        ``memo``: each term's, per phrase, kept for the item (terms shared by rules)."""
         out: list[_Found] = []
-        if len(occs) < len(by_phrase):  # the phrases that occurred, in the list's order
-            rank = by_phrase.rank
-            pids = sorted([pid for pid in occs if pid in rank], key=rank.__getitem__)
-        else:
-            pids = [pid for pid in by_phrase if pid in occs]
+        pids = by_phrase.keys() & occs.keys()  # the phrases that occurred, in the list's order
+        if not pids:
+            return out
+        if len(pids) > 1:
+            pids = sorted(pids, key=by_phrase.rank.__getitem__)  # type: ignore[assignment]
         for pid in pids:
             found = occs[pid]
             cterms = by_phrase[pid]
             if not found:
                 continue
             for ct in cterms:
+                if memo is not None:
+                    key = (id(ct), pid)
+                    known = memo.get(key)
+                    if known is None:
+                        known = memo[key] = Matcher._term_found(ct, found, occs, near_memo)
+                    out.extend(known)
+                    continue
                 hits = [_Found(ct.term, o) for o in found if o.field in ct.fields]
                 if hits and ct.near:
                     kept = Matcher._with_context(ct, hits, occs)
@@ -883,33 +984,73 @@ class Matcher:
         return out
 
     @staticmethod
+    def _term_found(ct: _CTerm, found: list[_Occ], occs: dict[int, list[_Occ]],
+                    near_memo: dict[int, list[tuple[_Occ, Term]]] | None = None
+                    ) -> list[_Found]:
+        """One term's hits among one phrase's occurrences, its context checked."""
+        fields = ct.fields
+        if not ct.near:
+            return [_Found(ct.term, o) for o in found if o.field in fields]
+        mine = [o for o in found if o.field in fields]
+        return Matcher._context(ct, mine, occs, near_memo) if mine else []
+
+    @staticmethod
     def _with_context(ct: _CTerm, hits: list[_Found],
                       occs: dict[int, list[_Occ]]) -> list[_Found]:
         """Keep the hits of a term with ``near`` that have one of its near terms close enough."""
-        near = [_Found(nt.term, o) for nt in ct.near for pid in nt.phrases
-                for o in occs.get(pid, ()) if o.field in nt.fields]
+        return Matcher._context(ct, [h.occ for h in hits], occs)
+
+    @staticmethod
+    def _context(ct: _CTerm, mine: list[_Occ], occs: dict[int, list[_Occ]],
+                 near_memo: dict[int, list[tuple[_Occ, Term]]] | None = None
+                 ) -> list[_Found]:
+        """The occurrences ``mine`` of term ``ct`` that have one of its near terms
+        close enough, each with the closest (``near_memo``: the near terms'
+        occurrences, per item, by near list: terms share their lists)."""
+        near = near_memo.get(id(ct.near)) if near_memo is not None else None
+        if near is None:
+            near = [(o, nt.term) for nt in ct.near for pid in nt.phrases
+                    for o in occs.get(pid, ()) if o.field in nt.fields]
+            if near_memo is not None:
+                near_memo[id(ct.near)] = near
         if not near:
             return []
-        within = ct.within
+        term, within = ct.term, ct.within
         if within is None:
-            best = max(near, key=lambda n: n.occ.score)
-            return [_Found(h.term, h.occ, (best,)) for h in hits]
+            best_occ, best_term = max(near, key=lambda n: n[0].score)
+            best = (_Found(best_term, best_occ),)
+            return [_Found(term, o, best) for o in mine]
         kept: list[_Found] = []
-        for h in hits:
-            close = [n for n in near
-                     if n.occ.field == h.occ.field and _distance(h.occ, n.occ) <= within]
+        for o in mine:
+            field_, first, last = o.field, o.first, o.last
+            close = [n for n in near if n[0].field == field_
+                     and max(0, n[0].first - last, first - n[0].last) <= within]
             if close:
-                kept.append(_Found(h.term, h.occ,
-                                   (min(close, key=lambda n: _distance(h.occ, n.occ)),)))
+                occ, near_term = min(close, key=lambda n: _distance(o, n[0]))
+                kept.append(_Found(term, o, (_Found(near_term, occ),)))
         return kept
 
+    @classmethod
+    def _found_once(cls, by_phrase: _Phrases, occs: dict[int, list[_Occ]],
+                    memo: _ItemMemo | None) -> list[_Found]:
+        """:meth:`_found`, worked out once per item for a term list rules share
+        (the list returned is never changed)."""
+        if memo is None:
+            return cls._found(by_phrase, occs)
+        got = memo.found.get(id(by_phrase))
+        if got is None:
+            got = memo.found[id(by_phrase)] = cls._found(by_phrase, occs, memo=memo.terms,
+                                                         near_memo=memo.near)
+        return got
+
     def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
-                norms: dict[str, Normalized], trace: _Trace | None = None) -> Match | None:
+                norms: dict[str, Normalized], trace: _Trace | None = None,
+                memo: _ItemMemo | None = None) -> Match | None:
         """The rule's verdict on the item's occurrences. With a ``trace`` (explain),
         the same steps record what they saw and go on past the first reason to miss,
         so that every unmet condition is named; the verdict is unchanged."""
         if trace is None:
-            topic = self._found(cr.topic, occs)
+            topic = self._found_once(cr.topic, occs, memo)
         else:
             trace.topic = [] if trace.dismissed else self._found(cr.topic, occs,
                                                                  trace.out_of_context)
@@ -917,7 +1058,7 @@ class Matcher:
         if not topic and trace is None:
             return None
         if cr.exclude:
-            for veto in self._found(cr.exclude, occs):
+            for veto in self._found_once(cr.exclude, occs, memo):
                 within = veto.term.within
                 if within is None:
                     cancelled, topic = topic, []
@@ -934,7 +1075,7 @@ class Matcher:
         evidence = list(topic)
         met = bool(topic)
         for n, (within, group_terms) in enumerate(cr.require):
-            group = found_anywhere = self._found(group_terms, occs)
+            group = found_anywhere = self._found_once(group_terms, occs, memo)
             if within is not None:
                 group = [g for g in group
                          if any(t.occ.field == g.occ.field and _distance(t.occ, g.occ) <= within
@@ -951,27 +1092,50 @@ class Matcher:
             evidence.extend(group)
         if not met:
             return None
-        return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
+        if memo is None:
+            return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
+        # Rules that found the very same occurrences (the found lists are shared
+        # per item, so the same objects) give the same evidence: made once.
+        key = tuple(map(id, evidence))
+        made = memo.lists.get(key)
+        if made is None:
+            made = memo.lists[key] = self._evidence(evidence, texts, norms, memo)
+        return Match(cr.rule.id, round(score, 1), made)
 
     @staticmethod
     def _evidence(found: Iterable[_Found], texts: dict[str, str],
-                  norms: dict[str, Normalized]) -> tuple[Evidence, ...]:
+                  norms: dict[str, Normalized],
+                  memo: _ItemMemo | None = None) -> tuple[Evidence, ...]:
         flat: list[_Found] = []
         for f in found:
             flat.append(f)
             flat.extend(f.context)
-        order = {f: i for i, f in enumerate(FIELDS)}
+        order = _FIELD_ORDER
         seen: set[tuple[str, int, int]] = set()
         out: list[Evidence] = []
         # One entry per span: the best-scoring term that found it, listed first.
         flat.sort(key=lambda f: (order[f.occ.field], f.occ.start, -f.occ.end, -f.occ.score))
+        spans = memo.spans if memo is not None else {}
+        made = memo.evidence if memo is not None else {}
         for f in flat:
-            start, end = norms[f.occ.field].span(f.occ.start, f.occ.end)
-            key = (f.occ.field, start, end)
+            occ = f.occ
+            at = (occ.field, occ.start, occ.end)
+            key = spans.get(at)
+            if key is None:
+                start, end = norms[occ.field].span(occ.start, occ.end)
+                key = spans[at] = (occ.field, start, end)
             if key in seen:
                 continue
             seen.add(key)
-            out.append(Evidence(field=f.occ.field, term=f.term.text,
-                                text=texts[f.occ.field][start:end], start=start, end=end,
-                                score=round(f.occ.score, 1)))
-        return tuple(out[:MAX_EVIDENCE])
+            # The same span found by the same term is one Evidence for every rule.
+            what = (key, f.term.text, occ.score)
+            ev = made.get(what)
+            if ev is None:
+                start, end = key[1], key[2]
+                ev = made[what] = Evidence(field=occ.field, term=f.term.text,
+                                           text=texts[occ.field][start:end], start=start,
+                                           end=end, score=round(occ.score, 1))
+            out.append(ev)
+            if len(out) == MAX_EVIDENCE:  # the rest would be cut: an article has dozens
+                break
+        return tuple(out)

@@ -255,7 +255,8 @@ def _is_word_char(ch: str) -> bool:
     return WORD_RE.fullmatch(ch) is not None
 
 
-@lru_cache(maxsize=4096)  # a rule load asks again for every duplicate check
+@lru_cache(maxsize=1 << 16)  # a rule load asks again for every duplicate check, the
+# matcher again when it compiles: room for a large rule set's terms
 def term_words(term: str) -> tuple[tuple[str, bool], ...]:
     """A rule term -> its normalised words, each with ``True`` when it ends in ``*``.
 

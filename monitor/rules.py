@@ -295,6 +295,9 @@ class _Checker:
         self.version = version
         self.problems: list[Problem] = []
         self.id_node: yaml.Node | None = None
+        self.near_lists: dict[tuple[int, float, tuple[str, ...]],
+                              tuple[yaml.Node, tuple[Term, ...]]] = {}
+        self.near_keys: dict[int, tuple[tuple[Term, ...], object]] = {}
 
     def at(self, node: yaml.Node, message: str) -> Problem:
         mark = node.start_mark
@@ -477,7 +480,7 @@ class _Checker:
             if term is None:
                 continue
             # The same words with other options (another 'near') are another term.
-            key = _term_key(term)
+            key = _term_key(term, self.near_keys)
             if key in seen:
                 self.problem(item, f"{where}[{i}]: duplicate term {term.text!r} "
                                    f"(also at line {seen[key]})")
@@ -485,6 +488,21 @@ class _Checker:
             seen[key] = item.start_mark.line + 1
             out.append(term)
         return tuple(out) if out else None
+
+    def near_terms(self, node: yaml.Node, where: str, fuzzy: float,
+                   fields: tuple[str, ...]) -> tuple[Term, ...]:
+        """A term's ``near`` list. Rule files repeat one list by YAML alias
+        (``near: *oil_words``), the same node each time: a list read without a
+        problem is read once, and its terms shared."""
+        key = (id(node), fuzzy, fields)
+        known = self.near_lists.get(key)
+        if known is not None:
+            return known[1]
+        before = len(self.problems)
+        near = self.terms(node, where, fuzzy, fields, context=False) or ()
+        if len(self.problems) == before:
+            self.near_lists[key] = (node, near)  # the node kept: its id stays its own
+        return near
 
     def term(self, node: yaml.Node, where: str, fuzzy: float, fields: tuple[str, ...],
              *, context: bool, within_alone: bool) -> Term | None:
@@ -522,7 +540,7 @@ class _Checker:
             fields = self.fields(keys["fields"], f"{where}.fields") or fields
         near: tuple[Term, ...] = ()
         if "near" in keys:
-            near = self.terms(keys["near"], f"{where}.near", fuzzy, fields, context=False) or ()
+            near = self.near_terms(keys["near"], f"{where}.near", fuzzy, fields)
         within = None
         if "within" in keys:
             within = self.within(keys["within"], f"{where}.within")
@@ -554,10 +572,21 @@ class _Checker:
         return tuple(out)
 
 
-def _term_key(term: Term) -> object:
-    """What makes two terms the same: their normalised words and every option."""
-    return (term_words(term.text), term.fuzzy, term.fields, term.within,
-            tuple(_term_key(n) for n in term.near))
+def _term_key(term: Term, near_keys: dict[int, tuple[tuple[Term, ...], object]] | None = None
+              ) -> object:
+    """What makes two terms the same: their normalised words and every option.
+    ``near_keys``: the keys of near lists already met (a list repeated by alias)."""
+    if not term.near:
+        near: object = ()
+    elif near_keys is None:
+        near = tuple(_term_key(n) for n in term.near)
+    else:
+        known = near_keys.get(id(term.near))
+        if known is None:  # the tuple kept with its key: its id stays its own
+            known = near_keys[id(term.near)] = (term.near,
+                                                tuple(_term_key(n) for n in term.near))
+        near = known[1]
+    return (term_words(term.text), term.fuzzy, term.fields, term.within, near)
 
 
 def _kind(node: yaml.Node) -> str:
