@@ -72,6 +72,7 @@ from monitor.normalize import (
     to_latin,
 )
 from monitor.rules import FIELDS, Requirement, Rule, RuleSet, Term
+from monitor.score import grade
 
 __all__ = ["MAX_EVIDENCE", "MAX_SUFFIX", "MIN_FUZZY_LENGTH", "Explanation", "Matcher",
            "NearMiss", "OutOfContext", "RequireCheck", "Veto"]
@@ -1071,7 +1072,6 @@ class Matcher:
                     trace.vetoes.append((veto, cancelled))
                 elif not topic:
                     return None
-        score = max((t.occ.score for t in topic), default=0.0)
         evidence = list(topic)
         met = bool(topic)
         for n, (within, group_terms) in enumerate(cr.require):
@@ -1088,19 +1088,19 @@ class Matcher:
                     return None
                 met = False
                 continue
-            score = min(score, max(g.occ.score for g in group))
             evidence.extend(group)
         if not met:
             return None
         if memo is None:
-            return Match(cr.rule.id, round(score, 1), self._evidence(evidence, texts, norms))
+            found = self._evidence(evidence, texts, norms)
+            return Match(cr.rule.id, grade(cr.rule, found), found)
         # Rules that found the very same occurrences (the found lists are shared
         # per item, so the same objects) give the same evidence: made once.
         key = tuple(map(id, evidence))
         made = memo.lists.get(key)
         if made is None:
             made = memo.lists[key] = self._evidence(evidence, texts, norms, memo)
-        return Match(cr.rule.id, round(score, 1), made)
+        return Match(cr.rule.id, grade(cr.rule, made), made)
 
     @staticmethod
     def _evidence(found: Iterable[_Found], texts: dict[str, str],

@@ -34,8 +34,9 @@ def test_a_hit_carries_rule_score_and_evidence(tmp_path: Path) -> None:
     m = _matcher(tmp_path, """
         terms: [Caspian Pipeline Consortium]
     """)
+    # The score grades the evidence (score.WEIGHTS): the topic, exact, in the title.
     assert m.match("Storm hits the Caspian Pipeline Consortium", "") == [
-        Match("r0", 100.0, (Evidence("title", "Caspian Pipeline Consortium",
+        Match("r0", 75.0, (Evidence("title", "Caspian Pipeline Consortium",
                                      "Caspian Pipeline Consortium", 15, 42, 100.0),))]
     assert m.match("Nothing to see", "here") == []
 
@@ -54,7 +55,9 @@ def test_evidence_offsets_point_into_the_original_text(tmp_path: Path) -> None:
 def test_typos_in_long_words_match_with_a_lower_score(tmp_path: Path) -> None:
     m = _matcher(tmp_path, "terms: [Caspian Pipeline Consortium, Novorossiysk]\n")
     (hit,) = m.match("Caspian Pipline Consortium", "")
-    assert 90 < hit.score < 100
+    (exact,) = m.match("Caspian Pipeline Consortium", "")
+    assert 90 < hit.evidence[0].score < 100
+    assert hit.score < exact.score
     assert hit.evidence[0].text == "Caspian Pipline Consortium"
     assert _ids(m, "Loadings resume at Novorosiysk") == ["r0"]
     # A typo among the first letters too (the word is found by its stem's ending).
