@@ -40,13 +40,13 @@ _n = iter(range(1, 1_000_000))
 
 
 def report(store: Store, at: datetime, text: tuple[str, str], *, feed: str = "reuters",
-           rule: str = "cpc-disruption", link: str | None = None) -> int:
+           rule: str = "cpc-disruption", link: str | None = None, lang: str = "en") -> int:
     """Store one report from ``feed`` as a poll does (its story placed); its hit id."""
     url = f"https://{feed}.example/rss"
     store.sync_feeds([(url, feed.capitalize())], now=at)
     n = next(_n)
     item = Item(feed_url=url, guid=f"{feed}-{n}", title=text[0], summary=text[1],
-                link=link or f"https://{feed}.example/story/{n}", published=at, lang="en",
+                link=link or f"https://{feed}.example/story/{n}", published=at, lang=lang,
                 fingerprint=f"fp-{feed}-{n}")
     new = NewItem(item, (Match(rule, 90.0, (Evidence("summary", "x", "x", 0, 0, 100.0),)),))
     store.commit_poll(FeedState(url), [new], RULES, at, place=stories.place,

@@ -394,3 +394,21 @@ def test_old_databases_get_the_search_index(tmp_path: Path) -> None:
         assert store.search_hits(q="oil") == []
     finally:
         store.close()
+
+
+def test_a_hit_page_lists_the_other_reports_of_its_story(store_url: str,
+                                                         tmp_path: Path) -> None:
+    from test_story_store import STORM_EN, STORM_RU, report
+    from test_story_store import T0 as STORY_T0
+
+    store = Store.open(store_url)
+    try:
+        first = report(store, STORY_T0, STORM_EN)
+        report(store, STORY_T0 + timedelta(hours=1), STORM_RU, feed="interfax", lang="ru")
+    finally:
+        store.close()
+    with serving(write_config(tmp_path, store_url)) as web:
+        page = web.get(f"/hits/{first}").body
+    story = page.split('id="story"')[1].split("</section>")[0]
+    assert STORM_RU[0] in story and "Interfax (ru)" in story
+    assert STORM_EN[0] not in story  # the page's own report is not listed again

@@ -454,6 +454,22 @@ class Store:
         return None if row is None else _stored_hit(row)
 
     @_wrap
+    def story_hits(self, hit: StoredHit, limit: int = 100) -> list[StoredHit]:
+        """The other items' hits of ``hit``'s story, one per item (its best), earliest
+        first: every outlet's report of the same event."""
+        if hit.story is None:
+            return []
+        query = (_hit_query().where(items.c.story_id == hit.story, items.c.id != hit.item_id)
+                 .order_by(items.c.published, hits.c.score.desc(), hits.c.id)
+                 .limit(limit * 4))
+        with self.engine.connect() as conn:
+            out: dict[int, StoredHit] = {}
+            for row in conn.execute(query):
+                h = _stored_hit(row)
+                out.setdefault(h.item_id, h)
+        return list(out.values())[:limit]
+
+    @_wrap
     def hit_deliveries(self, hit_id: int) -> list[Delivery]:
         """The deliveries that carried (or hold) one hit, newest first."""
         query = (sa.select(deliveries)

@@ -322,6 +322,7 @@ def create_app(source: Source, *, users: Mapping[str, str] | None = None) -> Sta
         rule = view.rules.get(h.rule_id)
         return render(request, "hit.html", hit=h, rule=rule, title=marked(h, "title"),
                       summary=marked(h, "summary"), link=safe_url(h.link),
+                      story=view.store.story_hits(h),
                       deliveries=view.store.hit_deliveries(h.id),
                       history=view.store.feedback_history(h.id))
 
