@@ -534,7 +534,8 @@ class Deliverer:
 
     def _digest(self, d: DeskConfig, kind: str, hits: list[StoredHit], now: datetime
                 ) -> Digest:
-        return build_digest(d.name, hits, self.titles, now, kind=kind, timezone=d.timezone)
+        return build_digest(d.name, hits, self.titles, now, kind=kind, timezone=d.timezone,
+                            base_url=self.settings.web_base_url)
 
     def _first_seen(self, now: datetime) -> dict[str, datetime]:
         return self.store.register_desks((d.name for d in self.settings.desks), now)

@@ -101,6 +101,7 @@ class Story:
     more: tuple[Mention, ...] = ()  # other items of the story, one per link
     also: tuple[str, ...] = ()  # the desk's other rules this story hit (their labels)
     members: tuple[StoredHit, ...] = field(default=(), repr=False)  # every hit it stands for
+    page: str | None = None  # the story's page in the web view, with [web] base_url
 
     @property
     def hits(self) -> int:
@@ -184,8 +185,11 @@ class Digest:
 
 def build_digest(desk: str, hits: Iterable[StoredHit], rule_titles: Mapping[str, str],
                  now: datetime, *, kind: str = "digest", timezone: str = "UTC",
-                 note: str | None = None) -> Digest:
+                 note: str | None = None, base_url: str | None = None) -> Digest:
     """Group hits into stories, each story under its gravest rule, and write the subject.
+
+    With ``base_url`` (the web view's public address) each story links to its
+    lead's page there.
 
     Sections are ordered by severity, then by how many stories and reports they hold;
     stories by their score, strongest first, then newest first.
@@ -202,7 +206,7 @@ def build_digest(desk: str, hits: Iterable[StoredHit], rule_titles: Mapping[str,
                 t = clean(rule_titles.get(r) or r)
                 labels[r] = t if len(t) <= _LABEL_CHARS else r
         also = tuple(labels[r] for r in sorted({h.rule_id for h in group} - {rule_id}))
-        by_rule.setdefault(rule_id, []).append(_story(group, rule_id, also, tz))
+        by_rule.setdefault(rule_id, []).append(_story(group, rule_id, also, tz, base_url))
     sections = []
     for rule_id, stories in by_rule.items():
         title = clean(rule_titles.get(rule_id) or rule_id)
@@ -289,7 +293,7 @@ def _snippet(hit: StoredHit) -> tuple[Span, ...]:
 
 
 def _story(group: Sequence[StoredHit], rule_id: str, also: tuple[str, ...],
-           tz: ZoneInfo | Any) -> Story:
+           tz: ZoneInfo | Any, base_url: str | None = None) -> Story:
     # One report per item, shown with its hit of the story's rule where it has one.
     reports: dict[int, StoredHit] = {}
     for h in sorted(group, key=lambda h: (h.rule_id != rule_id, -h.score, h.id)):
@@ -328,6 +332,7 @@ def _story(group: Sequence[StoredHit], rule_id: str, also: tuple[str, ...],
                    for h in others),
         also=also,
         members=tuple(sorted(group, key=lambda h: h.id)),
+        page=f"{base_url.rstrip('/')}/hits/{lead.id}" if base_url else None,
     )
 
 

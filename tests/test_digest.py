@@ -410,3 +410,20 @@ def test_an_item_s_own_outlet_is_shown_in_place_of_the_feed_s_name() -> None:
     for shown in (Renderer().text(after), Renderer().html(after),
                   json.dumps(slack_messages(after), ensure_ascii=False)):
         assert "Reuters" in shown and "Interfax" in shown and "Google News" not in shown
+
+
+def test_with_a_base_url_each_story_links_to_its_page() -> None:
+    from monitor.channels.templates import renderer
+
+    title = "Drone strike halts loadings at CPC terminal near Novorossiysk"
+    hits = [hit(title, link="https://reuters.example/a"),
+            hit(title + " - Interfax", feed="Interfax", link="https://interfax.example/b")]
+    d = D.build_digest("energy", hits, TITLES, T0, base_url="https://monitor.example.org/")
+    [story] = d.sections[0].stories
+    assert story.page == f"https://monitor.example.org/hits/{story.lead.id}"
+    text, html = renderer(None).text(d), renderer(None).html(d)
+    assert f"story: {story.page}" in text
+    assert f'href="{story.page}"' in html
+    assert f"<{story.page}|story page>" in json.dumps(slack_messages(d))
+    assert webhook_document(d)["sections"][0]["stories"][0]["page"] == story.page
+    assert D.build_digest("energy", hits, TITLES, T0).sections[0].stories[0].page is None

@@ -131,6 +131,8 @@ def _story_lines(story: Story, section: Section, kind: str, limit: int) -> list[
         head += f" · score {story.score:.0f}"
     if story.also:
         head += " · also " + slack_escape(", ".join(story.also))
+    if story.page:
+        head += " · " + _slack_link(story.page, "story page")
     lines = [truncate(head, limit)]
     if kind != "alert" and story.snippet:
         lines.append(truncate("      " + _slack_spans(story.snippet), limit))

@@ -153,6 +153,7 @@ def webhook_document(digest: Digest, *, delivery_id: int | None = None) -> dict[
                 "terms": list(st.terms),
                 "story": str(st.lead.story_key),
                 "also": list(st.also),
+                "page": st.page,
                 "hits": [_hit_doc(h, str(st.lead.story_key))
                          for h in (st.members or (st.lead, *(m.hit for m in st.more)))],
             } for st in s.stories],
