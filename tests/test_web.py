@@ -409,6 +409,9 @@ def test_a_hit_page_lists_the_other_reports_of_its_story(store_url: str,
         store.close()
     with serving(write_config(tmp_path, store_url)) as web:
         page = web.get(f"/hits/{first}").body
+        index = web.get("/").body
     story = page.split('id="story"')[1].split("</section>")[0]
     assert STORM_RU[0] in story and "Interfax (ru)" in story
     assert STORM_EN[0] not in story  # the page's own report is not listed again
+    # The list marks each hit's story and how many reports it has.
+    assert index.count("one story of 2 reports") == 2

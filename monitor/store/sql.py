@@ -454,6 +454,17 @@ class Store:
         return None if row is None else _stored_hit(row)
 
     @_wrap
+    def story_sizes(self, stories: Iterable[int]) -> dict[int, int]:
+        """How many items (reports) each of these stories holds."""
+        wanted = sorted(set(stories))
+        if not wanted:
+            return {}
+        query = (sa.select(items.c.story_id, sa.func.count())
+                 .where(items.c.story_id.in_(wanted)).group_by(items.c.story_id))
+        with self.engine.connect() as conn:
+            return {story: n for story, n in conn.execute(query)}
+
+    @_wrap
     def story_hits(self, hit: StoredHit, limit: int = 100) -> list[StoredHit]:
         """The other items' hits of ``hit``'s story, one per item (its best), earliest
         first: every outlet's report of the same event."""

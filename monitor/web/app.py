@@ -310,7 +310,9 @@ def create_app(source: Source, *, users: Mapping[str, str] | None = None) -> Sta
         hits = hits[:PAGE]
         keep = {k: v for k, v in request.query_params.items() if k != "before" and v}
         older = (f"/?{urlencode({**keep, 'before': hits[-1].id})}" if more and hits else None)
+        sizes = view.store.story_sizes(h.story for h in hits if h.story is not None)
         rows = [{"hit": h, "title": marked(h, "title", limit=300),
+                 "reports": sizes.get(h.story, 1) if h.story is not None else 1,
                  "snippet": snippet(h.summary, [(e.start, e.end) for e in h.evidence
                                                 if e.field == "summary"], 200)}
                 for h in hits]
