@@ -51,12 +51,29 @@ def rss(title: str = "Test feed", items: int = 3, *, seed: str = "") -> bytes:
             f"<description>{title}</description>{entries}</channel></rss>").encode()
 
 
+#: The CPC events of :func:`feed_doc`, in turn: entries 3, 13, 23 and 33 of a feed
+#: are four different stories (each alerted once: a story is alerted once per desk).
+CPC_EVENTS = (
+    ("CPC halts oil loadings at Novorossiysk terminal after storm",
+     "The Caspian Pipeline Consortium suspended tanker loadings after a storm damaged a "
+     "single point mooring."),
+    ("Drone attack hits CPC pumping station in Krasnodar region",
+     "Drones struck the Kropotkinskaya pumping station of the Caspian Pipeline Consortium, "
+     "cutting oil flows."),
+    ("Russian court orders CPC to suspend operations for 30 days",
+     "A court in Novorossiysk ordered the Caspian Pipeline Consortium to halt oil loadings "
+     "over environmental violations."),
+    ("Mines found near CPC terminal halt some tanker loadings",
+     "The Caspian Pipeline Consortium suspended loadings at two moorings while World War Two "
+     "ordnance was cleared."),
+)
+
+
 def _outlet_entry(feed: int, n: int) -> str:
     """One RSS item; every tenth is a story the CPC rule should catch."""
     if n % 10 == 3:
-        title = f"CPC halts oil loadings at Novorossiysk terminal after storm (report {feed}-{n})"
-        summary = ("The Caspian Pipeline Consortium suspended tanker loadings after a storm "
-                   "damaged a single point mooring.")
+        event, summary = CPC_EVENTS[(n // 10) % len(CPC_EVENTS)]
+        title = f"{event} (report {feed}-{n})"
     else:
         title = f"Regional market update {feed}-{n}: currencies and equities"
         summary = f"Traders watched the tenge and local shares in session {n}."
