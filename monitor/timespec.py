@@ -9,6 +9,7 @@ and ``status``); a desk's ``schedule`` is a standard 5-field cron expression
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -23,6 +24,20 @@ def parse_duration(text: str) -> float:
         raise ValueError(text)
     d, h, mi, s = (int(g) if g else 0 for g in m.groups())
     return float(d * 86400 + h * 3600 + mi * 60 + s)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``2d`` back from ``now``, or an ISO date/time (UTC unless it says otherwise);
+    ValueError for anything else (each caller words its own message)."""
+    try:
+        return (now or datetime.now(UTC)) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration such as 2d nor an ISO date") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def format_duration(seconds: float) -> str:

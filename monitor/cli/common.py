@@ -14,7 +14,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 from monitor.errors import ConfigError, MonitorError, Problem, RuleFileError
@@ -119,17 +119,12 @@ def parse_since(text: str | None) -> datetime | None:
     """``2d`` (back from now) or an ISO date/time (UTC unless it says otherwise)."""
     if not text:
         return None
-    from monitor.timespec import parse_duration
+    from monitor.timespec import parse_since as since
 
     try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return since(text)
     except ValueError:
         raise fail(f"--since {text!r} is neither a duration such as 2d nor an ISO date") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # -- input ----------------------------------------------------------------------

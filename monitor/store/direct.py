@@ -60,6 +60,11 @@ def fetch_hits(conn: Any, dialect: str, *, since: datetime | None = None,
     if limit is not None:
         sql += f" LIMIT {mark}"
         params.append(max(0, limit))
+    return _hits(conn, sql, params)
+
+
+def _hits(conn: Any, sql: str, params: list[Any]) -> list[StoredHit]:
+    """The hits a query of :data:`HIT_COLUMNS` selects, on a DB-API connection."""
     cur = conn.cursor()
     try:
         cur.execute(sql, params)
@@ -105,12 +110,7 @@ def search_hits(conn: Any, dialect: str, *, rule_ids: Iterable[str] | None = Non
     sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
     sql += f" ORDER BY h.id DESC LIMIT {mark}"
     params.append(max(0, limit))
-    cur = conn.cursor()
-    try:
-        cur.execute(sql, params)
-        return [stored_hit(row) for row in cur.fetchall()]
-    finally:
-        cur.close()
+    return _hits(conn, sql, params)
 
 
 SPARE = 8  # rules one item may hit beyond a page's end

@@ -35,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from monitor import status as statusdoc
+from monitor import timespec
 from monitor.errors import MonitorError
 from monitor.highlight import Span, highlight, safe_url, snippet
 from monitor.models import StoredHit
@@ -223,15 +224,10 @@ def parse_since(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return timespec.parse_since(text)
     except ValueError:
         raise Problem(400, f"since {text!r} is neither a duration such as 2d nor an ISO "
                            "date") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _int(value: str | None, name: str, *, default: int | None = None) -> int | None:
