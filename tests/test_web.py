@@ -415,3 +415,18 @@ def test_a_hit_page_lists_the_other_reports_of_its_story(store_url: str,
     assert STORM_EN[0] not in story  # the page's own report is not listed again
     # The list marks each hit's story and how many reports it has.
     assert index.count("one story of 2 reports") == 2
+
+
+def test_the_feeds_page_shows_article_failures(store_url: str, config: Path) -> None:
+    from monitor.models import FeedState
+
+    store = Store.open(store_url)
+    try:
+        store.save_feed_states([FeedState(url=FEED, last_polled=datetime.now(UTC),
+                                          last_status="200", article_failures=3,
+                                          article_error="https://outlet.example/x: timeout")])
+    finally:
+        store.close()
+    with serving(config) as web:
+        page = web.get("/feeds").body
+    assert "3 article pages not read" in page and "https://outlet.example/x: timeout" in page
