@@ -415,7 +415,7 @@ def _by_phrase(cterms: Iterable[_CTerm]) -> _Phrases:
 class _CRule:
     """A rule compiled: each of its term lists keyed by phrase id."""
 
-    __slots__ = ("exclude", "require", "rule", "topic")
+    __slots__ = ("exclude", "require", "rule", "topic", "topic_texts")
 
     def __init__(self, rule: Rule, topic: tuple[_CTerm, ...],
                  require: tuple[tuple[int | None, tuple[_CTerm, ...]], ...],
@@ -431,6 +431,7 @@ class _CRule:
             return got
 
         self.rule = rule
+        self.topic_texts = frozenset(t.text for t in rule.terms)  # what grade() tells apart
         self.topic = by_phrase(topic)
         self.require = tuple((within, by_phrase(cts)) for within, cts in require)
         self.exclude = by_phrase(exclude)
@@ -469,7 +470,7 @@ class _ItemMemo:
     """What :meth:`Matcher.match` works out once per item for all the rules it decides:
     the occurrences of a shared term list, spans in the original text, evidence."""
 
-    __slots__ = ("evidence", "found", "lists", "near", "spans", "terms")
+    __slots__ = ("evidence", "found", "grades", "lists", "near", "spans", "terms")
 
     def __init__(self) -> None:
         self.lists: dict[tuple[int, ...], tuple[Evidence, ...]] = {}
@@ -478,6 +479,7 @@ class _ItemMemo:
         self.terms: dict[tuple[int, int], list[_Found]] = {}
         self.spans: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
+        self.grades: dict[tuple[int, tuple[bool, ...]], float] = {}
 
 
 def _distance(a: _Occ, b: _Occ) -> int:
@@ -1093,14 +1095,21 @@ class Matcher:
             return None
         if memo is None:
             found = self._evidence(evidence, texts, norms)
-            return Match(cr.rule.id, grade(cr.rule, found), found)
+            return Match(cr.rule.id, grade(cr.rule, found, cr.topic_texts), found)
         # Rules that found the very same occurrences (the found lists are shared
         # per item, so the same objects) give the same evidence: made once.
         key = tuple(map(id, evidence))
         made = memo.lists.get(key)
         if made is None:
             made = memo.lists[key] = self._evidence(evidence, texts, norms, memo)
-        return Match(cr.rule.id, grade(cr.rule, made), made)
+        # The score reads only which entries are the rule's topic terms: rules that
+        # share the evidence and that split share the score.
+        topic_texts = cr.topic_texts
+        graded = (id(made), tuple([e.term in topic_texts for e in made]))
+        score = memo.grades.get(graded)
+        if score is None:
+            score = memo.grades[graded] = grade(cr.rule, made, topic_texts)
+        return Match(cr.rule.id, score, made)
 
     @staticmethod
     def _evidence(found: Iterable[_Found], texts: dict[str, str],

@@ -10,6 +10,7 @@ paired cases in ``tests/test_score.py``: a change here changes both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from monitor.models import Evidence
 from monitor.rules import Rule
@@ -42,9 +43,12 @@ WEIGHTS: Mapping[str, float] = {
 }
 
 
-def grade(rule: Rule, evidence: Sequence[Evidence]) -> float:
-    """The score of a hit of ``rule`` with this ``evidence`` (0-100, one decimal)."""
-    topic_terms = {t.text for t in rule.terms}
+def grade(rule: Rule, evidence: Sequence[Evidence],
+          topic_terms: AbstractSet[str] | None = None) -> float:
+    """The score of a hit of ``rule`` with this ``evidence`` (0-100, one decimal).
+    ``topic_terms``: the texts of the rule's topic terms, when the caller keeps them."""
+    if topic_terms is None:
+        topic_terms = {t.text for t in rule.terms}
     topic = [e for e in evidence if e.term in topic_terms]
     context = [e for e in evidence if e.term not in topic_terms]
     if not topic:  # cannot happen for a hit; the weakest honest answer

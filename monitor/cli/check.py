@@ -94,14 +94,31 @@ def cmd_match(args: argparse.Namespace) -> int:
     settings = common.settings(args)
     matcher = common.matcher(common.rules(settings))
     stream, source = common.open_input(args.file)
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    write = sys.stdout.write
     try:
         for rec in common.read_jsonl(stream, source):
             title, summary = str(rec.get("title") or ""), str(rec.get("summary") or "")
-            for m in matcher.match(title, summary):
-                sys.stdout.write(json.dumps({
-                    "id": rec.get("id"), "rule": m.rule_id, "score": round(m.score, 1),
-                    "evidence": [e.to_dict() for e in m.evidence],
-                }, ensure_ascii=False) + "\n")
+            matches = matcher.match(title, summary)
+            if not matches:
+                continue
+            # The line json.dumps would write, built by hand: rules hitting one item
+            # share evidence entries and whole lists (the matcher's), each encoded once.
+            head = '{"id": ' + encode(rec.get("id")) + ', "rule": '
+            entries: dict[int, str] = {}
+            lists: dict[int, str] = {}
+            for m in matches:
+                listed = lists.get(id(m.evidence))
+                if listed is None:
+                    parts = []
+                    for e in m.evidence:
+                        one = entries.get(id(e))
+                        if one is None:
+                            one = entries[id(e)] = encode(e.to_dict())
+                        parts.append(one)
+                    listed = lists[id(m.evidence)] = ", ".join(parts)
+                write(head + encode(m.rule_id) + ', "score": ' + encode(round(m.score, 1))
+                      + ', "evidence": [' + listed + "]}\n")
     finally:
         if stream is not sys.stdin:
             stream.close()
