@@ -49,8 +49,10 @@ def grade(rule: Rule, evidence: Sequence[Evidence],
     ``topic_terms``: the texts of the rule's topic terms, when the caller keeps them."""
     if topic_terms is None:
         topic_terms = {t.text for t in rule.terms}
-    topic = [e for e in evidence if e.term in topic_terms]
-    context = [e for e in evidence if e.term not in topic_terms]
+    topic: list[Evidence] = []
+    context: list[Evidence] = []
+    for e in evidence:
+        (topic if e.term in topic_terms else context).append(e)
     if not topic:  # cannot happen for a hit; the weakest honest answer
         return 0.0
     w = WEIGHTS
@@ -63,8 +65,15 @@ def grade(rule: Rule, evidence: Sequence[Evidence],
         score += w["context_in_title"]
     weakest = min(e.score for e in evidence)
     score += w["exact"] if weakest >= 100 else -(100 - weakest) / 2
-    gap = min((_gap(t, c) for t in topic for c in context if t.field == c.field),
-              default=None)
+    # The closest topic-context pair of one field (characters between, 0 when they touch
+    # or overlap; a plain loop: a 200-rule set grades ~10 hits an item).
+    gap: int | None = None
+    for t in topic:
+        for c in context:
+            if t.field == c.field:
+                g = (c.start - t.end) if c.start > t.start else (t.start - c.end)
+                if gap is None or g < gap:
+                    gap = g if g > 0 else 0
     if gap is not None and gap <= w["near_chars"]:
         score += w["near"]
     elif gap is not None and gap <= w["close_chars"]:
@@ -72,9 +81,3 @@ def grade(rule: Rule, evidence: Sequence[Evidence],
     distinct = len({e.term for e in context})
     score += min(w["more_max"], w["more_context"] * max(0, distinct - 1))
     return round(max(0.0, min(100.0, score)), 1)
-
-
-def _gap(a: Evidence, b: Evidence) -> int:
-    """Characters between two spans of one field (0 when they touch or overlap)."""
-    return max(0, max(a.start, b.start) - min(a.end, b.end))
-
