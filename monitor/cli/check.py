@@ -96,6 +96,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     stream, source = common.open_input(args.file)
     encode = json.JSONEncoder(ensure_ascii=False).encode
     write = sys.stdout.write
+    rule_ids: dict[str, str] = {}
     try:
         for rec in common.read_jsonl(stream, source):
             title, summary = str(rec.get("title") or ""), str(rec.get("summary") or "")
@@ -117,7 +118,11 @@ def cmd_match(args: argparse.Namespace) -> int:
                             one = entries[id(e)] = encode(e.to_dict())
                         parts.append(one)
                     listed = lists[id(m.evidence)] = ", ".join(parts)
-                write(head + encode(m.rule_id) + ', "score": ' + encode(round(m.score, 1))
+                rule = rule_ids.get(m.rule_id)
+                if rule is None:
+                    rule = rule_ids[m.rule_id] = encode(m.rule_id)
+                # A finite float's repr is its JSON (json.encoder's float.__repr__).
+                write(head + rule + ', "score": ' + repr(round(m.score, 1))
                       + ', "evidence": [' + listed + "]}\n")
     finally:
         if stream is not sys.stdin:
