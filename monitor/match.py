@@ -977,11 +977,11 @@ class Matcher:
         (those dropped for want of their ``near`` terms go to ``out_of_context``).
         ``memo``: each term's, per phrase, kept for the item (terms shared by rules)."""
         out: list[_Found] = []
-        pids = by_phrase.keys() & occs.keys()  # the phrases that occurred, in the list's order
-        if not pids:
+        occurred = by_phrase.keys() & occs.keys()
+        if not occurred:
             return out
-        if len(pids) > 1:
-            pids = sorted(pids, key=by_phrase.rank.__getitem__)  # type: ignore[assignment]
+        # The phrases that occurred, in the list's order.
+        pids = sorted(occurred, key=by_phrase.rank.__getitem__) if len(occurred) > 1 else occurred
         for pid in pids:
             found = occs[pid]
             cterms = by_phrase[pid]
@@ -1167,10 +1167,11 @@ class Matcher:
             else:
                 occ = f.occ
                 at = (occ.field, occ.start, occ.end)
-                key = spans.get(at)
-                if key is None:
+                span = spans.get(at)
+                if span is None:
                     start, end = norms[occ.field].span(occ.start, occ.end)
-                    key = spans[at] = (occ.field, start, end)
+                    span = spans[at] = (occ.field, start, end)
+                key = span
                 if key in seen:  # a span listed already: no Evidence made for it
                     continue
                 ev = Matcher._entry(f, key, texts, memo)
