@@ -408,7 +408,8 @@ _NearIndex = dict[int, list[tuple[int, int, "_CTerm"]]]
 
 def _near_index(near: tuple[_CTerm, ...]) -> _NearIndex:
     index: _NearIndex = defaultdict(list)
-    for rank, (nt, pid) in enumerate((nt, pid) for nt in near for pid in nt.phrases):
+    pairs = [(term, pid) for term in near for pid in term.phrases]
+    for rank, (nt, pid) in enumerate(pairs):
         index[pid].append((rank, pid, nt))
     return dict(index)
 
