@@ -758,7 +758,9 @@ class Matcher:
                      fields: dict[str, _Field]) -> dict[int, list[_Occ]]:
         """Every occurrence of every phrase in the item's fields (words memoised first)."""
         occs: dict[int, list[_Occ]] = defaultdict(list)
-        kazakh = any(_KAZAKH_RE.search(text) for text in texts.values())
+        # An ASCII string says so in its header (isascii is O(1)): English text is
+        # never searched for Kazakh letters.
+        kazakh = any(not text.isascii() and _KAZAKH_RE.search(text) for text in texts.values())
         for f, fld in fields.items():
             self._scan(f, fld, occs, kazakh)
         return occs
