@@ -429,7 +429,7 @@ _CONCEPTS: Mapping[str, str] = {
     "SPM": "spm mooring moorings buoy впу причал выносн айлақ single-point",
     "OIL": "oil crude нефт мұнай",
     "PIPE": "pipeline трубопровод труба трубу құбыр",
-    "TANKER": "tanker танкер",
+    "TANKER": "tanker танкер vessel судн кеме$ кемес",
     "TERMINAL": "terminal терминал",
     "NAVY": "naval navy warship fleet флот военно-морск корабл",
     "STATION": "station pumping нпс станц айдау",
@@ -461,7 +461,8 @@ _CONCEPTS: Mapping[str, str] = {
     "FUEL": "gasoline petrol diesel fuel бензин дизел топлив жанармай",
     "CATTLE": "cattle livestock sheep скот крс$ мал$",
     "SANCTION": "sanction санкц",
-    "TRANSIT": "transit транзит",
+    "TRANSIT": "transit транзит transport транспортир тасымал перевоз pumped$ pumps$ прокач "
+               "айдал",
     "REEXPORT": "re-export reexport реэкспорт",
     "CUSTOMS": "customs таможн кеден",
     "TRACK": "track отслежив қадағала накладн",
@@ -470,10 +471,13 @@ _CONCEPTS: Mapping[str, str] = {
     "GOODS": "goods товар тауар",
     # What happens.
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
-              "shipped ship",
+              "shipped ship supply$ supplies supplied поставк поставля",
     "IMPORT": "import ввоз әкел",
     "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз closed$ "
-             "closes$ closure закры",
+             "closes$ closure закры "
+             # a cut is how another outlet tells the same disruption
+             "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
+             "сбоя$ қысқар азайт",
     "RESUME": "resum restart reopen restor back$ возобнов восстанов қалпына",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
     "FINE": "fine$ fined штраф айыппұл",
@@ -483,17 +487,30 @@ _CONCEPTS: Mapping[str, str] = {
                "рассматр может могут мүмкін жоспар ұсын",
     "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым",
     "QUOTA": "quota квот limit restrict огранич шектеу",
-    "STORM": "storm шторм дауыл",
-    "DAMAGE": "damag поврежд зақым авари",
-    "DRONE": "drone uav беспилот дрон бпла",
+    "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
+    "DAMAGE": "damag поврежд зақым авари accident incident инцидент",
+    "DRONE": "drone uav беспилот дрон бпла unmanned безэкипаж ұшқышсыз",
     "ATTACK": "attack strike атак удар шабуыл",
     "MINES": "mine$ mines munition боеприпас мины$ мин$",
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық",
     "INSPECT": "inspect regulator провер инспекц надзор тексер",
     "REPAIR": "repair maintenance ремонт жөндеу",
+    "PLANNED": "planned scheduled планов жоспарл",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты",
-    "RECORD": "record рекорд peak максимум",
-    "OUTPUT": "output production добыч өндір",
+    "RECORD": "record рекорд peak максимум all-time",
+    "RISE": "rise$ rises$ rose$ rising increas grow grew surge jump soar climb рост$ роста$ "
+            "ростом$ росте$ вырос выраст увелич прирост растет растут өсті$ өскен өсу$ өсім "
+            "артты$ артқан ұлғай",
+    "DECLINE": "fall$ falls$ fell$ declin drop plung slump упал упад паден снизил снизились "
+               "төмендe",
+    "FIRE": "fire$ fires$ blaze пожар возгоран өрт$ өртт",
+    "LEAK": "leak spill разлив утечк төгіл",
+    "BLAST": "explos blast взрыв жарыл",
+    "PROTEST": "protest протест наразы",
+    "DIPLOMAT": "diplomat дипломат ambassador посол елші",
+    "SEIZE": "seiz detain arrest задерж арест изъят тәркіле",
+    "LOSS": "loss$ losses ущерб убыт потер шығын",
+    "OUTPUT": "output production producer добыч добыва өндір",
     "ROAD": "road truck автотранспорт автомобил автокөлік",
     "FIRST": "first перв впервые алғаш start$ starts$ started begins$ began$ opens$ opened "
              "начал бастал открыл ашыл",
@@ -525,7 +542,7 @@ _CONCEPTS: Mapping[str, str] = {
     "VOLUME": "volume объем объём көлем",
     "PRICE": "price цен$ цена$ цены$ баға",
     "BUDGET": "budget бюджет",
-    "THREAT": "threat threaten угроз қауіп",
+    "THREAT": "threat threaten угроз қауіп risk риск тәуекел",
     "WARN": "warn предупред ескерт",
     "SAFETY": "safety безопасн қауіпсіз",
     "SYSTEM": "system систем жүйе",
@@ -558,6 +575,15 @@ _CONCEPTS: Mapping[str, str] = {
     "TM": "turkmen туркмен түрікмен",
     "GE": "georgia грузи грузия",
     "IR": "iran$ iranian иран",
+    "DE": "germany german германи немецк неміс",
+    "JP": "japan япони жапони",
+    "FR": "france french франци француз",
+    "PL": "poland polish польш польск",
+    "HU": "hungar венгр венгер мажар",
+    "IN": "india$ indian инди$ индия индии индию индией индийск үндістан",
+    "AE": "uae$ emirat оаэ$ эмират",
+    "NL": "netherlands dutch нидерланд голланд",
+    "CH": "switzerland swiss швейцар",
     # Units, numerals and months.
     "MONTH": "month месяц ай$",
     "PERIOD": "half$ quarter квартал полугод тоқсан",
@@ -614,12 +640,14 @@ _DOMAINS: Mapping[str, str] = {
 #: tell different events.
 _POWERS = frozenset({"UK", "US", "EU"})
 _COUNTRIES = frozenset({"KZ", "RU", "KG", "CN", "UZ", "AZ", "TR", "UA", "BY", "AM", "TJ",
-                        "TM", "GE", "IR"}) | _POWERS
+                        "TM", "GE", "IR", "DE", "JP", "FR", "PL", "HU", "IN", "AE", "NL",
+                        "CH"}) | _POWERS
 #: What stopped the flow: two reports naming different causes tell different events
 #: (the title's, or failing that the summary's: a summary recalls earlier events).
 _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "attack",
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
                               "REPAIR": "repair", "COURT": "court"}
+_DAMAGE = frozenset({"storm", "attack", "mines", "crack"})
 _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
 #: A milestone (the first cargo, the first oil) in a new report's title that no report
 #: of a story mentions starts another story; a later report may leave the word out.
@@ -874,7 +902,16 @@ def _domains(keys: frozenset[str]) -> frozenset[str]:
 
 
 def _causes(keys: frozenset[str]) -> frozenset[str]:
-    return frozenset(_CAUSES[k] for k in keys if k in _CAUSES)
+    causes = frozenset(_CAUSES[k] for k in keys if k in _CAUSES)
+    if "PLANNED" in keys and "repair" in causes:  # planned repairs: a cause of their own
+        return causes - {"repair"} | {"maintenance"}
+    return causes
+
+
+def _after_damage(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Repairs follow damage: one report naming the repairs, the other what broke
+    (a storm, an attack, cracks), tell one event."""
+    return a == {"repair"} and b <= _DAMAGE
 
 
 def _penalty(a: _Keys, b: _Keys) -> float:
@@ -885,7 +922,8 @@ def _penalty(a: _Keys, b: _Keys) -> float:
     if (a.developments and not a.developments & b.all) or (
             b.developments and not b.developments & a.all):
         factor *= PLACE["development"]
-    if a.causes and b.causes and not a.causes & b.causes:
+    if a.causes and b.causes and not a.causes & b.causes and not (
+            _after_damage(a.causes, b.causes) or _after_damage(b.causes, a.causes)):
         factor *= PLACE["conflict"]
     if a.domains and b.domains and not a.domains & b.domains:
         factor *= PLACE["conflict"]
@@ -1110,7 +1148,10 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             # most alike report; a development any report of the story contradicts
             # is another story: a vague report joined earlier must not chain two
             # developments together.
-            vectors = [vector(i) for i in members]
+            # One vector a text: copies of one wire report through several feeds
+            # must not outweigh the story's other reports.
+            vectors = [vector(i) for i in {reports[i].keys.text or -i: i
+                                           for i in members}.values()]
             if len(vectors) == 1:
                 centroid = vectors[0]
                 score = cosine(centroid, unit=True)
