@@ -501,8 +501,6 @@ _CONCEPTS: Mapping[str, str] = {
     "RISE": "rise$ rises$ rose$ rising increas grow grew surge jump soar climb рост$ роста$ "
             "ростом$ росте$ вырос выраст увелич прирост растет растут өсті$ өскен өсу$ өсім "
             "артты$ артқан ұлғай",
-    "DECLINE": "fall$ falls$ fell$ declin drop plung slump упал упад паден снизил снизились "
-               "төмендe",
     "FIRE": "fire$ fires$ blaze пожар возгоран өрт$ өртт",
     "LEAK": "leak spill разлив утечк төгіл",
     "BLAST": "explos blast взрыв жарыл",
