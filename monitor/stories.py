@@ -750,6 +750,24 @@ def _roman(raw: str) -> str:
                          for i, v in enumerate(values)))
 
 
+#: Case endings a Cyrillic name takes that leave a consonant in its key: Russian
+#: instrumental and plural (Новаком, Путиным), Kazakh case endings (Новактың,
+#: Путинмен, Әлиевке, Астанадағы). Short names' keys differ by them; a name gives
+#: the key of its bare form too (two keys where it may be a nominative: Газпром).
+_NAME_ENDING = re.compile(
+    r"(?:ами|ями|ом|ым|им|ем|ах|ях"
+    r"|ның|нің|дың|дің|тың|тің|ға|ге|қа|ке|на|не|ны|ні|ды|ді|ты|ті|да|де|та|те|нда|нде"
+    r"|дан|ден|тан|тен|нан|нен|мен|бен|пен|дағы|дегі|тағы|тегі|ндағы|ндегі|ға|ге)$")
+
+
+def _bare_name(raw: str) -> str | None:
+    """A Cyrillic name without its case ending, if it has one (stem of 3+ letters)."""
+    if not ("\u0400" <= raw[-1] <= "\u04ff"):
+        return None
+    m = _NAME_ENDING.search(raw.lower())
+    return raw[:m.start()] if m and m.start() >= 3 else None
+
+
 def _name(folded: str) -> str:
     """A name's key: its first letter and consonants, which transliterations keep
     (O'Sullivan / О'Салливан: "oslvn")."""
@@ -795,6 +813,9 @@ def _keys(text: str, names: frozenset[str] | None = None
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
             out.add(_name(f))
+            bare = _bare_name(raw)
+            if bare:
+                out.add(_name(_fold(bare)))
     return frozenset(out), frozenset(numbers)
 
 
