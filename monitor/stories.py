@@ -782,7 +782,11 @@ def _bare_name(raw: str) -> str | None:
 
 def _name(folded: str) -> str:
     """A name's key: its first letter and consonants, which transliterations keep
-    (O'Sullivan / О'Салливан: "oslvn")."""
+    (O'Sullivan / О'Салливан: "oslvn"). Ж is j or zh in Latin (Jomart, Zhanaozen),
+    and a Cyrillic name's opening е, я, ю a y or nothing (Yerlan / Ерлан)."""
+    folded = folded.replace("dzh", "j").replace("zh", "j")
+    if len(folded) > 2 and folded[0] == "i" and folded[1] in "aeiou":
+        folded = folded[1:]
     return (folded[0] + _VOWELS.sub("", folded[1:]))[:5]
 
 

@@ -366,6 +366,12 @@ PLACE_CASES = [
     ("names, their pair: another minister met",
      [R("Smailov meets Novak on CPC repairs")],
      R("Смайылов пен Мантуровтың КҚК жөндеуі туралы кездесуі"), False),
+    ("names: a Cyrillic name's opening Е is a Latin Ye (Есимов is Yesimov)",
+     [R("Yesimov visits Aktau port")],
+     R("Есимов посетил порт Актау"), True),
+    ("names, their pair: another visitor",
+     [R("Yesimov visits Aktau port")],
+     R("Мамин посетил порт Актау"), False),
 ]
 
 
