@@ -611,12 +611,13 @@ _CONCEPTS: Mapping[str, str] = {
     "M11": "november ноябр қараша", "M12": "december декабр желтоқсан",
 }
 
-#: Words after a number that multiply it: 536 тыс. = 536,000; 1,5 млн = 1.5M.
+#: Words after a number that multiply it: 536 тыс. = 536,000; 1,5 млн = 1.5M; $73k,
+#: $48b, 1.5 mt (million tonnes).
 _MAGNITUDES: Mapping[str, float] = {
-    **dict.fromkeys(("thousand", "тыс", "тысяч", "мың"), 1e3),
-    **dict.fromkeys(("m", "mn", "mln", "million", "millions", "млн", "миллион", "миллиона",
-                     "миллионов", "миллион"), 1e6),
-    **dict.fromkeys(("bn", "billion", "млрд", "миллиард", "миллиарда", "миллиардов"), 1e9),
+    **dict.fromkeys(("k", "thousand", "тыс", "тысяч", "мың"), 1e3),
+    **dict.fromkeys(("m", "mn", "mln", "mt", "million", "millions", "млн", "миллион",
+                     "миллиона", "миллионов"), 1e6),
+    **dict.fromkeys(("b", "bn", "billion", "млрд", "миллиард", "миллиарда", "миллиардов"), 1e9),
 }
 
 #: The watch topics' own words, in most reports of a topic: until the window holds
@@ -693,6 +694,8 @@ _CAPITALS: Mapping[str, str] = {
         "BY": "minsk минск минске", "TR": "ankara анкара",
     }.items() for w in words.split()}
 _MAGNITUDE_FOLDED = {_fold(w): v for w, v in _MAGNITUDES.items()}
+#: Units written short after a number (1.5 mln t, 1,5 млн т, 1.5 mt, 1.2m bpd).
+_UNITS = {"t": "TON", "mt": "TON", "bpd": "BARREL"}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -809,10 +812,14 @@ def _keys(text: str, names: frozenset[str] | None = None
             f = _roman(raw)  # the XX congress, the 20th congress
         if f.startswith("#"):
             after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
-            n = _value(f, _MAGNITUDE_FOLDED.get(after, 1.0))
+            magnitude = _MAGNITUDE_FOLDED.get(after)
+            n = _value(f, magnitude or 1.0)
             numbers.add(n)
             if len(n) > 2:
                 out.add(n)
+            # A unit's abbreviation after the number (or its magnitude) is the unit.
+            unit = tokens[i + 2][1] if magnitude and i + 2 < len(tokens) else after
+            out.update(_UNITS[u] for u in (after, unit) if u in _UNITS)
             continue
         if f in _AMBIGUOUS:
             key = _ambiguous(tokens, i)
