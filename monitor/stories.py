@@ -421,6 +421,9 @@ _CANDIDATES = 40
 #: How many candidate stories the window's share of near reports counts as, for
 #: near_join (a pseudo-count: one or two candidates say little of the topic's pace).
 _NEAR_PRIOR = 2.0
+#: ...and how many reports arriving evenly over the window its share of near reports
+#: starts from (a window of five reports says little of the pace).
+_WINDOW_PRIOR = 5.0
 
 _CONCEPTS: Mapping[str, str] = {
     # The watch topics' actors, places and objects.
@@ -1213,10 +1216,13 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         scored.append((story, score, gap))
     # Time tells stories apart only where few others are as near: how many of the
     # candidate stories are near (the window's share of near reports as a prior of
-    # _NEAR_PRIOR stories). All published at one moment, it tells nothing (join);
-    # the one story of the topic in the last hours needs only near_join.
+    # _NEAR_PRIOR stories; that share itself from a prior of reports arriving evenly,
+    # as _WINDOW_PRIOR reports). All published at one moment, time tells nothing
+    # (join); the one story of the topic in the last hours needs only near_join.
     n_near = sum(1 for _, _, gap in scored if gap <= near)
-    prior = index.around(h.published, near) / max(1, len(reports))
+    uniform = PLACE["near_hours"] / PLACE["window_hours"]
+    prior = ((index.around(h.published, near) + uniform * _WINDOW_PRIOR)
+             / (len(reports) + _WINDOW_PRIOR))
     for story, score, gap in scored:
         join = PLACE["join"]
         if gap <= near:
