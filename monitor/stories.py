@@ -353,10 +353,19 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # words count as common). Words of the vocabulary match by their folded prefix
 # ("$": the whole word only; hyphenated ones joined: Trans-Caspian); capitals give
 # their country's key too (Бишкек = Kyrgyzstan); other capitalised words are names,
-# keyed by their first letter and consonants; numbers are read with their magnitude
-# (536 тыс.), Roman numerals as numbers (XX съезд = 20th congress).
-# A new report is compared with a story as a whole (the sum of its reports), and
-# with its most alike report.
+# keyed by their first letter and consonants (a Cyrillic name's case ending gives
+# its bare form's key too: Новактың, Путиным; Ж is j or zh, an opening Е a Ye);
+# numbers are read with their magnitude and unit (536 тыс., $73k, 1.5 mt, 1.2m bpd),
+# Roman numerals as numbers (XX съезд = 20th congress). The vocabulary is the news
+# vocabulary of the watch topics, much of it the desk rules' own terms (rules/):
+# how outlets tell an event (a cut, a halt, an outage), not the items of one set.
+# A new report is compared with a story as a whole (the sum of its reports, copies
+# of one text counted once), and with its most alike report.
+#
+# Time: outlets report one event within hours. A story with a report within
+# near_hours needs only near_join, as far as the other candidate stories are not as
+# near (the window's share of near reports is the prior): when every report was
+# published at one moment time tells nothing, and join holds.
 #
 # The same link and the same text are sure joins; within one script so is the
 # older title test (:func:`same_story`), unless a penalty says otherwise.
@@ -366,7 +375,8 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # a development (resumed, lifted, fined, extended, withdrawn, proposed, warned) one
 # title names and the other report never mentions, a milestone (the first cargo) a
 # new title names and no report of the story does, different powers, subject
-# countries, goods, domains or objects in the titles, different causes, months or
+# countries, goods, domains or objects in the titles, different causes (repairs
+# conflict with no damage they may follow; planned repairs do), months or
 # years. The topics' acronyms read in their other meanings (the Communist Party's
 # CPC, Bitcoin's BTC) are not the pipelines.
 
@@ -401,7 +411,8 @@ PLACE: Mapping[str, float] = {
     # Titles naming different powers (UK / US), countries, goods (wheat / barley),
     # domains (oil / grain), objects (mooring / pumping station); texts naming
     # different causes (storm / drone), months or years: the similarity is multiplied
-    # by this. Each penalty is below join, so that one outweighs a sure title join.
+    # by this. Each penalty is below join and no more than near_join (which a near
+    # story always needs more than), so that one outweighs a sure title join.
     "conflict": 0.25,
     # A development (resumed, lifted, fined, extended, withdrawn, proposed, warned) in
     # one title that the other report never names; a milestone (the first cargo, began,
