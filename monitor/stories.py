@@ -440,7 +440,7 @@ _CONCEPTS: Mapping[str, str] = {
     # The watch topics' actors, places and objects.
     "CPC": "cpc ktk кқк ктк konsortsium consortium консорциум kpk",
     "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
-    "SPM": "spm mooring moorings buoy впу причал выносн айлақ single-point",
+    "SPM": "spm mooring moorings buoy berth впу причал выносн айлақ single-point",
     "OIL": "oil crude нефт мұнай",
     "PIPE": "pipeline трубопровод труба трубу құбыр",
     "TANKER": "tanker танкер vessel судн кеме$ кемес",
@@ -476,7 +476,7 @@ _CONCEPTS: Mapping[str, str] = {
     "CATTLE": "cattle livestock sheep скот крс$ мал$",
     "SANCTION": "sanction санкц",
     "TRANSIT": "transit транзит transport транспортир тасымал перевоз pumped$ pumps$ прокач "
-               "айдал",
+               "айдал flow$ flows$ throughput поток transship перевалк",
     "REEXPORT": "re-export reexport реэкспорт",
     "CUSTOMS": "customs таможн кеден",
     "TRACK": "track отслежив прослежива қадағала накладн waybill пломб seal$ seals$",
@@ -485,9 +485,9 @@ _CONCEPTS: Mapping[str, str] = {
     "GOODS": "goods товар тауар",
     # What happens.
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
-              "shipped ship supply$ supplies supplied поставк поставля",
+              "shipped ship supply$ supplies supplied поставк поставля налив тиеу тиел",
     "IMPORT": "import ввоз әкел",
-    "HALT": "suspend halt stop shut offline приостанов останов тоқтат curtail пауз closed$ "
+    "HALT": "suspend halt stop shut offline приостанов останов тоқта curtail пауз closed$ "
              "closes$ closure закры "
              # a cut is how another outlet tells the same disruption
              "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
@@ -495,21 +495,23 @@ _CONCEPTS: Mapping[str, str] = {
              "curbed прекращ прекрат отключ перекры простаив",
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
-    "FINE": "fine$ fined штраф айыппұл",
+    "FINE": "fine$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
     "WITHDRAW": "withdraw quit exit$ exits$ вышл выход шықт",
     "PROPOSE": "plans$ plan$ propos draft consider weigh could планир предлож законопроект "
                "рассматр может могут мүмкін жоспар ұсын",
     "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым barred barring "
            "moratori мораторий моратори",
-    "QUOTA": "quota квот limit restrict огранич шектеу licen лиценз cap$ caps$ capped",
+    "QUOTA": "quota квот limit restrict огранич шекте licen лиценз cap$ caps$ capped",
+    "DUTY": "duty$ duties$ tariff пошлин тариф баж$ бажы",
     "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
     "DAMAGE": "damag поврежд зақым авари accident incident инцидент",
     "DRONE": "drone uav беспилот дрон бпла unmanned безэкипаж ұшқышсыз",
     "ATTACK": "attack strike атак удар шабуыл",
     "MINES": "mine$ mines munition боеприпас мины$ мин$",
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық",
-    "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор",
+    "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
+               "investigat probe$ расследован тергеу",
     "REPAIR": "repair maintenance ремонт жөндеу",
     "PLANNED": "planned scheduled планов жоспарл",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн",
@@ -534,7 +536,7 @@ _CONCEPTS: Mapping[str, str] = {
     "HARVEST": "harvest урожа",
     "LOSS": "loss$ losses ущерб убыт потер шығын",
     "OUTPUT": "output production producer добыч добыва өндір",
-    "ROAD": "road truck автотранспорт автомобил автокөлік",
+    "ROAD": "road truck lorry автотранспорт автомобил автокөлік грузовик фур$ фуры$",
     "FIRST": "first перв впервые алғаш start$ starts$ started begins$ began$ opens$ opened "
              "начал бастал открыл ашыл",
     "BATCH": "batch cargo партия",
@@ -557,8 +559,9 @@ _CONCEPTS: Mapping[str, str] = {
     "BYPASS": "bypass skirt around circumvent evasion evade обход айналып loophole лазейк",
     "DIVERSIFY": "diversif диверсифик әртараптандыр",
     "ALTERN": "alternativ альтернатив балама",
-    "PORT": "port$ ports$ порт$ порта$ порту$ портта",
-    "RAIL": "rail railway железн теміржол",
+    "PORT": "port$ ports$ порт$ порта$ порту$ портта портом$ порте$ портов$ портах$ портын "
+            "портқа порттан порттар",
+    "RAIL": "rail railway wagon железн теміржол вагон",
     "PROJECT": "project expansion проект расширен жоба кеңею",
     "FIELD": "field$ oilfield месторожд кен$",
     "CAPACITY": "capacity мощност қуат",
@@ -587,7 +590,7 @@ _CONCEPTS: Mapping[str, str] = {
     "KG": "kyrgyz кыргыз киргиз қырғыз",
     "UK": "uk$ britain british британ великобритан ұлыбритан",
     "US": "us$ usa сша ақш washington",
-    "EU": "eu$ ес$ евросоюз ео$ european",
+    "EU": "eu$ ес$ евросоюз ео$ european еуропалық",
     "CN": "china chinese китай қытай",
     "UZ": "uzbek узбек өзбек",
     "AZ": "azerbaij азербайдж әзірбайж",
