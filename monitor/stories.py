@@ -438,7 +438,7 @@ _WINDOW_PRIOR = 5.0
 
 _CONCEPTS: Mapping[str, str] = {
     # The watch topics' actors, places and objects.
-    "CPC": "cpc ktk кқк ктк konsortsium consortium консорциум kpk",
+    "CPC": "cpc ktk кқк$ ктк konsortsium consortium консорциум kpk",
     "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
     "SPM": "spm mooring moorings buoy berth впу причал выносн айлақ single-point",
     "OIL": "oil crude нефт мұнай",
@@ -585,7 +585,7 @@ _CONCEPTS: Mapping[str, str] = {
     "TIGHTEN": "tighten stricter усил ужесточ күшейт",
     "BUYER": "buyer покупател сатып",
     # Countries.
-    "KZ": "kazakh казах қазақ рк$",
+    "KZ": "kazakh казах қазақ рк$ қр$",
     "RU": "russia росси рф$ ресей kremlin кремл",
     "KG": "kyrgyz кыргыз киргиз қырғыз",
     "UK": "uk$ britain british британ великобритан ұлыбритан",
