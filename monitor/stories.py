@@ -745,6 +745,11 @@ def _compound(m: re.Match[str]) -> str:
     return joined if _fold(joined).startswith(_COMPOUNDS) else m.group(0)
 
 
+#: Two words naming one of the topics' actors: the Caspian pipeline (Каспийская
+#: труба, Каспий құбыры) is the CPC, as the desk rules read it.
+_PAIRS = {("CASPIAN", "PIPE"): "CPC"}
+
+
 #: The topics' acronyms with other meanings (GUIDELINES): a text naming the other
 #: meaning's words does not name the pipeline.
 _OTHER_MEANINGS = {"CPC": "COMMUNIST", "BTC": "CRYPTO"}
@@ -824,6 +829,7 @@ def _keys(text: str, names: frozenset[str] | None = None
     numbers: set[str] = set()
     text = _HYPHENATED.sub(_compound, _INITIALS.sub(lambda m: m.group(0).replace(".", ""), text))
     tokens = _tokens(text)
+    prev: str | None = None  # the previous word's concept
     for i, (raw, f) in enumerate(tokens):
         if len(raw) >= 2 and _ROMAN.fullmatch(raw):
             f = _roman(raw)  # the XX congress, the 20th congress
@@ -848,7 +854,13 @@ def _keys(text: str, names: frozenset[str] | None = None
         key = _concept(f)
         if key:
             out.add(key)
-        elif f in _CAPITALS:
+            named = _PAIRS.get((prev, key))
+            if named:
+                out.add(named)
+            prev = key
+            continue
+        prev = None
+        if f in _CAPITALS:
             out.update((_CAPITALS[f], _name(f)))
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
