@@ -747,7 +747,7 @@ def _compound(m: re.Match[str]) -> str:
 
 #: Two words naming one of the topics' actors: the Caspian pipeline (Каспийская
 #: труба, Каспий құбыры) is the CPC, as the desk rules read it.
-_PAIRS = {("CASPIAN", "PIPE"): "CPC"}
+_PAIRS: Mapping[tuple[str | None, str], str] = {("CASPIAN", "PIPE"): "CPC"}
 
 
 #: The topics' acronyms with other meanings (GUIDELINES): a text naming the other
