@@ -789,19 +789,22 @@ def _roman(raw: str) -> str:
 
 #: Case endings a Cyrillic name takes that leave a consonant in its key: Russian
 #: instrumental and plural (Новаком, Путиным), Kazakh case endings (Новактың,
-#: Путинмен, Әлиевке, Астанадағы). Short names' keys differ by them; a name gives
-#: the key of its bare form too (two keys where it may be a nominative: Газпром).
-_NAME_ENDING = re.compile(
-    r"(?:ами|ями|ом|ым|им|ем|ах|ях"
-    r"|ның|нің|дың|дің|тың|тің|ға|ге|қа|ке|на|не|ны|ні|ды|ді|ты|ті|да|де|та|те|нда|нде"
-    r"|дан|ден|тан|тен|нан|нен|мен|бен|пен|дағы|дегі|тағы|тегі|ндағы|ндегі|ға|ге)$")
+#: Путинмен, Әлиевке, Астанадағы), the latter only in a text with Kazakh letters
+#: (a Russian Астана or Канада ends in no case). Short names' keys differ by them;
+#: a name gives the key of its bare form too (two keys where it may be a
+#: nominative: Газпром).
+_RUSSIAN_ENDING = re.compile(r"(?:ами|ями|ом|ым|им|ем|ах|ях)$")
+_KAZAKH_ENDING = re.compile(
+    r"(?:ның|нің|дың|дің|тың|тің|ға|ге|қа|ке|на|не|ны|ні|ды|ді|ты|ті|да|де|та|те|нда|нде"
+    r"|дан|ден|тан|тен|нан|нен|мен|бен|пен|дағы|дегі|тағы|тегі|ндағы|ндегі)$")
+_KAZAKH_LETTERS = re.compile("[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 
 
-def _bare_name(raw: str) -> str | None:
+def _bare_name(raw: str, kazakh: bool) -> str | None:
     """A Cyrillic name without its case ending, if it has one (stem of 3+ letters)."""
     if not ("\u0400" <= raw[-1] <= "\u04ff"):
         return None
-    m = _NAME_ENDING.search(raw.lower())
+    m = (_KAZAKH_ENDING if kazakh else _RUSSIAN_ENDING).search(raw.lower())
     return raw[:m.start()] if m and m.start() >= 3 else None
 
 
@@ -821,15 +824,18 @@ def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.75 * len(words)
 
 
-def _keys(text: str, names: frozenset[str] | None = None
+def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = None
           ) -> tuple[frozenset[str], frozenset[str]]:
     """A text's comparable keys (concepts, numbers, names), and its numbers. With
-    ``names``, a capitalised word is a name only if it is one of them, or in capitals."""
+    ``names``, a capitalised word is a name only if it is one of them, or in capitals;
+    ``kazakh``: the text is Kazakh (by default: it has Kazakh letters)."""
     out: set[str] = set()
     numbers: set[str] = set()
     text = _HYPHENATED.sub(_compound, _INITIALS.sub(lambda m: m.group(0).replace(".", ""), text))
     tokens = _tokens(text)
     prev: str | None = None  # the previous word's concept
+    if kazakh is None:
+        kazakh = bool(_KAZAKH_LETTERS.search(text))
     for i, (raw, f) in enumerate(tokens):
         if len(raw) >= 2 and _ROMAN.fullmatch(raw):
             f = _roman(raw)  # the XX congress, the 20th congress
@@ -865,7 +871,7 @@ def _keys(text: str, names: frozenset[str] | None = None
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
             out.add(_name(f))
-            bare = _bare_name(raw)
+            bare = _bare_name(raw, kazakh)
             if bare:
                 out.add(_name(_fold(bare)))
     return frozenset(out), frozenset(numbers)
@@ -904,8 +910,9 @@ def _few(keys: frozenset[str]) -> frozenset[str]:
 @functools.lru_cache(maxsize=2048)
 def _keys_of(title: str, summary: str) -> _Keys:
     sig_title = _headline(title)
-    s, _ = _keys(clean(summary))
-    t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None)
+    kazakh = bool(_KAZAKH_LETTERS.search(sig_title) or _KAZAKH_LETTERS.search(summary))
+    s, _ = _keys(clean(summary), kazakh=kazakh)
+    t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None, kazakh)
     every = t | s
     for acronym, other in _OTHER_MEANINGS.items():
         if other in every and acronym in every:  # the Communist Party's CPC, Bitcoin's BTC
