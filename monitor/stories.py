@@ -840,6 +840,8 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
         if len(raw) >= 2 and _ROMAN.fullmatch(raw):
             f = _roman(raw)  # the XX congress, the 20th congress
         if f.startswith("#"):
+            if prev in _OBJECTS and len(f) <= 3:
+                out.add(prev + f)  # SPM-2 = ВПУ-2, НПС-2: which mooring or station
             after = tokens[i + 1][1] if i + 1 < len(tokens) else ""
             magnitude = _MAGNITUDE_FOLDED.get(after)
             n = _value(f, magnitude or 1.0)
