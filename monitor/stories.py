@@ -492,7 +492,7 @@ _CONCEPTS: Mapping[str, str] = {
              # a cut is how another outlet tells the same disruption
              "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
              "сбоя$ қысқар азайт outage interrupt idle$ idled throttl squeez curb$ curbs$ "
-             "curbed прекращ прекрат отключ перекры простаив",
+             "curbed прекращ прекрат отключ перекры простаив выведен",
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
     "FINE": "fine$ fined penalt штраф айыппұл",
