@@ -17,8 +17,8 @@ over 30 days, as the store hands placement the last ``window_hours`` of them.
 Figures (2 shared cores; PLACE as in monitor/stories.py, tuned on sets A and C
 together; set B held back and run once, after the last change):
 
-    set A (tuned on)    content alone P 0.924 R 0.907 F1 0.915, cross-language pairs
-                        joined 0.87; with dates P 1.000 R 0.942 F1 0.970 (0.92);
+    set A (tuned on)    content alone P 0.973 R 0.892 F1 0.931, cross-language pairs
+                        joined 0.84; with dates P 1.000 R 0.942 F1 0.970 (0.92);
                         retimed P 1.000 R 0.957 F1 0.978
     set C (tuned on)    content alone P 0.964 R 0.873 F1 0.916 (0.83); with dates
                         P 1.000 R 0.974 F1 0.987 (0.96); retimed P 1.000 R 0.914
@@ -26,12 +26,12 @@ together; set B held back and run once, after the last change):
     set B (held back,   content alone P 0.720 R 0.751 F1 0.735 (0.71); with dates
       run once)         P 0.969 R 0.765 F1 0.855 (0.72): out of sample, content
                         alone merges distinct developments that A and C do not show
-    speed               889-1246 reports/s (runs vary with the load) against the
+    speed               839-1246 reports/s (runs vary with the load) against the
                         10,000 reports of the window at 100,000 stored (one list
-                        kept); ~120-150/s when the window is
+                        kept); ~120-180/s when the window is
                         read again for each report; first indexing of 10,000
-                        reports 2 s; the index of such a window ~35 MiB
-    --distinct ../shared/corpus/dev.jsonl: 53 of 200 merged (several are one event
+                        reports ~2 s; the index of such a window ~35 MiB
+    --distinct ../shared/corpus/dev.jsonl: 52 of 200 merged (several are one event
                         told in two languages or by two outlets)
 """
 
