@@ -436,6 +436,7 @@ def test_near_join_a_vague_report_hours_after_the_one_story_of_its_topic() -> No
         return stories.place([new], placed) == [story.item_id]
 
     assert joined(vague, earlier)
+    assert joined(vague, [])  # a window of one report says little of the pace
     assert not joined(replace(vague, published=T + timedelta(hours=30)), earlier)
     assert not joined(replace(vague, published=T),
                       [replace(r, published=T) for r in earlier])
