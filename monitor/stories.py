@@ -483,13 +483,14 @@ _CONCEPTS: Mapping[str, str] = {
     "CUSTOMS": "customs таможн кеден",
     "TRACK": "track отслежив прослежива қадағала накладн waybill пломб seal$ seals$",
     "ENVOY": "envoy спецпредстав өкіл",
-    "COMPANY": "compan firm компани фирм",
+    "COMPANY": "compan firm компани фирм кәсіпорын",
     "GOODS": "goods товар тауар",
     # What happens.
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
-              "shipped ship supply$ supplies supplied поставк поставля налив тиеу тиел",
+              "shipped ship supply$ supplies supplied поставк поставля налив тиеу тиел жеткіз",
     "IMPORT": "import ввоз әкел",
-    "HALT": "suspend halt stop shut offline приостанов останов тоқта curtail пауз closed$ "
+    "HALT": "suspend suspension pause$ paused halt stop shut offline приостанов останов тоқта "
+             "curtail пауз closed$ "
              "closes$ closure закры "
              # a cut is how another outlet tells the same disruption
              "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
@@ -507,16 +508,17 @@ _CONCEPTS: Mapping[str, str] = {
     "QUOTA": "quota квот limit restrict огранич шекте licen лиценз cap$ caps$ capped",
     "DUTY": "duty$ duties$ tariff пошлин тариф баж$ бажы",
     "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
-    "DAMAGE": "damag поврежд зақым авари accident incident инцидент",
+    "DAMAGE": "damag поврежд зақым бүлін апат авари accident incident инцидент",
     "DRONE": "drone uav беспилот дрон бпла unmanned безэкипаж ұшқышсыз",
     "ATTACK": "attack strike атак удар шабуыл",
-    "MINES": "mine$ mines munition боеприпас мины$ мин$",
+    "MINES": "mine$ mines munition боеприпас мины$ мин$ мина$",
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық",
     "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
                "investigat probe$ расследован тергеу",
     "REPAIR": "repair maintenance ремонт жөндеу",
     "PLANNED": "planned scheduled планов жоспарл",
-    "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн",
+    "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн lawsuit иск$ иска$ "
+             "иском$",
     "RECORD": "record рекорд peak максимум all-time",
     "RISE": "rise$ rises$ rose$ rising increas grow grew surge jump soar climb рост$ роста$ "
             "ростом$ росте$ вырос выраст увелич прирост растет растут өсті$ өскен өсу$ өсім "
@@ -526,20 +528,23 @@ _CONCEPTS: Mapping[str, str] = {
     "BLAST": "explos blast взрыв жарыл",
     "PROTEST": "protest протест наразы",
     "DIPLOMAT": "diplomat дипломат ambassador посол елші",
-    "SEIZE": "seiz detain arrest задержан задержал арест изъят тәркіле",
+    "SEIZE": "seiz detain arrest задержан задержал арест изъят тәркіле ұстал",
     "DELAY": "delay backlog queue задержк очеред кезек",
     "FORCEMAJ": "force-majeure форс-мажор форсмажор",
     "SABOTAGE": "sabotage диверси",
-    "EMERGENCY": "emergency чрезвычайн нештатн",
+    "EMERGENCY": "emergency чрезвычайн нештатн төтенше",
     "DISMANTLE": "dismantl демонтаж",
     "BORDER": "border границ шекар",
     "MILITARY": "military военн әскери",
     "FORECAST": "forecast прогноз болжам",
-    "HARVEST": "harvest урожа",
+    "HARVEST": "harvest урожа егін",
+    "SEA": "sea$ seas$ море$ моря$ морем$ морю$ морск",
+    "ECOLOGY": "environment ecolog эколог",
+    "DIVERT": "divert reroute redirect перенаправ",
     "LOSS": "loss$ losses ущерб убыт потер шығын",
     "OUTPUT": "output production producer добыч добыва өндір",
     "ROAD": "road truck lorry автотранспорт автомобил автокөлік грузовик фур$ фуры$",
-    "FIRST": "first перв впервые алғаш start$ starts$ started begins$ began$ opens$ opened "
+    "FIRST": "first перв впервые алғаш бірінші start$ starts$ started begins$ began$ opens$ opened "
              "начал бастал открыл ашыл",
     "BATCH": "batch cargo партия",
     "PRESIDENT": "president президент",
@@ -553,7 +558,7 @@ _CONCEPTS: Mapping[str, str] = {
     "AGRI": "agricultur farm сельхоз аграр фермер ауыл",
     "TREASURY": "treasury казначейств",
     "DECREE": "decree resolution ruling order$ orders$ ordered постановл указ решени поручил "
-              "поручен шешім қаулы тапсыр",
+              "поручен шешім қаулы тапсыр жарлық",
     "TALKS": "talks negotiat переговор келіссөз",
     "VISIT": "visit визит сапар",
     "AGREE": "agree agreement deal$ memorand соглаш договор меморандум келісім",
@@ -621,7 +626,7 @@ _CONCEPTS: Mapping[str, str] = {
     "#2": "two два$ двух екі",
     "#3": "three трех үш$",
     "#6": "six шест алты полгод",
-    "#30": "thirty тридцат",
+    "#30": "thirty тридцат отыз",
     "M01": "january январ қаңтар", "M02": "february феврал ақпан",
     "M03": "march$ марта$ март$ наурыз", "M04": "april апрел сәуір",
     "M05": "мая$ мае$ мамыр", "M06": "june июн маусым",
@@ -862,6 +867,8 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
         if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
         key = _concept(f)
+        if key == "TENGIZ" and raw[0].islower() and "ң" in raw.lower():
+            key = "SEA"  # Каспий теңізі, Қара теңіз: the Kazakh sea, not the field
         if key:
             out.add(key)
             named = _PAIRS.get((prev, key))
