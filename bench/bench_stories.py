@@ -26,7 +26,7 @@ together; set B held back and run once, after the last change):
     set B (held back,   content alone P 0.720 R 0.751 F1 0.735 (0.71); with dates
       run once)         P 0.969 R 0.765 F1 0.855 (0.72): out of sample, content
                         alone merges distinct developments that A and C do not show
-    speed               839-1246 reports/s (runs vary with the load) against the
+    speed               839-1277 reports/s (runs vary with the load) against the
                         10,000 reports of the window at 100,000 stored (one list
                         kept); ~120-180/s when the window is
                         read again for each report; first indexing of 10,000
