@@ -336,6 +336,72 @@ PLACE_CASES = [
     ("a route's end after a dash is no outlet's name (Ceyhan is BTC)",
      [R("Kazakhstan to pump oil via Baku – Ceyhan")],
      R("Казахстан начнёт прокачку нефти по БТД"), True),
+    ("conflict, causes: repairs follow the damage they mend (one event told twice)",
+     [R("КТК завершил восстановление насосной станции после атаки дронов")],
+     R("CPC pumping station back at full capacity after repairs"), True),
+    ("conflict, causes, their pair: planned repairs are a cause of their own",
+     [R("КТК завершил восстановление насосной станции после атаки дронов")],
+     R("CPC pumping station back at full capacity after planned repairs"), False),
+    ("vocabulary: supplies are exports, and Germany is Германия",
+     [R("Kazakhstan supplies oil to Germany via Druzhba")],
+     R("Казахстан экспортирует нефть в Германию по Дружбе"), True),
+    ("vocabulary, its pair: another country receiving it",
+     [R("Kazakhstan supplies oil to Germany via Druzhba")],
+     R("Казахстан экспортирует нефть в Польшу по Дружбе"), False),
+    ("vocabulary: seized is задержан",
+     [R("Tanker seized near Novorossiysk")],
+     R("У Новороссийска задержан танкер"), True),
+    ("vocabulary, its pair: a seizure elsewhere shares too little",
+     [R("Tanker seized near Novorossiysk")],
+     R("Танкер задержан у Актау"), False),
+    ("countries: Japan is Япония (no shared letters to go by)",
+     [R("Japan to buy Kazakh oil cargo")],
+     R("Япония купит партию казахстанской нефти"), True),
+    ("countries, their pair: India is another buyer",
+     [R("Japan to buy Kazakh oil cargo")],
+     R("Индия купит партию казахстанской нефти"), False),
+    ("names: a Kazakh case ending is not part of the name (Новакпен is Novak)",
+     [R("Smailov meets Novak on oil exports")],
+     R("Смайылов Новакпен мұнай транзитін талқылады"), True),
+    ("names, their pair: another minister met",
+     [R("Smailov meets Novak on oil exports")],
+     R("Смайылов Мантуровпен мұнай транзитін талқылады"), False),
+    ("acronyms: the Kazakh КҚК is the CPC (its folded letters are only two)",
+     [R("CPC halts loadings")],
+     R("КҚК тиеуді тоқтатты"), True),
+    ("acronyms, their pair: loadings halted, no one named",
+     [R("CPC halts loadings")],
+     R("Тиеу тоқтатылды"), False),
+    ("two words naming the CPC: the Caspian pipeline, Каспийская труба",
+     [R("CPC halts loadings")],
+     R("Caspian Pipeline halts loadings"), True),
+    ("two words, their pair: the Caspian's ports are not the CPC",
+     [R("CPC halts loadings")],
+     R("Caspian Sea ports halt loadings"), False),
+    ("numbers: which mooring (SPM-2 is ВПУ-2)",
+     [R("CPC takes SPM-2 offline")],
+     R("КТК вывел ВПУ-2 из работы"), True),
+    ("numbers, their pair: ВПУ-3 is another mooring",
+     [R("CPC takes SPM-2 offline")],
+     R("КТК вывел ВПУ-3 из работы"), False),
+    ("numbers: 1.5 mt is 1,5 млн тонн",
+     [R("Kazakhstan to ship 1.5 mt of oil via BTC")],
+     R("Казахстан отправит по БТД 1,5 млн тонн нефти"), True),
+    ("numbers, their pair: 2,5 млн тонн is another volume",
+     [R("Kazakhstan to ship 1.5 mt of oil via BTC")],
+     R("Казахстан отправит по БТД 2,5 млн тонн нефти"), False),
+    ("numbers: $73k is $73 тыс.",
+     [R("Bitcoin tops $73k for the first time")],
+     R("Биткоин впервые превысил $73 тыс."), True),
+    ("numbers, their pair: $71 тыс. is another price",
+     [R("Bitcoin tops $73k for the first time")],
+     R("Биткоин впервые превысил $71 тыс."), False),
+    ("names: a Cyrillic name's opening Е is a Latin Ye (Есимов is Yesimov)",
+     [R("Yesimov visits Aktau port")],
+     R("Есимов посетил порт Актау"), True),
+    ("names, their pair: another visitor",
+     [R("Yesimov visits Aktau port")],
+     R("Мамин посетил порт Актау"), False),
 ]
 
 
@@ -345,6 +411,49 @@ def test_place_pairs(why: str, story: list[Report], new: Report, joined: bool) -
     assert joins(story, new) is joined
     if len(story) == 1:  # and the other way round
         assert joins([new], story[0]) is joined
+
+
+_EARLIER = ["Kazakhstan wheat harvest forecast raised", "EU adopts new Russia sanctions package",
+            "Tengiz output rises in November", "Uzbekistan bans cotton exports",
+            "Bitcoin falls below $60,000", "Kyrgyzstan raises fuel prices",
+            "BTC pipeline volumes steady", "Kazakh rail freight grows"]
+
+
+def test_near_join_a_vague_report_hours_after_the_one_story_of_its_topic() -> None:
+    """near_join: outlets report an event within hours, some only vaguely. A vague
+    report joins the story of its topic of the last hours, not one 30 hours back,
+    and not when the window's reports were all published at one moment (time then
+    tells nothing: join)."""
+    story = R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk",
+              "The Caspian Pipeline Consortium said a storm damaged two of its three single "
+              "point moorings near Novorossiysk.")
+    vague = R("Экспорт нефти через КТК снова под угрозой",
+              "Шторм в Новороссийске ударил по отгрузкам.", hours=5)
+    earlier = [R(t, hours=-60 - i) for i, t in enumerate(_EARLIER)]
+
+    def joined(new: Report, window: list[Report]) -> bool:
+        placed = [replace(r, story=r.item_id) for r in (story, *window)]
+        return stories.place([new], placed) == [story.item_id]
+
+    assert joined(vague, earlier)
+    assert joined(vague, [])  # a window of one report says little of the pace
+    assert not joined(replace(vague, published=T + timedelta(hours=30)), earlier)
+    assert not joined(replace(vague, published=T),
+                      [replace(r, published=T) for r in earlier])
+
+
+def test_copies_of_one_text_count_once_in_a_story() -> None:
+    """A wire report carried by three feeds weighs in a story as one report would:
+    whatever the new report, the story answers as with one copy."""
+    wire = ("Суд приостановил деятельность КТК на 30 суток",
+            "Краевой суд приостановил работу Каспийского трубопроводного консорциума.")
+    other = R("Russian court orders CPC to halt operations for 30 days")
+    copies = [R(*wire), R(*wire), R(*wire), other]
+    for title in ("Kazakhstan's oil export route shut by Russian court",
+                  "Russian court ruling threatens Kazakh oil exports",
+                  "Russia Halts Kazakh Oil Export Link for a Month in Court Ruling"):
+        new = R(title)
+        assert joins(copies, new) is joins([copies[0], other], new), title
 
 
 def test_a_vague_report_does_not_chain_two_developments() -> None:
