@@ -166,6 +166,11 @@ class Store:
         # Feed rows are never deleted, so a URL's id never changes: remembering
         # it saves a query per feed in a poll (filled by sync_feeds and feed_states).
         self._feed_ids: dict[str, int] = {}
+        #: item id -> its Report as placement last read it: a poll's commits read the
+        #: same window again and again (a cold poll: 356 times), so each stored
+        #: report is fetched and built once (its text never changes, its story is
+        #: checked each time).
+        self._placed: dict[int, Report] = {}
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True, timeout: float = 30.0) -> Store:
@@ -384,16 +389,26 @@ class Store:
                         rules=tuple(m.rule_id for m in n.matches)) for item_id, n in new]
         lo = min(r.published for r in fresh) - window
         hi = max(r.published for r in fresh) + window
-        rows = conn.execute(
-            sa.select(items.c.id, items.c.title, items.c.summary, items.c.link,
-                      items.c.published, items.c.lang, items.c.story_id,
-                      sa.func.substr(items.c.content, 1, _LEDE_CHARS).label("lede"))
+        window_rows = conn.execute(
+            sa.select(items.c.id, items.c.story_id)
             .where(items.c.story_id.is_not(None), items.c.published >= lo,
                    items.c.published <= hi)
             .order_by(items.c.published.desc()).limit(MAX_PLACED)).all()
-        placed = [Report(item_id=r.id, title=r.title, summary=_lede(r.summary, r.lede),
-                         link=r.link,
-                         published=r.published, lang=r.lang, story=r.story_id) for r in rows]
+        known = self._placed
+        if len(known) > 2 * MAX_PLACED:  # what left the window goes
+            self._placed = known = {r.id: known[r.id] for r in window_rows if r.id in known}
+        missing = [r.id for r in window_rows
+                   if r.id not in known or known[r.id].story != r.story_id]
+        for i in range(0, len(missing), _GUID_BATCH):
+            for r in conn.execute(
+                    sa.select(items.c.id, items.c.title, items.c.summary, items.c.link,
+                              items.c.published, items.c.lang, items.c.story_id,
+                              sa.func.substr(items.c.content, 1, _LEDE_CHARS).label("lede"))
+                    .where(items.c.id.in_(missing[i:i + _GUID_BATCH]))):
+                known[r.id] = Report(item_id=r.id, title=r.title,
+                                     summary=_lede(r.summary, r.lede), link=r.link,
+                                     published=r.published, lang=r.lang, story=r.story_id)
+        placed = [known[r.id] for r in window_rows]
         chosen = place(fresh, placed)
         conn.execute(items.update().where(items.c.id == sa.bindparam("b_id"))
                      .values(story_id=sa.bindparam("b_story")),
