@@ -1180,6 +1180,20 @@ def place(new: Sequence[Report], placed: Sequence[Report]) -> list[int]:
         return out
 
 
+def _below(keys: frozenset[str] | set[str], wa: Mapping[str, float], na: float,
+           members: Sequence[int], reports: Mapping[int, _Held], scale: float) -> bool:
+    """Whether a story's score, times ``scale``, is sure to stay under 1: a cosine
+    with the new report's weights ``wa`` cannot exceed the norm of the weights of
+    the keys its reports share with it (Cauchy-Schwarz), and too few shared keys
+    score 0 (``min_shared``)."""
+    shared: set[str] = set()
+    for i in members:
+        shared.update(keys & reports[i].keys.all)
+    if len(shared) < PLACE["min_shared"]:
+        return True
+    return math.sqrt(sum(wa[key] * wa[key] for key in shared)) / na * scale < 1.0 - 1e-9
+
+
 def _compared(members: list[int], in_top: set[int], reports: Mapping[int, _Held]
               ) -> list[int]:
     """The members of a large story that stand for it, in id order: its first
@@ -1254,6 +1268,8 @@ def _place_one(index: _Index, h: _Held) -> int | None:
     best, best_score = None, 0.0
     scored: list[tuple[int, float, timedelta]] = []  # story, score, nearest report's gap
     in_top = set(top)
+    floor = min(PLACE["join"], PLACE["near_join"])  # the lowest join a story can need
+    ceiling = 1.0 / floor
     for story in dict.fromkeys(reports[i].story for i in top):
         members = sorted(_ids(index.stories[story]))
         gap = min(abs(h.published - reports[i].published) for i in members)
@@ -1267,6 +1283,11 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             penalty *= PLACE["development"]
         if any(_identical(h, reports[i]) for i in members):
             score = 1.0
+        elif _below(k.all, wa, na, members, reports, penalty * ceiling) and not any(
+                _same_headline(h, reports[i]) for i in members):
+            # Not even the keys it shares could lift it to the lowest join: the
+            # vectors are not worked out (the commonest case, and the costliest).
+            score = 0.0
         else:
             # The story as one text (the sum of its reports' unit vectors), or its
             # most alike report; a development any report of the story contradicts

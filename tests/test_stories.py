@@ -511,3 +511,56 @@ def test_the_bench_runs_small() -> None:
                             cwd=bench.parent, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "content_alone" in result.stdout and "with_dates" in result.stdout
+
+
+def _placed_one_by_one(rows: list[dict], *, dated: bool) -> list[int]:
+    placed: list[Report] = []
+    out = []
+    for n, r in enumerate(rows, 1):
+        at = datetime.fromisoformat(r["published"].replace("Z", "+00:00")) if dated else T
+        report = Report(item_id=n, title=r["title"], summary=r.get("summary") or "",
+                        link=r.get("link"), published=at, lang=r.get("lang"))
+        [story] = stories.place([report], placed)
+        placed.append(replace(report, story=story))
+        out.append(story)
+    return out
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_the_bound_that_skips_a_story_changes_no_placement(
+        dated: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_below`` skips the vectors of a story whose shared keys cannot reach the lowest
+    join: on a labelled set, every placement is what working the vectors out gives."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "data" / "stories-a.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    rows.sort(key=lambda r: r["published"])
+    skipped: list[bool] = []
+    below = stories._below
+
+    def counted(*args: object) -> bool:
+        skipped.append(below(*args))  # type: ignore[arg-type]
+        return skipped[-1]
+
+    stories._INDEX = stories._Index()
+    monkeypatch.setattr(stories, "_below", counted)
+    with_bound = _placed_one_by_one(rows, dated=dated)
+    monkeypatch.setattr(stories, "_below", lambda *args: False)
+    stories._INDEX = stories._Index()
+    without = _placed_one_by_one(rows, dated=dated)
+    stories._INDEX = stories._Index()
+    assert with_bound == without
+    assert any(skipped)  # the bound did skip stories
+
+
+def test_a_story_of_many_reports_is_still_joined_through_its_newest() -> None:
+    """A story larger than _COMPARED is compared through its first report, the
+    candidates and its newest: one event carried by 40 feeds takes a 41st report."""
+    story = [R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk",
+               _STORM_EN, hours=k / 10) for k in range(40)]
+    story = [replace(r, summary=f"{r.summary} ({k})") for k, r in enumerate(story)]
+    first = story[0].item_id
+    placed = [replace(r, story=first) for r in story]
+    ru = R("Шторм повредил причалы КТК, отгрузка танкеров в Новороссийске остановлена",
+           _STORM_RU, hours=5)
+    assert stories.place([ru], placed) == [first]

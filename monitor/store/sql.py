@@ -389,31 +389,21 @@ class Store:
                         rules=tuple(m.rule_id for m in n.matches)) for item_id, n in new]
         lo = min(r.published for r in fresh) - window
         hi = max(r.published for r in fresh) + window
-        window_rows = conn.execute(
-            sa.select(items.c.id, items.c.story_id)
-            .where(items.c.story_id.is_not(None), items.c.published >= lo,
-                   items.c.published <= hi)
-            .order_by(items.c.published.desc()).limit(MAX_PLACED)).all()
+        window_rows = conn.execute(self._story_window, {"lo": lo, "hi": hi}).all()
         known = self._placed
         if len(known) > 2 * MAX_PLACED:  # what left the window goes
             self._placed = known = {r.id: known[r.id] for r in window_rows if r.id in known}
         missing = [r.id for r in window_rows
                    if r.id not in known or known[r.id].story != r.story_id]
         for i in range(0, len(missing), _GUID_BATCH):
-            for r in conn.execute(
-                    sa.select(items.c.id, items.c.title, items.c.summary, items.c.link,
-                              items.c.published, items.c.lang, items.c.story_id,
-                              sa.func.substr(items.c.content, 1, _LEDE_CHARS).label("lede"))
-                    .where(items.c.id.in_(missing[i:i + _GUID_BATCH]))):
+            for r in conn.execute(self._story_reports, {"ids": missing[i:i + _GUID_BATCH]}):
                 known[r.id] = Report(item_id=r.id, title=r.title,
                                      summary=_lede(r.summary, r.lede), link=r.link,
                                      published=r.published, lang=r.lang, story=r.story_id)
         placed = [known[r.id] for r in window_rows]
         chosen = place(fresh, placed)
-        conn.execute(items.update().where(items.c.id == sa.bindparam("b_id"))
-                     .values(story_id=sa.bindparam("b_story")),
-                     [{"b_id": r.item_id, "b_story": story}
-                      for r, story in zip(fresh, chosen, strict=True)])
+        conn.execute(self._set_story, [{"b_id": r.item_id, "b_story": story}
+                                       for r, story in zip(fresh, chosen, strict=True)])
 
     def _feed_id(self, conn: sa.Connection, url: str) -> int | None:
         feed_id = self._feed_ids.get(url)
@@ -425,6 +415,28 @@ class Store:
 
     # The poll's statements, built once: building one (and its cache key) cost
     # more than running it. Values come as bound parameters.
+
+    @functools.cached_property
+    def _story_window(self) -> sa.Select[Any]:
+        """The placed reports published between :lo and :hi, newest first: ids only."""
+        return (sa.select(items.c.id, items.c.story_id)
+                .where(items.c.story_id.is_not(None),
+                       items.c.published >= sa.bindparam("lo", type_=items.c.published.type),
+                       items.c.published <= sa.bindparam("hi", type_=items.c.published.type))
+                .order_by(items.c.published.desc()).limit(MAX_PLACED))
+
+    @functools.cached_property
+    def _story_reports(self) -> sa.Select[Any]:
+        """What placement reads of the placed reports :ids (a lede of the content)."""
+        return sa.select(items.c.id, items.c.title, items.c.summary, items.c.link,
+                         items.c.published, items.c.lang, items.c.story_id,
+                         sa.func.substr(items.c.content, 1, _LEDE_CHARS).label("lede")
+                         ).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+    @functools.cached_property
+    def _set_story(self) -> sa.Update:
+        return (items.update().where(items.c.id == sa.bindparam("b_id"))
+                .values(story_id=sa.bindparam("b_story")))
 
     @functools.cached_property
     def _insert_items(self) -> Any:  # ReturningInsert: generic as 2.0 and 2.1 disagree
