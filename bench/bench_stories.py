@@ -15,7 +15,7 @@ Speed: reports per second placed against a pool of stored reports spread
 over 30 days, as the store hands placement the last ``window_hours`` of them.
 
 Figures (2 shared cores; PLACE as in monitor/stories.py, tuned on sets A and C
-together; set B held back and run once, after the last change):
+together; sets B, D, E, F held out):
 
     set A (tuned on)    content alone P 0.973 R 0.892 F1 0.931, cross-language pairs
                         joined 0.84; with dates P 1.000 R 0.942 F1 0.970 (0.92);
@@ -23,9 +23,11 @@ together; set B held back and run once, after the last change):
     set C (tuned on)    content alone P 0.964 R 0.873 F1 0.916 (0.83); with dates
                         P 1.000 R 0.974 F1 0.987 (0.96); retimed P 1.000 R 0.914
                         F1 0.955
-    set B (held back,   content alone P 0.720 R 0.751 F1 0.735 (0.71); with dates
-      run once)         P 0.969 R 0.765 F1 0.855 (0.72): out of sample, content
-                        alone merges distinct developments that A and C do not show
+    held out (bench/README.md, "Story placement", for all of them): B content
+                        alone P 0.873 R 0.693 F1 0.773 (0.63), with dates P 0.954
+                        R 0.764 F1 0.849 (0.71); F, read once, content alone
+                        P 0.798 R 0.811 F1 0.805 (0.65), with dates P 0.957
+                        R 0.895 F1 0.925 (0.81); D and E in the README
     speed               839-1277 reports/s (runs vary with the load) against the
                         10,000 reports of the window at 100,000 stored (one list
                         kept); ~120-180/s when the window is
