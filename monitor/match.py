@@ -382,6 +382,11 @@ class _Trace:
 
 def _one_evidence(f: _Found, texts: dict[str, str], norms: dict[str, Normalized]) -> Evidence:
     start, end = norms[f.occ.field].span(f.occ.start, f.occ.end)
+    return _evidence_at(f, start, end, texts)
+
+
+def _evidence_at(f: _Found, start: int, end: int, texts: dict[str, str]) -> Evidence:
+    """The Evidence of a found entry whose span in the original text is start-end."""
     return Evidence(field=f.occ.field, term=f.term.text, text=texts[f.occ.field][start:end],
                     start=start, end=end, score=round(f.occ.score, 1))
 
@@ -1172,20 +1177,19 @@ class Matcher:
         spans = memo.spans if memo is not None else {}
         for f in flat:
             got = entries.get(id(f))
-            if got is not None:
-                key, ev = got
-                if key in seen:
-                    continue
-            else:
+            if got is None:
                 occ = f.occ
                 at = (occ.field, occ.start, occ.end)
                 span = spans.get(at)
                 if span is None:
                     start, end = norms[occ.field].span(occ.start, occ.end)
                     span = spans[at] = (occ.field, start, end)
-                key = span
-                if key in seen:  # a span listed already: no Evidence made for it
-                    continue
+                key, ev = span, None
+            else:
+                key, ev = got
+            if key in seen:  # a span listed already (no Evidence is made for it)
+                continue
+            if ev is None:
                 ev = Matcher._entry(f, key, texts, memo)
                 entries[id(f)] = (key, ev)
             seen.add(key)
@@ -1200,11 +1204,8 @@ class Matcher:
         """The Evidence of a found entry at ``key``, its span in the original text:
         the same span found by the same term is one Evidence for every rule."""
         made = memo.evidence if memo is not None else {}
-        occ = f.occ
-        what = (key, f.term.text, occ.score)
+        what = (key, f.term.text, f.occ.score)
         ev = made.get(what)
         if ev is None:
-            ev = made[what] = Evidence(field=occ.field, term=f.term.text,
-                                       text=texts[occ.field][key[1]:key[2]], start=key[1],
-                                       end=key[2], score=round(occ.score, 1))
+            ev = made[what] = _evidence_at(f, key[1], key[2], texts)
         return ev

@@ -1277,17 +1277,16 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             continue
         if len(members) > _COMPARED:
             members = _compared(members, in_top, reports)
-        join = PLACE["join"]
         penalty = min(_penalty(k, reports[i].keys) for i in members)
         if k.milestones and not any(k.milestones & reports[i].keys.all for i in members):
             penalty *= PLACE["development"]
         if any(_identical(h, reports[i]) for i in members):
             score = 1.0
-        elif _below(k.all, wa, na, members, reports, penalty * ceiling) and not any(
-                _same_headline(h, reports[i]) for i in members):
+        elif _below(k.all, wa, na, members, reports, penalty * ceiling):
             # Not even the keys it shares could lift it to the lowest join: the
-            # vectors are not worked out (the commonest case, and the costliest).
-            score = 0.0
+            # vectors are not worked out (the commonest case, and the costliest);
+            # only the title test below can join it.
+            score = penalty if any(_same_headline(h, reports[i]) for i in members) else 0.0
         else:
             # The story as one text (the sum of its reports' unit vectors), or its
             # most alike report; a development any report of the story contradicts
@@ -1311,7 +1310,7 @@ def _place_one(index: _Index, h: _Held) -> int | None:
                 score = 0.0
             score *= penalty
             # The title test only where it can change the answer (it is the costly one).
-            if score < join and any(_same_headline(h, reports[i]) for i in members):
+            if score < PLACE["join"] and any(_same_headline(h, reports[i]) for i in members):
                 score = penalty
         scored.append((story, score, gap))
     # Time tells stories apart only where few others are as near: how many of the

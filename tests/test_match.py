@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -292,3 +293,15 @@ def _property_matcher(factory: pytest.TempPathFactory) -> Matcher:
         folder = factory.mktemp("property-rules")
         _cache["m"] = _matcher(folder, _PROPERTY_RULES)
     return _cache["m"]
+
+
+@pytest.mark.parametrize("evidence", [
+    Evidence("title", "КТК", "КТК", 0, 3, 100.0),
+    Evidence("summary", 'the "Caspian" pipe\\line', 'Caspian\u2028"pipe"\tline', 12, 40,
+             87.66666),
+    Evidence("content", "halt*", "halted", 5, 11, 91.25, context="…CPC halted\nloadings…",
+             context_start=2),
+])
+def test_evidence_json_is_what_json_dumps_writes(evidence: Evidence) -> None:
+    """``match`` writes ``Evidence.to_json``: byte for byte the JSON of ``to_dict``."""
+    assert evidence.to_json() == json.dumps(evidence.to_dict(), ensure_ascii=False)

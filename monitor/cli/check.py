@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from json.encoder import encode_basestring as _string  # what ensure_ascii=False uses
 from typing import TYPE_CHECKING
 
 from monitor.cli import common
 from monitor.errors import ConfigError, Problem, RuleFileError
-from monitor.models import Evidence
 
 if TYPE_CHECKING:
     from monitor.settings import Settings
@@ -117,7 +115,7 @@ def cmd_match(args: argparse.Namespace) -> int:
                     for e in m.evidence:
                         one = entries.get(id(e))
                         if one is None:
-                            one = entries[id(e)] = _evidence_json(e)
+                            one = entries[id(e)] = e.to_json()
                         parts.append(one)
                     listed = lists[id(m.evidence)] = ", ".join(parts)
                 rule = rule_ids.get(m.rule_id)
@@ -130,16 +128,6 @@ def cmd_match(args: argparse.Namespace) -> int:
         if stream is not sys.stdin:
             stream.close()
     return 0
-
-
-def _evidence_json(e: Evidence) -> str:
-    """``json.dumps(e.to_dict(), ensure_ascii=False)``, written out: the match command
-    writes ~10 a hit, and the encoder's generic walk of a dict cost more than the match."""
-    out = (f'{{"field": "{e.field}", "term": {_string(e.term)}, "text": {_string(e.text)}, '
-           f'"start": {e.start}, "end": {e.end}, "score": {round(e.score, 1)!r}')
-    if e.context is not None:
-        out += f', "context": {_string(e.context)}, "context_start": {e.context_start}'
-    return out + "}"
 
 
 def register(sub: common.Subparsers) -> None:
