@@ -9,7 +9,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from json.encoder import encode_basestring as _json_string  # what ensure_ascii=False uses
 
 
 class Severity(enum.IntEnum):
@@ -162,6 +161,9 @@ class Evidence:
         """``json.dumps(self.to_dict(), ensure_ascii=False)``, written out (the two stay
         in step): ``match`` writes ~10 a hit, and the encoder's generic walk of a dict
         cost more than matching."""
+        # Imported here: the channels import this module, and must not pay for json.
+        from json.encoder import encode_basestring as _json_string  # ensure_ascii=False's
+
         out = (f'{{"field": "{self.field}", "term": {_json_string(self.term)}, '
                f'"text": {_json_string(self.text)}, "start": {self.start}, "end": {self.end}, '
                f'"score": {round(self.score, 1)!r}')
