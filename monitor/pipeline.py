@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from monitor import stories
 from monitor.errors import StorageError
@@ -72,6 +72,20 @@ TELEGRAM_PAGE_PAUSE = 1.0
 # transaction per this many feeds; a crash loses at most these, and losing a
 # 304's state only means asking again.
 _STATE_BATCH = 100
+#: Feeds stored in one transaction at most, when their results queue up.
+_COMMIT_BATCH = 50
+
+
+class _Failed:
+    """The fetch stream's error, queued behind the results that came before it."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+# What the fetch stream queues: a result (parsed by the child, or not), its
+# error, or None at its end.
+_Got: TypeAlias = "FetchResult | tuple[FetchResult, ParsedFeed | None] | _Failed | None"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,24 +239,57 @@ class Poller:
                 from monitor.fetch import fetch_many  # not imported when a child fetches
 
                 stream = fetch_many(requests, self.settings.poll)
-            async with contextlib.aclosing(stream) as results:
-                async for got in results:
-                    if isinstance(got, tuple):  # fetched and parsed by the child
-                        result, parsed = got
-                        feed = by_url[result.url]
-                    else:
-                        result, feed = got, by_url[got.url]
-                        parsed = _parse(got, feed.kind) if got.ok else None
-                    prev = states.get(feed.url) or FeedState(url=feed.url)
-                    outcome = await self._handle(feed, prev, result, parsed, unsaved)
-                    outcomes.append(outcome)
+            # The results queue up while feeds are stored: those that arrived by the
+            # time one is handled are stored with it, in one transaction (a cold
+            # poll's placement then reads its window once per batch, not per feed);
+            # one arriving alone is stored at once.
+            queue: asyncio.Queue[_Got] = asyncio.Queue()
+
+            async def produce() -> None:
+                try:
+                    async with contextlib.aclosing(stream) as results:
+                        async for got in results:
+                            queue.put_nowait(got)
+                except Exception as e:  # the consumer raises it, after storing what came
+                    queue.put_nowait(_Failed(e))
+                else:
+                    queue.put_nowait(None)
+
+            producer = asyncio.ensure_future(produce())
+            try:
+                while True:
+                    got: _Got = await queue.get()
+                    batch: list[tuple[FeedOutcome, tuple[FeedState, list[NewItem]] | None]] = []
+                    while got is not None and not isinstance(got, _Failed):
+                        if isinstance(got, tuple):  # fetched and parsed by the child
+                            result, parsed = got
+                            feed = by_url[result.url]
+                        else:
+                            result, feed = got, by_url[got.url]
+                            parsed = _parse(got, feed.kind) if got.ok else None
+                        prev = states.get(feed.url) or FeedState(url=feed.url)
+                        batch.append(await self._handle(feed, prev, result, parsed, unsaved))
+                        if len(batch) >= _COMMIT_BATCH or (stop is not None and stop.is_set()):
+                            break
+                        await asyncio.sleep(0)  # the producer queues what has arrived
+                        if queue.empty():
+                            break
+                        got = queue.get_nowait()
+                    for outcome in self._commit(batch):
+                        outcomes.append(outcome)
+                        if on_outcome is not None:
+                            on_outcome(outcome, len(outcomes), len(todo))
                     if len(unsaved) >= _STATE_BATCH:
                         self.store.save_feed_states(unsaved)
                         unsaved.clear()
-                    if on_outcome is not None:
-                        on_outcome(outcome, len(outcomes), len(todo))
-                    if stop is not None and stop.is_set():
+                    if isinstance(got, _Failed):
+                        raise got.error
+                    if got is None or (stop is not None and stop.is_set()):
                         return
+            finally:
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
 
         async def watch_stop(task: asyncio.Task[None], stop: threading.Event) -> None:
             # A stop request cancels fetches in flight; each feed's results are
@@ -275,9 +322,12 @@ class Poller:
                           seconds=time.monotonic() - started)
 
     async def _handle(self, feed: FeedConfig, prev: FeedState, result: FetchResult,
-                      parsed: ParsedFeed | None, unsaved: list[FeedState]) -> FeedOutcome:
-        """Match and store one fetched, parsed feed; never raises for the feed's own
-        faults. A state with nothing else to store is appended to ``unsaved``."""
+                      parsed: ParsedFeed | None, unsaved: list[FeedState]
+                      ) -> tuple[FeedOutcome, tuple[FeedState, list[NewItem]] | None]:
+        """Match one fetched, parsed feed; never raises for the feed's own faults.
+        Its outcome, with what it has to store (its new state and items: see
+        :meth:`_commit`); a state with nothing else to store is appended to
+        ``unsaved`` instead."""
         interval = self.settings.feed_interval(feed)
         jitter = random.uniform(0, 0.1)
         new: list[NewItem] = []
@@ -297,16 +347,28 @@ class Poller:
             state = replace(state, article_failures=state.article_failures + articles[0],
                             article_error=articles[1])
         self._log_change(feed, prev, state, parsed)
-        stored, hits = 0, dict[str, int]()
-        if new:
-            stored, hits = self.store.commit_poll(
-                state, new, self._rule_info, now, place=stories.place,
-                story_window=timedelta(hours=stories.PLACE["window_hours"]))
-        else:
+        if not new:
             unsaved.append(state)
         return FeedOutcome(url=feed.url, name=feed.label, status=result.last_status,
-                           new_items=stored, hits=tuple(sorted(hits.items())),
-                           error=state.error)
+                           error=state.error), (state, new) if new else None
+
+    def _commit(self, batch: Sequence[tuple[FeedOutcome, tuple[FeedState, list[NewItem]] | None]]
+                ) -> list[FeedOutcome]:
+        """Store the new items of a batch of handled feeds, atomically; their
+        outcomes, with what was stored."""
+        polls = [poll for _, poll in batch if poll is not None]
+        if not polls:
+            return [outcome for outcome, _ in batch]
+        stored = iter(self.store.commit_polls(
+            polls, self._rule_info, self.clock(), place=stories.place,
+            story_window=timedelta(hours=stories.PLACE["window_hours"])))
+        out = []
+        for outcome, poll in batch:
+            if poll is not None:
+                items, hits = next(stored)
+                outcome = replace(outcome, new_items=items, hits=tuple(sorted(hits.items())))
+            out.append(outcome)
+        return out
 
     async def _new_items(self, feed: FeedConfig, prev: FeedState, parsed: ParsedFeed,
                          result: FetchResult

@@ -89,6 +89,50 @@ def test_a_story_survives_a_restart(store_url: str) -> None:
         s.close()
 
 
+def _poll(store: Store, feed: str, at: datetime, *texts: tuple[str, str]
+          ) -> tuple[FeedState, list[NewItem]]:
+    """One feed's poll of ``texts`` as commit_polls takes it (the feed synced)."""
+    url = f"https://{feed}.example/rss"
+    store.sync_feeds([(url, feed.capitalize())], now=at)
+    new = []
+    for text in texts:
+        n = next(_n)
+        item = Item(feed_url=url, guid=f"{feed}-{n}", title=text[0], summary=text[1],
+                    link=f"https://{feed}.example/story/{n}", published=at, lang="en",
+                    fingerprint=f"fp-{feed}-{n}")
+        new.append(NewItem(item, (Match("cpc-disruption", 90.0,
+                                        (Evidence("summary", "x", "x", 0, 0, 100.0),)),)))
+    return FeedState(url, etag=f"etag-{feed}"), new
+
+
+def test_feeds_stored_in_one_batch_share_their_stories(store: Store) -> None:
+    """A batch of polls (a cold poll's queued feeds) is placed as feed by feed:
+    a later feed's report of the first feed's event joins its story."""
+    batch = [_poll(store, "reuters", T0, STORM_EN, GRAIN),
+             _poll(store, "interfax", T0 + timedelta(minutes=5), STORM_RU)]
+    got = store.commit_polls(batch, RULES, T0, place=stories.place, story_window=WINDOW)
+    assert [items for items, _ in got] == [2, 1]
+    by_title = {h.title: h.story for h in store.list_hits()}
+    assert by_title[STORM_RU[0]] == by_title[STORM_EN[0]] is not None
+    assert by_title[GRAIN[0]] not in (None, by_title[STORM_EN[0]])
+
+
+def test_a_batch_is_stored_whole_or_not_at_all(store: Store) -> None:
+    """A batch that fails half-way stores none of its feeds, nor their validators:
+    the next poll fetches them all again."""
+    good = _poll(store, "reuters", T0, STORM_EN)
+    stray = (FeedState("https://never-synced.example/rss"), good[1][:0])
+    try:
+        store.commit_polls([good, stray], RULES, T0, place=stories.place,
+                           story_window=WINDOW)
+    except Exception as e:
+        assert "not in the store" in str(e)
+    else:
+        raise AssertionError("a feed that is not in the store must fail the batch")
+    assert store.list_hits() == []
+    assert store.feed_states([good[0].url])[good[0].url].etag is None
+
+
 def test_two_instances_storing_one_event_at_once_make_one_story(store: Store,
                                                                  store_url: str) -> None:
     """Each round, two stores (two engines, as two daemons have) commit a report of

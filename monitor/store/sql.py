@@ -320,57 +320,84 @@ class Store:
                     now: datetime | None = None, *, place: Placer | None = None,
                     story_window: timedelta = timedelta(hours=72)
                     ) -> tuple[int, dict[str, int]]:
-        """Store a poll's new items, their hits and the feed's new state, atomically.
+        """Store one feed's poll: :meth:`commit_polls` of one."""
+        return self._commit_polls([(state, new)], rules, now, place, story_window)[0]
+
+    @_wrap
+    def commit_polls(self, polls: Sequence[tuple[FeedState, Sequence[NewItem]]],
+                     rules: Mapping[str, tuple[str, Severity]],
+                     now: datetime | None = None, *, place: Placer | None = None,
+                     story_window: timedelta = timedelta(hours=72)
+                     ) -> list[tuple[int, dict[str, int]]]:
+        """Store feeds' polls (each a feed's new state and new items), their hits
+        and stories, in one transaction.
 
         A feed's poll is all or nothing: killed half-way, the validators are not
         advanced either, so the next poll fetches the same entries again.
         ``rules`` maps a rule id to (version, severity). An item already stored
         (another instance was faster) is skipped with its hits. Each new item
         with hits joins a story: ``place`` chooses it among the stored items
-        published within ``story_window`` of it, in the same transaction.
-        Returns (items stored, hits stored by rule id).
+        published within ``story_window`` of it, in the same transaction, once
+        for all the polls (a placement reads the window: a cold poll's feeds
+        queue up, and storing them together reads it once).
+        Returns (items stored, hits stored by rule id) for each poll, in order.
         """
+        return self._commit_polls(polls, rules, now, place, story_window)
+
+    def _commit_polls(self, polls: Sequence[tuple[FeedState, Sequence[NewItem]]],
+                      rules: Mapping[str, tuple[str, Severity]], now: datetime | None,
+                      place: Placer | None, story_window: timedelta
+                      ) -> list[tuple[int, dict[str, int]]]:
         now = now or _now()
-        stored_items = 0
-        stored_hits: dict[str, int] = {}
+        out: list[tuple[int, dict[str, int]]] = []
+        placing: list[tuple[int, NewItem]] = []
         with self.engine.begin() as conn:
-            feed_id = self._feed_id(conn, state.url)
-            if feed_id is None:
-                raise StorageError(f"{state.url}: feed is not in the store")
-            rows = [{
-                "feed_id": feed_id, "guid": n.item.guid, "fingerprint": n.item.fingerprint,
-                "title": n.item.title, "summary": n.item.summary, "link": n.item.link,
-                "published": n.item.published or now, "first_seen": now, "lang": n.item.lang,
-                "outlet": n.item.outlet, "content": n.item.content or None,
-            } for n in new]
-            ids: dict[str, int] = {}
-            if rows:
-                # SQLAlchemy's "insertmanyvalues" batches this, RETURNING included;
-                # rows skipped on conflict return nothing.
-                ids = {r.guid: r.id for r in conn.execute(self._insert_items, rows)}
-                stored_items = len(ids)
-            hit_rows: list[dict[str, Any]] = []  # SQLAlchemy's parameter rows
-            for n in new:
-                item_id = ids.get(n.item.guid)
-                if item_id is None:
-                    continue
-                for m in n.matches:
-                    version, severity = rules[m.rule_id]
-                    hit_rows.append({
-                        "item_id": item_id, "rule_id": m.rule_id, "rule_version": version,
-                        "severity": str(severity), "score": round(m.score, 2),
-                        "evidence": [e.to_dict() for e in m.evidence], "matched_at": now,
-                    })
-            if hit_rows:
-                conn.execute(self._insert_hits, hit_rows)
-                stored_hits = dict(Counter(row["rule_id"] for row in hit_rows))
-                if place is not None:
-                    self._place_stories(conn, [(ids[n.item.guid], n) for n in new
-                                               if n.matches and n.item.guid in ids],
-                                        place, story_window, now)
-            conn.execute(self._state_by_id, {"b_id": feed_id,
-                                                          **_state_values(state)})
-        return stored_items, stored_hits
+            for state, new in polls:
+                feed_id = self._feed_id(conn, state.url)
+                if feed_id is None:
+                    raise StorageError(f"{state.url}: feed is not in the store")
+                stored, ids = self._store_items(conn, feed_id, new, rules, now)
+                out.append(stored)
+                placing += [(ids[n.item.guid], n) for n in new
+                            if n.matches and n.item.guid in ids]
+                conn.execute(self._state_by_id, {"b_id": feed_id, **_state_values(state)})
+            if placing and place is not None:
+                self._place_stories(conn, placing, place, story_window, now)
+        return out
+
+    def _store_items(self, conn: sa.Connection, feed_id: int, new: Sequence[NewItem],
+                     rules: Mapping[str, tuple[str, Severity]], now: datetime
+                     ) -> tuple[tuple[int, dict[str, int]], dict[str, int]]:
+        """One feed's new items and hits: (items stored, hits by rule id), and the
+        stored items' ids by guid."""
+        rows = [{
+            "feed_id": feed_id, "guid": n.item.guid, "fingerprint": n.item.fingerprint,
+            "title": n.item.title, "summary": n.item.summary, "link": n.item.link,
+            "published": n.item.published or now, "first_seen": now, "lang": n.item.lang,
+            "outlet": n.item.outlet, "content": n.item.content or None,
+        } for n in new]
+        ids: dict[str, int] = {}
+        if rows:
+            # SQLAlchemy's "insertmanyvalues" batches this, RETURNING included;
+            # rows skipped on conflict return nothing.
+            ids = {r.guid: r.id for r in conn.execute(self._insert_items, rows)}
+        hit_rows: list[dict[str, Any]] = []  # SQLAlchemy's parameter rows
+        for n in new:
+            item_id = ids.get(n.item.guid)
+            if item_id is None:
+                continue
+            for m in n.matches:
+                version, severity = rules[m.rule_id]
+                hit_rows.append({
+                    "item_id": item_id, "rule_id": m.rule_id, "rule_version": version,
+                    "severity": str(severity), "score": round(m.score, 2),
+                    "evidence": [e.to_dict() for e in m.evidence], "matched_at": now,
+                })
+        stored_hits: dict[str, int] = {}
+        if hit_rows:
+            conn.execute(self._insert_hits, hit_rows)
+            stored_hits = dict(Counter(row["rule_id"] for row in hit_rows))
+        return (len(ids), stored_hits), ids
 
     def _place_stories(self, conn: sa.Connection, new: Sequence[tuple[int, NewItem]],
                        place: Placer, window: timedelta, now: datetime) -> None:
