@@ -13,6 +13,8 @@ and only the scores differ. Printed per score (``here``, ``--rev``): hits, the
 share at 100, min / quartiles / max, distinct values, and the median of each
 kind of hit a desk tells apart: the headline names the topic and its event
 (``title: topic+context``), the topic only (``title: topic``), the body only.
+``stories' leads``: each labelled story of the sets, per rule, by its best hit,
+as a digest lists it.
 """
 
 from __future__ import annotations
@@ -56,17 +58,21 @@ def reference(rev: str) -> types.ModuleType:
     return module
 
 
-def corpora(smoke: bool) -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """(name, [(id, title, summary)]) of every set found."""
-    out: list[tuple[str, list[tuple[str, str, str]]]] = []
+Row = tuple[str, str, str, str | None]  # id, title, summary, the story's label
+
+
+def corpora(smoke: bool) -> list[tuple[str, list[Row]]]:
+    """(name, [(id, title, summary, story)]) of every set found."""
+    out: list[tuple[str, list[Row]]] = []
     articles = bench_match.read_articles(str(DATA / "articles-*.jsonl"))
     if articles:
         out.append(("articles, title + lede",
-                    [(r["id"], r["title"], r["lede"]) for r in articles]))
+                    [(r["id"], r["title"], r["lede"], None) for r in articles]))
     for s in STORY_SETS:
         path = DATA / f"stories-{s}.jsonl"
         if path.exists():
-            out.append((f"stories-{s}", [(r["id"], r["title"], r.get("summary") or "")
+            out.append((f"stories-{s}", [(r["id"], r["title"], r.get("summary") or "",
+                                          f"{s}:{r['story']}")
                                          for r in bench_match.read_jsonl(path)]))
     if smoke:
         out = [(name, items[:10]) for name, items in out[:2]]
@@ -119,9 +125,11 @@ def main() -> int:
         print(f"skipped: {a.rev}'s score.py ({e})")
     # (score name, corpus or "all", kind or "all") -> scores
     scores: dict[tuple[str, str, str], list[float]] = {}
+    # (score name, story, rule) -> its best hit: what a digest shows as the story's score
+    leads: dict[tuple[str, str, str], float] = {}
     sets = corpora(a.smoke)
     for name, items in sets:
-        for _, title, text in items:
+        for _, title, text, story in items:
             for m in matcher.match(title, text):
                 k = kind(topics[m.rule_id], m.evidence)
                 for label, g in graders:
@@ -130,10 +138,15 @@ def main() -> int:
                     for key in ((label, name, "all"), (label, "all", "all"),
                                 (label, "all", k)):
                         scores.setdefault(key, []).append(s)
+                    if story is not None:
+                        lead = (label, story, m.rule_id)
+                        leads[lead] = max(s, leads.get(lead, 0.0))
+    for (label, _, _), s in leads.items():
+        scores.setdefault((label, "stories' leads", "all"), []).append(s)
     figures = {" | ".join(k): summary(v) for k, v in scores.items()}
     print("| score | set | hits | at 100 | min / q1 / median / q3 / max | distinct |")
     print("| --- | --- | --- | --- | --- | --- |")
-    names = [name for name, _ in sets] + ["all"]
+    names = [name for name, _ in sets] + ["all", "stories' leads"]
     for label, _ in graders:
         for name in names:
             print(line(f"{label} | {name}", summary(scores.get((label, name, "all"), []))))
