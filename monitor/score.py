@@ -3,8 +3,11 @@
 Pure, standard library only. :func:`grade` reads a hit's evidence against its
 rule: where the terms stand (title or body), how exact they are, how close the
 topic term is to its context, how many distinct context terms back it. The
-weights are one table, :data:`WEIGHTS`, documented in ``rules/README.md`` with
-paired cases in ``tests/test_score.py``: a change here changes both.
+headline and the body are counted apart, each capped, so that only the
+fullest evidence reaches 100 (2 % of the held-out sets' hits,
+``bench/bench_score.py``). The weights are one table, :data:`WEIGHTS`,
+documented in ``rules/README.md`` with paired cases in ``tests/test_score.py``:
+a change here changes both.
 """
 
 from __future__ import annotations
