@@ -46,6 +46,7 @@ _LATIN_WORD = re.compile(f"{_LATIN}+(?:[-'’]{_LATIN}+)*")
 #: How much of an item is read: a lede tells its language as well as the whole.
 READ_CHARS = 600
 
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
