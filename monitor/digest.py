@@ -80,9 +80,12 @@ class Mention:
 
     @property
     def label(self) -> str:
-        """``TASS (ru)``: the outlet, its language marked where the lead's differs."""
-        return self.outlet + (f" ({self.lang})" if self.lang and self.lang != self.lead_lang
-                              else "")
+        """``TASS (ru)``: the outlet, its language marked where the lead's differs.
+        Languages compare by their first part: a guessed ``en`` (monitor.language)
+        is the language of a declared ``en-us``."""
+        lead = (self.lead_lang or "").split("-", 1)[0]
+        return self.outlet + (f" ({self.lang})" if self.lang and self.lang.split("-", 1)[0]
+                              != lead else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,11 @@
 Pure, standard library only. :func:`grade` reads a hit's evidence against its
 rule: where the terms stand (title or body), how exact they are, how close the
 topic term is to its context, how many distinct context terms back it. The
-weights are one table, :data:`WEIGHTS`, documented in ``rules/README.md`` with
-paired cases in ``tests/test_score.py``: a change here changes both.
+headline and the body are counted apart, each capped, so that only the
+fullest evidence reaches 100 (2 % of the held-out sets' hits,
+``bench/bench_score.py``). The weights are one table, :data:`WEIGHTS`,
+documented in ``rules/README.md`` with paired cases in ``tests/test_score.py``:
+a change here changes both.
 """
 
 from __future__ import annotations
@@ -19,23 +22,29 @@ __all__ = ["WEIGHTS", "grade"]
 
 WEIGHTS: Mapping[str, float] = {
     # Every hit starts here: its topic and its context found, far apart, in the body.
-    "base": 50,
-    # The topic term in the headline: the story is about it, not a passing mention.
-    "topic_in_title": 20,
-    # A context term in the headline too: the headline names the event.
+    "base": 45,
+    # The topic term in the headline: the story is about it, not a passing mention...
+    "topic_in_title": 15,
+    # ...and named again in the body: the summary is about it too.
+    "topic_in_body": 3,
+    # A context term in the headline too: the headline names the event...
     "context_in_title": 10,
+    # ...and each distinct context term of the headline beyond the first, up to
+    # "title_more_max": "drone attack halts loadings" names it more fully than "halts".
+    "title_more": 5,
+    "title_more_max": 15,
+    # Each distinct context term of the body (summary, article), up to "body_max".
+    "body_context": 2,
+    "body_max": 6,
     # Every term spelt exactly; a fuzzy one costs half its distance from 100
     # (a word 88 % alike: -6) instead.
-    "exact": 5,
+    "exact": 3,
     # The topic and its nearest context term in one field, at most this many
-    # characters apart (about six words, then about twenty)...
+    # characters apart (about six words, then about twenty).
     "near_chars": 40,
-    "near": 10,
+    "near": 4,
     "close_chars": 120,
-    "close": 5,
-    # ...and each distinct context term beyond the first, up to "more_max".
-    "more_context": 3,
-    "more_max": 9,
+    "close": 2,
     # Off the headline, a topic first named this many characters into its field
     # (past the lede of a summary or an article) is a passing mention.
     "deep_chars": 300,
@@ -59,10 +68,18 @@ def grade(rule: Rule, evidence: Sequence[Evidence],
     score = w["base"]
     if any(e.field == "title" for e in topic):
         score += w["topic_in_title"]
+        if any(e.field != "title" for e in topic):
+            score += w["topic_in_body"]
     elif min(e.start for e in topic) > w["deep_chars"]:
         score += w["deep"]
-    if any(e.field == "title" for e in context):
-        score += w["context_in_title"]
+    # Headline and body are counted apart: a headline's terms say what the story
+    # is, the body's only back it, so each has its own cap.
+    in_title = len({e.term for e in context if e.field == "title"})
+    if in_title:
+        score += w["context_in_title"] + min(w["title_more_max"],
+                                             w["title_more"] * (in_title - 1))
+    in_body = len({e.term for e in context if e.field != "title"})
+    score += min(w["body_max"], w["body_context"] * in_body)
     weakest = min(e.score for e in evidence)
     score += w["exact"] if weakest >= 100 else -(100 - weakest) / 2
     # The closest topic-context pair of one field (characters between, 0 when they touch
@@ -78,6 +95,4 @@ def grade(rule: Rule, evidence: Sequence[Evidence],
         score += w["near"]
     elif gap is not None and gap <= w["close_chars"]:
         score += w["close"]
-    distinct = len({e.term for e in context})
-    score += min(w["more_max"], w["more_context"] * max(0, distinct - 1))
     return round(max(0.0, min(100.0, score)), 1)

@@ -29,6 +29,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
     ("bench_match.py", "| rule set | mix |"),
     ("bench_daemon_cpu.py", "| daemon steady state | value |"),
     ("bench_web.py", "| web store | size | request |"),
+    ("bench_score.py", "| score | set | hits |"),
+    ("bench_language.py", "| set | read | items | right |"),
 ])
 def test_bench_script_runs_small(script: str, heading: str) -> None:
     env = cli_env()

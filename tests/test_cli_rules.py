@@ -77,7 +77,7 @@ def test_rules_test_explains_a_hit_term_by_term(config: Path,
     assert main(["--config", str(config), "rules", "test", "cpc-disruption",
                  "CPC halts loadings after storm"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "MATCH cpc-disruption (high) score 100.0",
+        "MATCH cpc-disruption (high) score 87.0",
         "  title[0:3] 'CPC' ~ term 'CPC' (100.0)",
         "  title[4:9] 'halts' ~ term 'halt*' (100.0)",
         "  title[10:18] 'loadings' ~ term 'loading*' (100.0)",

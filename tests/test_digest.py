@@ -104,6 +104,21 @@ def test_the_same_story_from_three_feeds_is_one_entry() -> None:
     assert section.count == 1 and sorted(d.hit_ids) == sorted(h.id for h in hits)
 
 
+@pytest.mark.parametrize(("lang", "lead", "label"), [
+    ("ru", "en", "TASS (ru)"),
+    ("kk", None, "TASS (kk)"),  # the lead's language unknown: the mention's is news
+    ("ru", "ru", "TASS"),
+    ("en", "en-us", "TASS"),  # a guessed "en" beside a declared "en-us": one language
+    ("en-gb", "en", "TASS"),
+    (None, "en", "TASS"),  # nothing declared and nothing guessed: no mark
+])
+def test_a_mention_marks_its_language_where_the_lead_s_differs(
+        lang: str | None, lead: str | None, label: str) -> None:
+    mention = D.Mention(hit("x"), "TASS", "x", None, None, T0, "", 90.0, lang=lang,
+                        lead_lang=lead)
+    assert mention.label == label
+
+
 # -- highlights, snippets and links --------------------------------------------------------
 
 

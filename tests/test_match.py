@@ -37,7 +37,7 @@ def test_a_hit_carries_rule_score_and_evidence(tmp_path: Path) -> None:
     """)
     # The score grades the evidence (score.WEIGHTS): the topic, exact, in the title.
     assert m.match("Storm hits the Caspian Pipeline Consortium", "") == [
-        Match("r0", 75.0, (Evidence("title", "Caspian Pipeline Consortium",
+        Match("r0", 63.0, (Evidence("title", "Caspian Pipeline Consortium",
                                      "Caspian Pipeline Consortium", 15, 42, 100.0),))]
     assert m.match("Nothing to see", "here") == []
 

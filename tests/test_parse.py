@@ -530,3 +530,61 @@ def test_importing_parse_does_not_load_feedparser() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
+
+
+# -- the language of items whose feed declares none --------------------------------------
+
+_IN_THREE = [  # (title, summary) in ru, kk, en, and one too short to tell
+    ("КТК приостановил отгрузку нефти после шторма",
+     "Каспийский трубопроводный консорциум остановил погрузку танкеров в Новороссийске."),
+    ("КҚК терминалында дауылдан кейін мұнай тиеу тоқтатылды",
+     "Каспий құбыр консорциумы Новороссийск маңындағы терминалда мұнай тиеуді тоқтатты."),
+    ("CPC halts loadings after a storm",
+     "The Caspian Pipeline Consortium suspended loadings at its terminal near Novorossiysk."),
+    ("Tengiz", ""),
+]
+
+
+def _rss(language: str = "", entry_language: str = "") -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><description>{s}</description><guid>g{n}</guid>"
+        + (f"<dc:language>{entry_language}</dc:language>" if entry_language else "")
+        + "</item>" for n, (t, s) in enumerate(_IN_THREE))
+    return ('<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+            "<title>x</title>" + (f"<language>{language}</language>" if language else "")
+            + items + "</channel></rss>").encode()
+
+
+def _atom(language: str = "") -> bytes:
+    lang = f' xml:lang="{language}"' if language else ""
+    entries = "".join(f"<entry><id>g{n}</id><title>{t}</title><summary>{s}</summary></entry>"
+                      for n, (t, s) in enumerate(_IN_THREE))
+    return (f'<feed xmlns="http://www.w3.org/2005/Atom"{lang}><title>x</title>{entries}'
+            "</feed>").encode()
+
+
+def _json_feed(language: str = "") -> bytes:
+    doc: dict[str, Any] = {"version": "https://jsonfeed.org/version/1.1", "title": "x",
+                           "items": [{"id": f"g{n}", "title": t, "summary": s}
+                                     for n, (t, s) in enumerate(_IN_THREE)]}
+    if language:
+        doc["language"] = language
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("document", [_rss, _atom, _json_feed], ids=["rss", "atom", "json"])
+def test_items_of_a_feed_without_a_language_get_a_guessed_one(document: Any) -> None:
+    feed = parse_feed(document(), url="https://example.org/feed")
+    assert feed.language is None  # the feed's own field stays what the feed says
+    assert [i.lang for i in feed.items] == ["ru", "kk", "en", None]
+
+
+@pytest.mark.parametrize("document", [_rss, _atom, _json_feed], ids=["rss", "atom", "json"])
+def test_a_declared_feed_language_wins_over_the_guess(document: Any) -> None:
+    feed = parse_feed(document("en-GB"), url="https://example.org/feed")
+    assert [i.lang for i in feed.items] == ["en-gb"] * 4
+
+
+def test_an_entry_s_declared_language_wins_over_the_guess() -> None:
+    feed = parse_feed(_rss(entry_language="kk"), url="https://example.org/feed")
+    assert [i.lang for i in feed.items] == ["kk"] * 4

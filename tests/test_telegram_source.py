@@ -114,6 +114,8 @@ def test_posts_become_items_and_the_rest_does_not() -> None:
     assert news.outlet is None
     assert fwd.outlet == "Kursiv Media"  # a forwarded post keeps its origin
     assert fwd.title == fwd.summary == "Казахстан нарастил экспорт нефти в обход России"
+    # A channel declares no language: each post's is guessed from its text.
+    assert [i.lang for i in parsed.items] == ["ru", "ru"]
 
 
 def test_a_changed_layout_is_a_clear_error_not_a_crash() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
+from monitor.language import guess_language
 from monitor.models import Item, ParsedFeed
 from monitor.text import fold_whitespace, html_to_text, strip_control, truncate
 
@@ -196,6 +197,8 @@ def make_item(
 
     ``raw_outlet`` is who the feed says reported the entry (an aggregator's
     ``<source>``); it is shown, never matched, hashed or used for identity.
+    ``lang`` is what the entry or its feed declares; when they declare none, a
+    guess from the title and summary (en, ru, kk, or None when unsure).
     """
     guid = item_identity(entry_id, raw_link, raw_title, raw_summary, raw_content)
     title = plain_text(raw_title, MAX_TITLE)
@@ -206,7 +209,7 @@ def make_item(
         summary=plain_summary,
         link=http_link(raw_link, url),
         published=published,
-        lang=lang,
+        lang=lang or guess_language(title, plain_summary),
         fingerprint=_fingerprint_folded(title, plain_summary, guid),
         outlet=plain_text(raw_outlet, MAX_OUTLET) or None if raw_outlet else None,
     )
