@@ -51,6 +51,7 @@ __all__ = [
     "Span",
     "Story",
     "build_digest",
+    "story_entry",
 ]
 
 KINDS = ("digest", "alert")
@@ -200,22 +201,16 @@ def build_digest(desk: str, hits: Iterable[StoredHit], rule_titles: Mapping[str,
     if kind not in (*KINDS, "notice"):
         raise ValueError(f"unknown digest kind {kind!r}")
     tz = _zone(timezone)  # checked by the configuration; UTC should it vanish
-    labels: dict[str, str] = {}
     by_rule: dict[str, list[Story]] = {}
     for group in _story_groups(list(hits)):
-        rule_id = _gravest(group)
-        for r in {h.rule_id for h in group}:
-            if r not in labels:
-                t = clean(rule_titles.get(r) or r)
-                labels[r] = t if len(t) <= _LABEL_CHARS else r
-        also = tuple(labels[r] for r in sorted({h.rule_id for h in group} - {rule_id}))
-        by_rule.setdefault(rule_id, []).append(_story(group, rule_id, also, tz, base_url))
+        story = _entry(group, rule_titles, tz, base_url)
+        by_rule.setdefault(story.lead.rule_id, []).append(story)
     sections = []
     for rule_id, stories in by_rule.items():
         title = clean(rule_titles.get(rule_id) or rule_id)
         stories.sort(key=lambda s: (-s.score, -s.published.timestamp(), -s.lead.id))
         sections.append(Section(
-            rule_id=rule_id, title=title, label=labels[rule_id],
+            rule_id=rule_id, title=title, label=_label(rule_titles, rule_id),
             severity=max(s.lead.severity for s in stories), count=len(stories),
             stories=tuple(stories)))
     # Gravest first, then most stories, then most reports (coverage), then by name.
@@ -226,6 +221,27 @@ def build_digest(desk: str, hits: Iterable[StoredHit], rule_titles: Mapping[str,
                   headline=headline, generated_at=now, when=_long_time(now, tz),
                   timezone=str(tz), sections=tuple(sections),
                   note=clean(note) if note else None)
+
+
+def story_entry(group: Sequence[StoredHit], rule_titles: Mapping[str, str], *,
+                timezone: str = "UTC", base_url: str | None = None) -> Story:
+    """The hits of one story as a digest lists it (the web view's list too): under
+    its gravest rule, its lead the strongest report, the others linked once each,
+    the story's other rules named (``also``)."""
+    return _entry(group, rule_titles, _zone(timezone), base_url)
+
+
+def _entry(group: Sequence[StoredHit], rule_titles: Mapping[str, str], tz: ZoneInfo | Any,
+           base_url: str | None) -> Story:
+    rule_id = _gravest(group)
+    also = tuple(_label(rule_titles, r) for r in sorted({h.rule_id for h in group} - {rule_id}))
+    return _story(group, rule_id, also, tz, base_url)
+
+
+def _label(rule_titles: Mapping[str, str], rule_id: str) -> str:
+    """A rule's title, or its id where the title is too long for a subject line."""
+    t = clean(rule_titles.get(rule_id) or rule_id)
+    return t if len(t) <= _LABEL_CHARS else rule_id
 
 
 def _story_groups(hits: list[StoredHit]) -> list[list[StoredHit]]:

@@ -413,8 +413,46 @@ def test_a_hit_page_lists_the_other_reports_of_its_story(store_url: str,
     story = page.split('id="story"')[1].split("</section>")[0]
     assert STORM_RU[0] in story and "Interfax (ru)" in story
     assert STORM_EN[0] not in story  # the page's own report is not listed again
-    # The list marks each hit's story and how many reports it has.
-    assert index.count("one story of 2 reports") == 2
+    # The list shows the story once, under its lead, the other report linked.
+    assert index.count("one story of 2 reports") == 1
+    assert len(_hit_ids(index)) == 1 and "Interfax (ru)" in index
+
+
+def test_the_list_shows_each_story_once_and_pages_by_story(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three events (one reported twice, in two languages) are three entries;
+    a page of one story leads to the next, and no story is on two pages."""
+    from test_story_store import GRAIN, STORM_EN, STORM_RU, report
+    from test_story_store import T0 as STORY_T0
+
+    import monitor.web.app as app
+
+    store = Store.open(store_url)
+    try:
+        storm = report(store, STORY_T0, STORM_EN)
+        report(store, STORY_T0 + timedelta(hours=1), STORM_RU, feed="interfax", lang="ru")
+        grain = report(store, STORY_T0 + timedelta(hours=2), GRAIN, feed="kursiv",
+                       rule="eaeu-grain-ban")
+        btc = ("Kazakhstan ships first Kashagan oil via Baku-Tbilisi-Ceyhan",
+               "KazMunayGas sent its first cargo of crude through the BTC pipeline.")
+        report(store, STORY_T0 + timedelta(hours=3), btc, feed="trend", rule="btc-diversion")
+    finally:
+        store.close()
+    with serving(write_config(tmp_path, store_url)) as web:
+        index = web.get("/").body
+        assert len(_hit_ids(index)) == 3
+        assert index.index(btc[0]) < index.index(GRAIN[0]) < index.index(STORM_EN[0])
+        assert STORM_RU[0] not in index  # under its story's lead, by outlet
+        monkeypatch.setattr(app, "PAGE", 1)
+        seen: list[int] = []
+        path: str | None = "/"
+        while path is not None:
+            page = web.get(path.replace("&amp;", "&")).body
+            seen += _hit_ids(page)
+            older = re.search(r'href="(/\?[^"]*before=\d+[^"]*)"', page)
+            path = older.group(1) if older else None
+            assert len(seen) <= 3
+    assert len(seen) == 3 and storm in seen and grain in seen
 
 
 def test_the_feeds_page_shows_article_failures(store_url: str, config: Path) -> None:

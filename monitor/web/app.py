@@ -36,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 
 from monitor import status as statusdoc
 from monitor import timespec
+from monitor.digest import story_entry
 from monitor.errors import MonitorError
 from monitor.highlight import Span, highlight, safe_url, snippet
 from monitor.models import StoredHit
@@ -53,7 +54,10 @@ __all__ = ["BACKTEST_ITEMS", "PAGE", "Source", "View", "create_app"]
 
 log = logging.getLogger("monitor.web")
 HERE = Path(__file__).resolve().parent
-PAGE = 50  # hits a page
+PAGE = 50  # stories a page
+#: Hits read for a page of stories, at most, per story: a story's hits beyond
+#: them (a story of many reports) are listed on the next page under it again.
+SPREAD = 4
 MAX_PAGE = 500  # the API's largest limit
 BACKTEST_ITEMS = 1000  # the rule page's backtest: over the newest stored items (~0.1 s)
 #: /feeds shows a status document at most this old: counting a million items
@@ -300,18 +304,37 @@ def create_app(source: Source, *, users: Mapping[str, str] | None = None) -> Sta
                 "before": _int(qp.get("before"), "before")}
 
     def index(request: Request, view: View) -> Response:
+        # Stories, newest first, each once on a page under its strongest report
+        # (as a digest lists it): the page's hits, grouped by their story.
         query = hit_filters(request, view)
-        hits = view.store.search_hits(**query, limit=PAGE + 1)
-        more = len(hits) > PAGE
-        hits = hits[:PAGE]
+        hits = view.store.search_hits(**query, limit=PAGE * SPREAD + 1)
+        window = hits[:PAGE * SPREAD]
+        groups: dict[int, list[StoredHit]] = {}
+        shown = 0  # the page's hits: those before the first hit of the next page's story
+        for h in window:
+            key = h.story if h.story is not None else -h.item_id
+            if key not in groups:
+                if len(groups) == PAGE:
+                    break
+                groups[key] = []
+            groups[key].append(h)
+            shown += 1
+        more = shown < len(hits)
         keep = {k: v for k, v in request.query_params.items() if k != "before" and v}
-        older = (f"/?{urlencode({**keep, 'before': hits[-1].id})}" if more and hits else None)
-        sizes = view.store.story_sizes(h.story for h in hits if h.story is not None)
-        rows = [{"hit": h, "title": marked(h, "title", limit=300),
-                 "reports": sizes.get(h.story, 1) if h.story is not None else 1,
-                 "snippet": snippet(h.summary, [(e.start, e.end) for e in h.evidence
-                                                if e.field == "summary"], 200)}
-                for h in hits]
+        older = (f"/?{urlencode({**keep, 'before': window[shown - 1].id})}"
+                 if more and shown else None)
+        sizes = view.store.story_sizes(k for k in groups if k > 0)
+        titles = {r.id: r.title for r in view.rules.rules}
+        rows = []
+        for key, group in groups.items():
+            story = story_entry(group, titles)
+            lead = story.lead
+            rows.append({
+                "story": story, "hit": lead, "title": marked(lead, "title", limit=300),
+                "reports": sizes.get(key, 1), "rules": sorted({h.rule_id for h in group}),
+                "newest": max(h.matched_at for h in group),
+                "snippet": snippet(lead.summary, [(e.start, e.end) for e in lead.evidence
+                                                  if e.field == "summary"], 200)})
         return render(request, "index.html", rows=rows, older=older, filters=keep,
                       rules=view.rules.rules, desks=view.settings.desks)
 
