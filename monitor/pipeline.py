@@ -2,7 +2,7 @@
 
 ::
 
-    settings.feeds ─► fetch.fetch_many ─► parse.parse_feed ─► match.Matcher ─► Store.commit_poll
+    settings.feeds ─► fetch.fetch_many ─► parse.parse_feed ─► match.Matcher ─► Store.commit_polls
       (FeedState:       (FetchResult,       (ParsedFeed,        (Match per      (items, hits and
        validators,       as they             Items)              new item)       the feed's new
        back-off)         complete)                                               state, at once;
@@ -26,7 +26,10 @@ module stored.
 Where the time goes (issue 7, ``bench/README.md``): a one-off ``poll`` may
 hand the fetch and parse stages to a child process
 (:class:`monitor.fetch_child.ForkedFetcher`), whose results are consumed here
-just as in-process ones, one feed at a time, in the order fetched. The daemon
+just as in-process ones, in the order fetched. Results that queue up while a
+feed is stored are stored together, in one transaction (each feed still whole
+or not at all): a cold poll's story placement then reads its window once per
+batch instead of once per feed (500 feeds: 356 placements became ~30-60). The daemon
 fetches and parses in-process: its cycles are small. A cycle of 304s costs a
 request and a row update per feed: the states of feeds that stored nothing are
 saved in batches, and the matcher is only compiled when some feed has new items.
