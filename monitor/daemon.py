@@ -211,6 +211,7 @@ class Daemon:
         from monitor.deliver import Senders
 
         self.senders = Senders()
+        self._release_dead_leases()
         self._apply(settings, rules)
         if self.on_copy is None:
             self._keep(settings, rules)
@@ -489,6 +490,35 @@ class Daemon:
                 log.info("housekeeping: removed %d items older than %s", removed,
                          before.date().isoformat())
         self._sweep_daemons()
+
+    def _release_dead_leases(self) -> None:
+        """Free the leases of this host's instances whose process is gone (killed,
+        crashed): a restart after ``kill -9`` polls and sends at once instead of
+        when their leases run out (a few minutes). Another host's are left to expire:
+        only here can a process be known dead."""
+        host = socket.gethostname()
+
+        def dead(owner: str) -> bool:
+            name, _, pid = owner.rpartition(":")
+            if name != host or not pid.isdigit() or int(pid) == os.getpid():
+                return False
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except OSError:  # it exists, another user's
+                return False
+            return False
+
+        try:
+            owners = sorted(o for o in self.store.lease_owners() if dead(o))
+            released = self.store.release_leases(owners)
+        except MonitorError as e:  # they expire in their time
+            log.warning("cannot release the leases of dead instances: %s", e)
+            return
+        if owners:
+            log.info("released the leases of %s (no such process on this host): %d feeds, "
+                     "%d deliveries", ", ".join(owners), *released)
 
     def _sweep_daemons(self) -> None:
         """Delete the status rows of daemons whose heartbeat stopped (never our own)."""

@@ -97,3 +97,34 @@ def test_daemon_polls_reloads_and_stops(setup: tuple[FeedServer, Path, Path],
         listening.set()
         reader.join()
         sock.close()
+
+
+def test_a_restart_after_kill_takes_over_the_dead_instances_leases_at_once(
+        setup: tuple[FeedServer, Path, Path], tmp_path: Path) -> None:
+    """Feeds leased by an instance of this host whose process is gone (killed with
+    SIGKILL mid-cycle) are polled as soon as the next daemon starts, not when the
+    leases run out; a lease of another host's instance is left to expire."""
+    import subprocess
+    import sys
+
+    from monitor.store import Store
+
+    server, config, _ = setup
+    (tmp_path / "state").mkdir()
+    store = Store.open(f"sqlite:///{tmp_path / 'state' / 'monitor.db'}")
+    a, b = server.url("/a.xml"), server.url("/b.xml")
+    store.sync_feeds([(a, None), (b, None)])
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = f"{socket.gethostname()}:{int(gone.stdout)}"  # that process has ended
+    assert store.claim_due_feeds(dead, [a], lease=3600) == [a]
+    assert store.claim_due_feeds("elsewhere.example:1", [b], lease=3600) == [b]
+    store.close()
+    daemon = Daemon(config, cli_env())
+    try:
+        daemon.wait_for("the dead instance's feed polled", lambda: server.count("/a.xml") >= 1)
+        assert f"released the leases of {dead}" in daemon.stderr()
+        assert server.count("/b.xml") == 0  # another host's lease stands
+    finally:
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.proc.wait(timeout=30)

@@ -264,6 +264,30 @@ class Store:
         return got
 
     @_wrap
+    def lease_owners(self, *, now: datetime | None = None) -> set[str]:
+        """Who holds an unexpired lease on a feed or a delivery."""
+        now = now or _now()
+        with self.engine.connect() as conn:
+            return {owner for table in (feeds, deliveries) for owner in conn.execute(
+                sa.select(table.c.lease_owner).distinct().where(
+                    table.c.lease_owner.is_not(None), table.c.lease_until >= now)).scalars()}
+
+    @_wrap
+    def release_leases(self, owners: Sequence[str]) -> tuple[int, int]:
+        """Give up the leases of ``owners`` (instances known to be dead) at once, rather
+        than when they expire: their feeds are due again and their deliveries pending.
+        Returns (feeds, deliveries) released."""
+        if not owners:
+            return 0, 0
+        wanted = list(owners)
+        with self.engine.begin() as conn:
+            fed = conn.execute(feeds.update().where(feeds.c.lease_owner.in_(wanted))
+                               .values(lease_owner=None, lease_until=None)).rowcount
+            sent = conn.execute(deliveries.update().where(deliveries.c.lease_owner.in_(wanted))
+                                .values(lease_owner=None, lease_until=None)).rowcount
+        return fed, sent
+
+    @_wrap
     def renew_feed_leases(self, owner: str, *, now: datetime | None = None,
                           lease: float = 120.0) -> int:
         """Extend ``owner``'s unexpired feed leases to ``lease`` seconds from now: a
