@@ -501,13 +501,17 @@ _CONCEPTS: Mapping[str, str] = {
              "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
              "сбоя$ қысқар азайт outage interrupt idle$ idled throttl squeez curb$ curbs$ "
              "curbed прекращ прекрат отключ перекры простаив выведен",
-    "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына",
+    "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына "
+              "вернул вернет вернёт вернут қайта",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
     "FINE": "fine$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
-    "WITHDRAW": "withdraw quit exit$ exits$ вышл выход шықт",
-    "PROPOSE": "plans$ plan$ propos draft consider weigh could планир предлож законопроект "
-               "рассматр может могут мүмкін жоспар ұсын",
+    "WITHDRAW": "withdraw quit exit$ exits$ вышл выход",
+    "PROPOSE": "plans$ plan$ propos draft consider weigh планир предлож законопроект "
+               "рассматр жоспар ұсын",
+    # A modal: a proposal only before a measure ("may ban"; "exports may fall" is a
+    # consequence of the event told, as angle pieces tell it); never a key itself.
+    "MAY": "could может могут мүмкін",
     "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым barred barring "
            "moratori мораторий моратори",
     "QUOTA": "quota квот limit restrict огранич шекте licen лиценз cap$ caps$ capped",
@@ -515,9 +519,11 @@ _CONCEPTS: Mapping[str, str] = {
     "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
     "DAMAGE": "damag поврежд зақым бүлін апат авари accident incident инцидент",
     "DRONE": "drone uav беспилот дрон бпла unmanned безэкипаж ұшқышсыз",
-    "ATTACK": "attack strike атак удар шабуыл",
+    # удар, not ударит: "will hit millers" is a consequence, not an attack
+    "ATTACK": "attack strike атак удар$ удара$ ударом$ удары$ ударов$ ударам$ ударил "
+              "шабуыл",
     "MINES": "mine$ mines munition боеприпас мины$ мин$ мина$",
-    "CRACK": "crack$ cracks$ cracked cracking трещин жарық",
+    "CRACK": "crack$ cracks$ cracked cracking трещин жарық сызат",
     "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
                "investigat probe$ расследован тергеу",
     "REPAIR": "repair maintenance ремонт жөндеу",
@@ -696,6 +702,8 @@ _MILESTONES = frozenset({"FIRST"})
 _YEAR = re.compile(r"#(?:19|20)\d\d")
 _TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY"})
 _MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
+#: What a modal before it makes a proposal: "may ban", "could lift".
+_POLICY = frozenset({"BAN", "QUOTA", "DUTY", "SANCTION", "LIFT", "EXTEND"})
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE", "WARN"})
 
 
@@ -778,13 +786,13 @@ def _ambiguous(tokens: Sequence[tuple[str, str]], i: int) -> str | None:
     if tokens[i][1] == "us":
         return "US" if raw == "US" else None
     if raw[0].islower():  # "may": a proposal, or "май" (Russian May)
-        return "PROPOSE" if raw.isascii() else "M05"
+        return "MAY" if raw.isascii() else "M05"
     before = tokens[i - 1] if i else ("", "")
     after = tokens[i + 1] if i + 1 < len(tokens) else ("", "")
     if (before[0].lower() in _MONTH_CONTEXT
             or any(f.startswith("#") or _concept(f) in _MONTHS for f in (before[1], after[1]))):
         return "M05"  # "in May", "5 May", "January-May"
-    return "PROPOSE" if raw.isascii() else "M05"
+    return "MAY" if raw.isascii() else "M05"
 
 
 _VOWELS = re.compile(r"[aeiou]")
@@ -929,6 +937,7 @@ def _keys_of(title: str, summary: str) -> _Keys:
     kazakh = bool(_KAZAKH_LETTERS.search(sig_title) or _KAZAKH_LETTERS.search(summary))
     s, _ = _keys(clean(summary), kazakh=kazakh)
     t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None, kazakh)
+    t, s = _modal(t), _modal(s)
     every = t | s
     for acronym, other in _OTHER_MEANINGS.items():
         if other in every and acronym in every:  # the Communist Party's CPC, Bitcoin's BTC
@@ -940,7 +949,9 @@ def _keys_of(title: str, summary: str) -> _Keys:
         developments=_few(t & _DEVELOPMENTS), causes=_few(_causes(t) or _causes(s)),
         goods=_few(t & _GOODS), domains=_few(_domains(t) or _domains(s)),
         objects=_few(t & _OBJECTS), powers=_few(t & _POWERS), subject=_subject(sig_title),
-        milestones=_NONE if "PERIOD" in t else _few(t & _MILESTONES), months=_few(every & _MONTHS),
+        # the first half is a date; a restart (қайта басталды) no first
+        milestones=_NONE if t & {"PERIOD", "RESUME"} else _few(t & _MILESTONES),
+        months=_few(every & _MONTHS),
         years=_few(frozenset(filter(_YEAR.fullmatch, every))),
         text=hash(text) or 1 if text else 0,
         script=_script(sig_title))
@@ -993,6 +1004,13 @@ def _subject(title: str) -> str | None:
 
 def _domains(keys: frozenset[str]) -> frozenset[str]:
     return frozenset(_DOMAINS[k] for k in keys if k in _DOMAINS)
+
+
+def _modal(keys: frozenset[str]) -> frozenset[str]:
+    """A modal is a proposal before a measure, otherwise nothing."""
+    if "MAY" not in keys:
+        return keys
+    return keys - {"MAY"} | ({"PROPOSE"} if keys & _POLICY else set())
 
 
 def _causes(keys: frozenset[str]) -> frozenset[str]:
