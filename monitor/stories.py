@@ -1026,6 +1026,12 @@ def _after_damage(a: frozenset[str], b: frozenset[str]) -> bool:
     return a == {"repair"} and b <= _DAMAGE
 
 
+def _stages_differ(a: _Keys, b: _Keys) -> bool:
+    """A deal's title and a first delivery's (the first cargo, shipments began) tell
+    two stages of one route, however alike their words."""
+    return "AGREE" in a.title and bool(b.milestones) and "AGREE" not in b.title
+
+
 def _penalty(a: _Keys, b: _Keys) -> float:
     """What tells two developments of one event apart: a factor 0-1."""
     factor = 1.0
@@ -1033,6 +1039,8 @@ def _penalty(a: _Keys, b: _Keys) -> float:
         factor *= PLACE["numbers"]
     if (a.developments and not a.developments & b.all) or (
             b.developments and not b.developments & a.all):
+        factor *= PLACE["development"]
+    if _stages_differ(a, b) or _stages_differ(b, a):
         factor *= PLACE["development"]
     if a.causes and b.causes and not a.causes & b.causes and not (
             _after_damage(a.causes, b.causes) or _after_damage(b.causes, a.causes)):
