@@ -375,8 +375,11 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # tells them apart is penalised, against every report of the story (so that a
 # vague report cannot chain two developments): titles with no number in common,
 # a development (resumed, lifted, fined, extended, withdrawn, proposed, warned) one
-# title names and the other report never mentions, a milestone (the first cargo) a
-# new title names and no report of the story does, different powers, subject
+# title names and the other report never mentions (a modal only before a measure:
+# "may ban" is proposed, "exports may fall" the event's consequence), a milestone
+# (the first cargo) a new title names and no report of the story does, a deal's
+# title and a first delivery's, different sites (НПС «Кропоткинская» / «Кавказская»,
+# SPM-1 / ВПУ-2 in the titles), different powers, subject
 # countries, goods, domains or objects in the titles, different causes (repairs
 # conflict with no damage they may follow; planned repairs do), months or
 # years. The topics' acronyms read in their other meanings (the Communist Party's
@@ -672,6 +675,11 @@ _GOODS = frozenset({"WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS", "SUGAR"
                     "CATTLE"})
 #: What was hit: a mooring and a pumping station are two events.
 _OBJECTS = frozenset({"SPM", "STATION"})
+#: A name beside these words (up to two words away) names a site: НПС «Кропоткинская»,
+#: the Kashagan field, Sangachal terminal. Two reports naming different sites (or
+#: moorings by number: SPM-1 / ВПУ-2) tell different events.
+_SITES = frozenset({"SPM", "STATION", "TERMINAL", "PORT", "FIELD"})
+_SITE_KINDS = frozenset({"OIL", "STATION", "SEA", "GRAIN"})  # oil pumping, sea, grain terminal
 #: What a report is about at all: oil and grain (or fuel, cattle) are two stories
 #: whatever numbers they share.
 _DOMAINS: Mapping[str, str] = {
@@ -845,12 +853,16 @@ def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
 
 
 def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = None
-          ) -> tuple[frozenset[str], frozenset[str]]:
-    """A text's comparable keys (concepts, numbers, names), and its numbers. With
-    ``names``, a capitalised word is a name only if it is one of them, or in capitals;
-    ``kazakh``: the text is Kazakh (by default: it has Kazakh letters)."""
+          ) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """A text's comparable keys (concepts, numbers, names), its numbers, and the sites
+    it names (see :func:`_sites`). With ``names``, a capitalised word is a name only
+    if it is one of them, or in capitals; ``kazakh``: the text is Kazakh (by default:
+    it has Kazakh letters)."""
     out: set[str] = set()
     numbers: set[str] = set()
+    concepts: dict[int, str] = {}  # by token: for the sites
+    named: dict[int, str] = {}
+    sites: set[str] = set()
     text = _HYPHENATED.sub(_compound, _INITIALS.sub(lambda m: m.group(0).replace(".", ""), text))
     tokens = _tokens(text)
     prev: str | None = None  # the previous word's concept
@@ -884,9 +896,10 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             key = "SEA"  # Каспий теңізі, Қара теңіз: the Kazakh sea, not the field
         if key:
             out.add(key)
-            named = _PAIRS.get((prev, key))
-            if named:
-                out.add(named)
+            concepts[i] = key
+            pair = _PAIRS.get((prev, key))
+            if pair:
+                out.add(pair)
             prev = key
             continue
         prev = None
@@ -894,11 +907,16 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             out.update((_CAPITALS[f], _name(f)))
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
-            out.add(_name(f))
             bare = _bare_name(raw, kazakh)
+            named[i] = _name(_fold(bare)) if bare else _name(f)
+            out.add(_name(f))
             if bare:
-                out.add(_name(_fold(bare)))
-    return frozenset(out), frozenset(numbers)
+                out.add(named[i])
+    # beside the word, or one word past a concept: «Кропоткинская» мұнай айдау станциясы
+    sites.update(key for i, key in named.items()
+                 if concepts.get(i - 1) in _SITES or concepts.get(i + 1) in _SITES
+                 or (concepts.get(i + 1) in _SITE_KINDS and concepts.get(i + 2) in _SITES))
+    return frozenset(out), frozenset(numbers), frozenset(sites)
 
 
 @dataclass(frozen=True, slots=True)
@@ -914,6 +932,7 @@ class _Keys:
     powers: frozenset[str]  # of the title
     subject: str | None  # the country a title opens with: who acts
     milestones: frozenset[str]  # of the title
+    sites: frozenset[str]  # of title and summary: which station, terminal, field, mooring
     months: frozenset[str]  # of title and summary
     years: frozenset[str]  # of title and summary (1900-2099)
     text: int  # hash of the folded title and summary (0: none): the same text, the same story
@@ -935,8 +954,9 @@ def _few(keys: frozenset[str]) -> frozenset[str]:
 def _keys_of(title: str, summary: str) -> _Keys:
     sig_title = _headline(title)
     kazakh = bool(_KAZAKH_LETTERS.search(sig_title) or _KAZAKH_LETTERS.search(summary))
-    s, _ = _keys(clean(summary), kazakh=kazakh)
-    t, numbers = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None, kazakh)
+    s, _, sites = _keys(clean(summary), kazakh=kazakh)
+    t, numbers, title_sites = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None,
+                                    kazakh)
     t, s = _modal(t), _modal(s)
     every = t | s
     for acronym, other in _OTHER_MEANINGS.items():
@@ -951,6 +971,7 @@ def _keys_of(title: str, summary: str) -> _Keys:
         objects=_few(t & _OBJECTS), powers=_few(t & _POWERS), subject=_subject(sig_title),
         # the first half is a date; a restart (қайта басталды) no first
         milestones=_NONE if t & {"PERIOD", "RESUME"} else _few(t & _MILESTONES),
+        sites=_few(sites | title_sites | frozenset(k for k in t if "#" in k and k[0] != "#")),
         months=_few(every & _MONTHS),
         years=_few(frozenset(filter(_YEAR.fullmatch, every))),
         text=hash(text) or 1 if text else 0,
@@ -1042,6 +1063,8 @@ def _penalty(a: _Keys, b: _Keys) -> float:
         factor *= PLACE["development"]
     if _stages_differ(a, b) or _stages_differ(b, a):
         factor *= PLACE["development"]
+    if a.sites and b.sites and not a.sites & b.sites:
+        factor *= PLACE["conflict"]
     if a.causes and b.causes and not a.causes & b.causes and not (
             _after_damage(a.causes, b.causes) or _after_damage(b.causes, a.causes)):
         factor *= PLACE["conflict"]

@@ -262,6 +262,26 @@ PLACE_CASES = [
     ("conflict, objects: a pumping station is not a mooring",
      [R("Drone attack damages CPC pumping station")],
      R("Drone attack damages CPC mooring at Novorossiysk"), False),
+    ("conflict, sites: an attack on one pumping station is not one on another",
+     [R("Drone attack hits Kropotkinskaya pumping station of the CPC",
+        "Drones struck the Kropotkinskaya station of the Caspian Pipeline Consortium in the "
+        "Krasnodar region, cutting flows.")],
+     R("Беспилотники атаковали НПС «Кавказская» КТК",
+       "Атаке подверглась нефтеперекачивающая станция «Кавказская» Каспийского "
+       "трубопроводного консорциума, прокачка снижена.", hours=48), False),
+    ("conflict, sites, their pair: the same station named in Russian",
+     [R("Drone attack hits Kropotkinskaya pumping station of the CPC",
+        "Drones struck the Kropotkinskaya station of the Caspian Pipeline Consortium in the "
+        "Krasnodar region, cutting flows.")],
+     R("Беспилотники атаковали НПС «Кропоткинская» КТК",
+       "Атаке подверглась нефтеперекачивающая станция «Кропоткинская» Каспийского "
+       "трубопроводного консорциума, прокачка снижена.", hours=6), True),
+    ("conflict, sites: titles naming two moorings by number (SPM-2, ВПУ-1)",
+     [R("CPC resumes loadings at SPM-2 after repairs")],
+     R("КТК возобновил отгрузку нефти через ВПУ-1 после ремонта"), False),
+    ("conflict, sites, their pair: one mooring (SPM-2, ВПУ-2)",
+     [R("CPC resumes loadings at SPM-2 after repairs")],
+     R("КТК возобновил отгрузку нефти через ВПУ-2 после ремонта"), True),
     ("conflict, causes: a storm is not a drone attack",
      [R("CPC halts loadings at Novorossiysk after storm damages mooring")],
      R("КТК остановил отгрузку в Новороссийске после атаки беспилотников на причал"), False),
