@@ -484,6 +484,14 @@ _CONCEPTS: Mapping[str, str] = {
     "SUGAR": "sugar сахар қант",
     "FUEL": "gasoline petrol diesel fuel бензин дизел топлив жанармай",
     "CATTLE": "cattle livestock sheep скот крс$ мал$",
+    "EGGS": "egg$ eggs яйц жұмыртқа",
+    "MEAT": "meat beef poultry мяс говядин ет$ етін етті",
+    "POTATO": "potato картоф картоп",
+    "VEGETABLE": "vegetabl овощ көкөніс",
+    "SUNFLOWER": "sunflower подсолнечн күнбағыс",
+    "COTTON": "cotton хлопок хлопк хлопч мақта",
+    "FERTILIZER": "fertiliz удобрен тыңайтқыш",
+    "COAL": "coal уголь угля көмір",
     "SANCTION": "sanction санкц",
     "TRANSIT": "transit транзит transport транспортир тасымал перевоз pumped$ pumps$ прокач "
                "айдал flow$ flows$ throughput поток transship перевалк",
@@ -611,7 +619,7 @@ _CONCEPTS: Mapping[str, str] = {
     "KG": "kyrgyz кыргыз киргиз қырғыз",
     "UK": "uk$ britain british британ великобритан ұлыбритан",
     "US": "us$ usa сша ақш washington america американ америка",
-    "EU": "eu$ ес$ евросоюз ео$ european еуропалық европейск",
+    "EU": "eu$ ес$ евросоюз еуроодақ ео$ european еуропалық европейск",
     "CN": "china chinese китай қытай",
     "UZ": "uzbek узбек өзбек",
     "AZ": "azerbaij азербайдж әзірбайж",
@@ -672,12 +680,14 @@ _IDF_CAP = math.log(50)
 
 #: What a ban or a quota is on: titles naming different goods tell different measures.
 _GOODS = frozenset({"WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS", "SUGAR", "FUEL",
-                    "CATTLE"})
+                    "CATTLE", "EGGS", "MEAT", "POTATO", "VEGETABLE", "SUNFLOWER", "COTTON",
+                    "FERTILIZER", "COAL"})
 #: What was hit: a mooring and a pumping station are two events.
 _OBJECTS = frozenset({"SPM", "STATION"})
 #: A name beside these words (up to two words away) names a site: НПС «Кропоткинская»,
-#: the Kashagan field, Sangachal terminal. Two reports naming different sites (or
-#: moorings by number: SPM-1 / ВПУ-2) tell different events.
+#: the Kashagan field, Sangachal terminal. Two reports naming different sites (or, in
+#: their titles, moorings by number: SPM-1 / ВПУ-2; capitals: a visit to Astana, one
+#: to Bishkek) tell different events.
 _SITES = frozenset({"SPM", "STATION", "TERMINAL", "PORT", "FIELD"})
 _SITE_KINDS = frozenset({"OIL", "STATION", "SEA", "GRAIN"})  # oil pumping, sea, grain terminal
 #: What a report is about at all: oil and grain (or fuel, cattle) are two stories
@@ -730,14 +740,19 @@ _LONGEST = max(map(len, _PREFIX))
 
 #: Capitals stand for their countries ("Bishkek bans", "London sanctions") and stay
 #: places too (a visit to Astana): a capital gives both keys.
+_WHERE = frozenset({"in", "at", "to", "в", "во"})
+_KAZAKH_WHERE = re.compile(r"(?:да|де|та|те|ға|ге|қа|ке)$")
+_CAPITAL_FORMS: Mapping[str, str] = {
+    "KZ": "astana астана астане астаны астану астаной астанада астанаға астанадан",
+    "RU": "moscow москва москве москвы москву москвой мәскеу мәскеуде мәскеуге",
+    "KG": "bishkek бишкек бишкеке бишкека бишкеку бишкекте бишкекке",
+    "UK": "london лондон лондоне лондона лондонда", "EU": "brussels брюссель брюсселе "
+    "брюсселя брюссельде", "CN": "beijing пекин пекине пекина бейжің бейжіңде",
+    "UZ": "tashkent ташкент ташкенте ташкента ташкентте", "UA": "kyiv kiev киев киеве киева",
+    "BY": "minsk минск минске минска", "TR": "ankara анкара анкаре анкары",
+}
 _CAPITALS: Mapping[str, str] = {
-    _fold(w): key for key, words in {
-        "KZ": "astana астана астане астаны астанада", "RU": "moscow москва москве "
-        "москвы мәскеу", "KG": "bishkek бишкек бишкеке", "UK": "london лондон лондоне",
-        "EU": "brussels брюссель брюсселе", "CN": "beijing пекин пекине бейжің бейжіңде",
-        "UZ": "tashkent ташкент ташкенте", "UA": "kyiv kiev киев киеве",
-        "BY": "minsk минск минске", "TR": "ankara анкара",
-    }.items() for w in words.split()}
+    _fold(w): key for key, words in _CAPITAL_FORMS.items() for w in words.split()}
 _MAGNITUDE_FOLDED = {_fold(w): v for w, v in _MAGNITUDES.items()}
 #: Units written short after a number (1.5 mln t, 1,5 млн т, 1.5 mt, 1.2m bpd).
 _UNITS = {"t": "TON", "mt": "TON", "bpd": "BARREL"}
@@ -846,6 +861,12 @@ def _name(folded: str) -> str:
     return (folded[0] + _VOWELS.sub("", folded[1:]))[:5]
 
 
+#: A capital's name key, whatever its case (Астану, Астанада = Astana).
+_CAPITAL_NAMES: Mapping[str, str] = {
+    _fold(w): _name(_fold(words.split()[0]))
+    for words in _CAPITAL_FORMS.values() for w in words.split()}
+
+
 def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
     """"Russia Halts Kazakh Oil Export Link": capitals say nothing of names."""
     words = [raw for raw, f in tokens if not f.startswith("#") and len(raw) > 3]
@@ -853,16 +874,17 @@ def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
 
 
 def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = None
-          ) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """A text's comparable keys (concepts, numbers, names), its numbers, and the sites
-    it names (see :func:`_sites`). With ``names``, a capitalised word is a name only
-    if it is one of them, or in capitals; ``kazakh``: the text is Kazakh (by default:
-    it has Kazakh letters)."""
+          ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """A text's comparable keys (concepts, numbers, names), its numbers, the sites it
+    names (see _SITES) and the capitals where things happen (their name keys). With
+    ``names``, a capitalised word is a name only if it is one of them, or in capitals;
+    ``kazakh``: the text is Kazakh (by default: it has Kazakh letters)."""
     out: set[str] = set()
     numbers: set[str] = set()
     concepts: dict[int, str] = {}  # by token: for the sites
     named: dict[int, str] = {}
     sites: set[str] = set()
+    capitals: set[str] = set()
     text = _HYPHENATED.sub(_compound, _INITIALS.sub(lambda m: m.group(0).replace(".", ""), text))
     tokens = _tokens(text)
     prev: str | None = None  # the previous word's concept
@@ -904,7 +926,13 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             continue
         prev = None
         if f in _CAPITALS:
-            out.update((_CAPITALS[f], _name(f)))
+            out.update((_CAPITALS[f], _CAPITAL_NAMES[f]))
+            # where, not who: "in Bishkek", "в Астану", Астанада, a visit to it
+            # ("Brussels is concerned", "a protest to Kyiv" name the government)
+            before = tokens[i - 1][0].lower() if i else ""
+            if before in _WHERE or (kazakh and _KAZAKH_WHERE.search(raw.lower())) or (
+                    concepts.get(i - 1) == "VISIT"):
+                capitals.add(_CAPITAL_NAMES[f])
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
             bare = _bare_name(raw, kazakh)
@@ -916,7 +944,7 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
     sites.update(key for i, key in named.items()
                  if concepts.get(i - 1) in _SITES or concepts.get(i + 1) in _SITES
                  or (concepts.get(i + 1) in _SITE_KINDS and concepts.get(i + 2) in _SITES))
-    return frozenset(out), frozenset(numbers), frozenset(sites)
+    return frozenset(out), frozenset(numbers), frozenset(sites), frozenset(capitals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -954,9 +982,9 @@ def _few(keys: frozenset[str]) -> frozenset[str]:
 def _keys_of(title: str, summary: str) -> _Keys:
     sig_title = _headline(title)
     kazakh = bool(_KAZAKH_LETTERS.search(sig_title) or _KAZAKH_LETTERS.search(summary))
-    s, _, sites = _keys(clean(summary), kazakh=kazakh)
-    t, numbers, title_sites = _keys(sig_title, s if _title_case(_tokens(sig_title)) else None,
-                                    kazakh)
+    s, _, sites, _ = _keys(clean(summary), kazakh=kazakh)
+    t, numbers, title_sites, capitals = _keys(
+        sig_title, s if _title_case(_tokens(sig_title)) else None, kazakh)
     t, s = _modal(t), _modal(s)
     every = t | s
     for acronym, other in _OTHER_MEANINGS.items():
@@ -971,7 +999,8 @@ def _keys_of(title: str, summary: str) -> _Keys:
         objects=_few(t & _OBJECTS), powers=_few(t & _POWERS), subject=_subject(sig_title),
         # the first half is a date; a restart (қайта басталды) no first
         milestones=_NONE if t & {"PERIOD", "RESUME"} else _few(t & _MILESTONES),
-        sites=_few(sites | title_sites | frozenset(k for k in t if "#" in k and k[0] != "#")),
+        sites=_few(sites | title_sites | capitals
+                   | frozenset(k for k in t if "#" in k and k[0] != "#")),
         months=_few(every & _MONTHS),
         years=_few(frozenset(filter(_YEAR.fullmatch, every))),
         text=hash(text) or 1 if text else 0,
@@ -1015,6 +1044,8 @@ def _subject(title: str) -> str | None:
              if raw.lower() not in _STOPWORDS][:4]
     for i, c in enumerate(words[:2]):
         if c in _COUNTRIES:
+            if i and words[0] in _MEASURES:
+                return c  # "Запрет России...": Russia's ban
             after = words[i + 1:i + 3]
             # "Russian grain ban": who bans, whatever comes between.
             whose = bool(after) and (after[0] in _DOMAINS or after[0] in _TRADE) and not any(
