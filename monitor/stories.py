@@ -379,8 +379,9 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # "may ban" is proposed, "exports may fall" the event's consequence), a milestone
 # (the first cargo) a new title names and no report of the story does, a deal's
 # title and a first delivery's, different sites (НПС «Кропоткинская» / «Кавказская»,
-# SPM-1 / ВПУ-2 in the titles), different powers, subject
-# countries, goods, domains or objects in the titles, different causes (repairs
+# SPM-1 / ВПУ-2 in the titles; a capital where it happened), different powers,
+# subject countries, goods, domains or objects (a terminal or its moorings / a pumping
+# station, a bank / firms) in the titles, different causes (repairs
 # conflict with no damage they may follow; planned repairs do), months or
 # years. The topics' acronyms read in their other meanings (the Communist Party's
 # CPC, Bitcoin's BTC) are not the pipelines.
@@ -500,6 +501,7 @@ _CONCEPTS: Mapping[str, str] = {
     "TRACK": "track отслежив прослежива қадағала накладн waybill пломб seal$ seals$",
     "ENVOY": "envoy спецпредстав өкіл",
     "COMPANY": "compan firm компани фирм кәсіпорын",
+    "BANK": "bank$ banks$ lender банк$ банка$ банку$ банком$ банке$ банки$ банков банкі",
     "GOODS": "goods товар тауар",
     # What happens.
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
@@ -684,6 +686,10 @@ _GOODS = frozenset({"WHEAT", "FLOUR", "BARLEY", "MAIZE", "RICE", "OATS", "SUGAR"
                     "FERTILIZER", "COAL"})
 #: What was hit: a mooring and a pumping station are two events.
 _OBJECTS = frozenset({"SPM", "STATION"})
+#: What a title says was hit or targeted: a terminal (its moorings), a pumping station,
+#: a bank, firms.
+_TARGETS: Mapping[str, str] = {"SPM": "terminal", "TERMINAL": "terminal", "STATION": "station",
+                               "BANK": "bank", "COMPANY": "firm"}
 #: A name beside these words (up to two words away) names a site: НПС «Кропоткинская»,
 #: the Kashagan field, Sangachal terminal. Two reports naming different sites (or, in
 #: their titles, moorings by number: SPM-1 / ВПУ-2; capitals: a visit to Astana, one
@@ -996,7 +1002,8 @@ def _keys_of(title: str, summary: str) -> _Keys:
         numbers=_few(frozenset(n for n in numbers if len(n) > 2)),
         developments=_few(t & _DEVELOPMENTS), causes=_few(_causes(t) or _causes(s)),
         goods=_few(t & _GOODS), domains=_few(_domains(t) or _domains(s)),
-        objects=_few(t & _OBJECTS), powers=_few(t & _POWERS), subject=_subject(sig_title),
+        objects=_few(frozenset(_TARGETS[k] for k in t if k in _TARGETS)),
+        powers=_few(t & _POWERS), subject=_subject(sig_title),
         # the first half is a date; a restart (қайта басталды) no first
         milestones=_NONE if t & {"PERIOD", "RESUME"} else _few(t & _MILESTONES),
         sites=_few(sites | title_sites | capitals
