@@ -522,6 +522,7 @@ _CONCEPTS: Mapping[str, str] = {
     "WITHDRAW": "withdraw quit exit$ exits$ вышл выход",
     "PROPOSE": "plans$ plan$ propos draft consider weigh планир предлож законопроект "
                "рассматр жоспар ұсын",
+    "UNPLANNED": "unplanned unscheduled внеплан жоспардан$",  # not a plan (жоспар)
     # A modal: a proposal only before a measure ("may ban"; "exports may fall" is a
     # consequence of the event told, as angle pieces tell it); never a key itself.
     "MAY": "could может могут мүмкін",
@@ -544,7 +545,8 @@ _CONCEPTS: Mapping[str, str] = {
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн lawsuit иск$ иска$ "
              "иском$",
     "RECORD": "record рекорд peak максимум all-time",
-    "RISE": "rise$ rises$ rose$ rising increas grow grew surge jump soar climb рост$ роста$ "
+    "RISE": "rise$ rises$ rose$ rising raise$ raises$ raised$ increas grow grew surge jump "
+            "soar climb рост$ роста$ "
             "ростом$ росте$ вырос выраст увелич прирост растет растут өсті$ өскен өсу$ өсім "
             "артты$ артқан ұлғай",
     "FIRE": "fire$ fires$ blaze пожар возгоран өрт$ өртт",
@@ -569,7 +571,7 @@ _CONCEPTS: Mapping[str, str] = {
     "OUTPUT": "output production producer добыч добыва өндір",
     "ROAD": "road truck lorry автотранспорт автомобил автокөлік грузовик фур$ фуры$",
     "FIRST": "first перв впервые алғаш бірінші start$ starts$ started begins$ began$ opens$ opened "
-             "начал бастал открыл ашыл",
+             "начал бастал бастады$ бастайды$ открыл ашыл",
     "BATCH": "batch cargo партия",
     "PRESIDENT": "president президент",
     "TOKAYEV": "tokayev токаев тоқаев",
@@ -1066,7 +1068,10 @@ def _domains(keys: frozenset[str]) -> frozenset[str]:
 
 
 def _modal(keys: frozenset[str]) -> frozenset[str]:
-    """A modal is a proposal before a measure, otherwise nothing."""
+    """A modal is a proposal before a measure, otherwise nothing; a quota raised is a
+    quota eased (увеличил квоту = eases the cap)."""
+    if "RISE" in keys and "QUOTA" in keys:
+        keys |= {"LIFT"}
     if "MAY" not in keys:
         return keys
     return keys - {"MAY"} | ({"PROPOSE"} if keys & _POLICY else set())
@@ -1085,6 +1090,13 @@ def _after_damage(a: frozenset[str], b: frozenset[str]) -> bool:
     return a == {"repair"} and b <= _DAMAGE
 
 
+def _comparable(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Numbers within a factor of ten of each other may count one thing (536,000 t /
+    651,000 t); 30 % and 380,000 barrels a day count two."""
+    xs = [float(n[1:]) for n in a]
+    return any(min(x, y) * 10 > max(x, y) for x in xs for y in (float(n[1:]) for n in b))
+
+
 def _stages_differ(a: _Keys, b: _Keys) -> bool:
     """A deal's title and a first delivery's (the first cargo, shipments began) tell
     two stages of one route, however alike their words."""
@@ -1094,7 +1106,8 @@ def _stages_differ(a: _Keys, b: _Keys) -> bool:
 def _penalty(a: _Keys, b: _Keys) -> float:
     """What tells two developments of one event apart: a factor 0-1."""
     factor = 1.0
-    if a.numbers and b.numbers and not a.numbers & b.numbers:
+    if a.numbers and b.numbers and not a.numbers & b.numbers and _comparable(a.numbers,
+                                                                             b.numbers):
         factor *= PLACE["numbers"]
     if (a.developments and not a.developments & b.all) or (
             b.developments and not b.developments & a.all):
