@@ -373,16 +373,19 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # older title test (:func:`same_story`), unless a penalty says otherwise.
 # Distinct developments of one event share most of their vocabulary, so what
 # tells them apart is penalised, against every report of the story (so that a
-# vague report cannot chain two developments): titles with no number in common,
-# a development (resumed, lifted, fined, extended, withdrawn, proposed, warned) one
-# title names and the other report never mentions (a modal only before a measure:
-# "may ban" is proposed, "exports may fall" the event's consequence), a milestone
-# (the first cargo) a new title names and no report of the story does, a deal's
-# title and a first delivery's, different sites (НПС «Кропоткинская» / «Кавказская»,
-# SPM-1 / ВПУ-2 in the titles; a capital where it happened), different powers,
-# subject countries, goods, domains or objects (a terminal or its moorings / a pumping
-# station, a bank / firms) in the titles, different causes (repairs
-# conflict with no damage they may follow; planned repairs do), months or
+# vague report cannot chain two developments): titles with comparable numbers, none
+# in common (536,000 t / 651,000 t; not 30 % / 380,000 bpd), a development (resumed,
+# lifted or eased, fined, extended, withdrawn, proposed, warned) one title names and
+# the other report never mentions (a modal only before a measure: "may ban" is
+# proposed, "exports may fall" the event's consequence), a milestone (the first
+# cargo) a new title names and no report of the story does, a deal's title and a
+# first delivery's, different sites (НПС «Кропоткинская» / «Кавказская», SPM-1 /
+# ВПУ-2 in the titles, a capital where it happened), different powers, subject
+# countries (a reaction to another's act has its own: Kazakhstan comments a Russian
+# ruling; a measure in the passive falls on the country named), goods, domains or
+# objects (a terminal or its moorings / a pumping station, a bank / firms) in the
+# titles, different causes (repairs conflict with no damage they may follow;
+# planned repairs do; удар is no attack after a sanctions or price word), months or
 # years. The topics' acronyms read in their other meanings (the Communist Party's
 # CPC, Bitcoin's BTC) are not the pipelines.
 
@@ -517,7 +520,7 @@ _CONCEPTS: Mapping[str, str] = {
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына "
               "вернул вернет вернёт вернут қайта",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
-    "FINE": "fine$ fined penalt штраф айыппұл",
+    "FINE": "fine$ fines$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
     "WITHDRAW": "withdraw quit exit$ exits$ вышл выход",
     "PROPOSE": "plans$ plan$ propos draft consider weigh планир предлож законопроект "
@@ -533,9 +536,10 @@ _CONCEPTS: Mapping[str, str] = {
     "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
     "DAMAGE": "damag поврежд зақым бүлін апат авари accident incident инцидент",
     "DRONE": "drone uav беспилот дрон бпла unmanned безэкипаж ұшқышсыз",
-    # удар, not ударит: "will hit millers" is a consequence, not an attack
-    "ATTACK": "attack strike атак удар$ удара$ ударом$ удары$ ударов$ ударам$ ударил "
-              "шабуыл",
+    "ATTACK": "attack strike атак шабуыл",
+    # удар (not ударит: "will hit millers") is an attack, but for a sanctions or price
+    # blow (_FIGURATIVE); never a key itself
+    "BLOW": "удар$ удара$ ударом$ удары$ ударов$ ударам$ ударил",
     "MINES": "mine$ mines munition боеприпас мины$ мин$ мина$",
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық сызат",
     "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
@@ -553,6 +557,9 @@ _CONCEPTS: Mapping[str, str] = {
     "LEAK": "leak spill разлив утечк төгіл",
     "BLAST": "explos blast взрыв жарыл",
     "PROTEST": "protest протест наразы",
+    # A reaction to another's act: its own subject (Kazakhstan comments a Russian ruling)
+    "REACT": "comment react respond reaction прокоммент коммент отреагир реагир реакц "
+             "пікір",
     "DIPLOMAT": "diplomat дипломат ambassador посол елші",
     "SEIZE": "seiz detain arrest задержан задержал арест изъят тәркіле ұстал",
     "DELAY": "delay backlog queue задержк очеред кезек",
@@ -720,13 +727,16 @@ _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "at
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
                               "REPAIR": "repair", "COURT": "court"}
 _DAMAGE = frozenset({"storm", "attack", "mines", "crack"})
+#: A blow (удар) after these is no attack: санкционный, тарифный, ценовой удар.
+_FIGURATIVE = frozenset({"SANCTION", "DUTY", "PRICE", "BUDGET", "QUOTA", "BAN", "FINE"})
 _MONTHS = frozenset(f"M{m:02d}" for m in range(1, 13))
 #: A milestone (the first cargo, the first oil) in a new report's title that no report
 #: of a story mentions starts another story; a later report may leave the word out.
 #: The first half or quarter is a date, not a milestone.
 _MILESTONES = frozenset({"FIRST"})
 _YEAR = re.compile(r"#(?:19|20)\d\d")
-_TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY"})
+_TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY", "BANK", "SUPPLIER",
+                    "BUYER"})
 _MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
 #: What a modal before it makes a proposal: "may ban", "could lift".
 _POLICY = frozenset({"BAN", "QUOTA", "DUTY", "SANCTION", "LIFT", "EXTEND"})
@@ -922,6 +932,11 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
         if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
         key = _concept(f)
+        if key == "BLOW":
+            key = None if prev in _FIGURATIVE else "ATTACK"
+            if key is None:
+                prev = None
+                continue
         if key == "TENGIZ" and raw[0].islower() and "ң" in raw.lower():
             key = "SEA"  # Каспий теңізі, Қара теңіз: the Kazakh sea, not the field
         if key:
@@ -1005,7 +1020,7 @@ def _keys_of(title: str, summary: str) -> _Keys:
         developments=_few(t & _DEVELOPMENTS), causes=_few(_causes(t) or _causes(s)),
         goods=_few(t & _GOODS), domains=_few(_domains(t) or _domains(s)),
         objects=_few(frozenset(_TARGETS[k] for k in t if k in _TARGETS)),
-        powers=_few(t & _POWERS), subject=_subject(sig_title),
+        powers=_few(t & _POWERS), subject=None if "REACT" in t else _subject(sig_title),
         # the first half is a date; a restart (қайта басталды) no first
         milestones=_NONE if t & {"PERIOD", "RESUME"} else _few(t & _MILESTONES),
         sites=_few(sites | title_sites | capitals
@@ -1049,16 +1064,19 @@ def _subject(title: str) -> str | None:
     """The country among a title's first two words ("Kazakhstan bans...", "Russian
     court orders..."); a country named later is as often the one affected, and one
     before what is traded ("Kazakh oil exports...") names whose goods, not who acts."""
-    words = [_concept(f) or _CAPITALS.get(f) for raw, f in _tokens(title)
-             if raw.lower() not in _STOPWORDS][:4]
+    tokens = [(raw, _concept(f) or _CAPITALS.get(f)) for raw, f in _tokens(title)
+              if raw.lower() not in _STOPWORDS][:4]
+    words = [c for _, c in tokens]
     for i, c in enumerate(words[:2]):
         if c in _COUNTRIES:
             if i and words[0] in _MEASURES:
                 return c  # "Запрет России...": Russia's ban
             after = words[i + 1:i + 3]
             # "Russian grain ban": who bans, whatever comes between.
+            # "Kyrgyz bank sanctioned": the measure told in the passive falls on them.
             whose = bool(after) and (after[0] in _DOMAINS or after[0] in _TRADE) and not any(
-                w in _MEASURES for w in after)
+                w in _MEASURES and not raw.endswith("ed")
+                for raw, w in tokens[i + 1:i + 3])
             return None if whose else c
     return None
 
