@@ -384,10 +384,10 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # countries (a reaction to another's act has its own: Kazakhstan comments a Russian
 # ruling; a measure in the passive falls on the country named), goods, domains or
 # objects (a terminal or its moorings / a pumping station, a bank / firms) in the
-# titles, different causes (repairs conflict with no damage they may follow;
-# planned repairs do; удар is no attack after a sanctions or price word), months or
-# years. The topics' acronyms read in their other meanings (the Communist Party's
-# CPC, Bitcoin's BTC) are not the pipelines.
+# titles, measures on exports and on imports, different causes (repairs conflict
+# with no damage they may follow; planned repairs do; удар is no attack after a
+# sanctions or price word), months or years. The topics' acronyms read in their
+# other meanings (the Communist Party's CPC, Bitcoin's BTC) are not the pipelines.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl and stories-c.jsonl together (bench/bench_stories.py;
@@ -1060,6 +1060,13 @@ def _held(r: Report, story: int) -> _Held:
     return _Held(r, story, _keys_of(r.title, r.summary), safe_url(r.link), r.published)
 
 
+_ADJECTIVE = re.compile(r"(?:ск(?:ий|ая|ой|ое|ие|их|ую|им|ого|ому)|(?:дық|дік|тық|тік|лық|лік)"
+                        r"\w*|ша)$")
+
+
+_POSSESSED = re.compile(r"(?:ы|і|ын|ін|сы|сі|сын|сін)$")
+
+
 def _subject(title: str) -> str | None:
     """The country among a title's first two words ("Kazakhstan bans...", "Russian
     court orders..."); a country named later is as often the one affected, and one
@@ -1074,7 +1081,12 @@ def _subject(title: str) -> str | None:
             after = words[i + 1:i + 3]
             # "Russian grain ban": who bans, whatever comes between.
             # "Kyrgyz bank sanctioned": the measure told in the passive falls on them.
-            whose = bool(after) and (after[0] in _DOMAINS or after[0] in _TRADE) and not any(
+            # In Cyrillic only an adjective (российской пшеницы) or a Kazakh possessive
+            # after it (Ресей бидайын) says whose: Қырғызстан бидай... экспортына is who acts.
+            whose = bool(after) and (after[0] in _DOMAINS or after[0] in _TRADE) and (
+                tokens[i][0].isascii() or bool(_ADJECTIVE.search(tokens[i][0].lower()))
+                or bool(_POSSESSED.search(tokens[i + 1][0].lower()))
+            ) and not any(
                 w in _MEASURES and not raw.endswith("ed")
                 for raw, w in tokens[i + 1:i + 3])
             return None if whose else c
@@ -1106,6 +1118,14 @@ def _after_damage(a: frozenset[str], b: frozenset[str]) -> bool:
     """Repairs follow damage: one report naming the repairs, the other what broke
     (a storm, an attack, cracks), tell one event."""
     return a == {"repair"} and b <= _DAMAGE
+
+
+def _way(title: frozenset[str]) -> int:
+    """Which way a measure in a title goes: 1 on exports, -1 on imports, 0 either or
+    none (a ban on wheat imports is not a ban on wheat exports)."""
+    if not title & _POLICY:
+        return 0
+    return ("EXPORT" in title) - ("IMPORT" in title)
 
 
 def _comparable(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -1140,6 +1160,8 @@ def _penalty(a: _Keys, b: _Keys) -> float:
     if a.domains and b.domains and not a.domains & b.domains:
         factor *= PLACE["conflict"]
     if a.goods and b.goods and not a.goods & b.goods:
+        factor *= PLACE["conflict"]
+    if _way(a.title) * _way(b.title) < 0:
         factor *= PLACE["conflict"]
     if a.objects and b.objects and not a.objects & b.objects:
         factor *= PLACE["conflict"]
