@@ -371,23 +371,23 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 #
 # The same link and the same text are sure joins; within one script so is the
 # older title test (:func:`same_story`), unless a penalty says otherwise.
-# Distinct developments of one event share most of their vocabulary, so what
-# tells them apart is penalised, against every report of the story (so that a
-# vague report cannot chain two developments): titles with comparable numbers, none
-# in common (536,000 t / 651,000 t; not 30 % / 380,000 bpd), a development (resumed,
-# lifted or eased, fined, extended, withdrawn, proposed, warned) one title names and
-# the other report never mentions (a modal only before a measure: "may ban" is
-# proposed, "exports may fall" the event's consequence), a milestone (the first
-# cargo) a new title names and no report of the story does, a deal's title and a
-# first delivery's, different sites (НПС «Кропоткинская» / «Кавказская», SPM-1 /
-# ВПУ-2 in the titles, a capital where it happened), different powers, subject
-# countries (a reaction to another's act has its own: Kazakhstan comments a Russian
-# ruling; a measure in the passive falls on the country named), goods, domains or
-# objects (a terminal or its moorings / a pumping station, a bank / firms) in the
-# titles, measures on exports and on imports, different causes (repairs conflict
-# with no damage they may follow; planned repairs do; удар is no attack after a
-# sanctions or price word), months or years. The topics' acronyms read in their
-# other meanings (the Communist Party's CPC, Bitcoin's BTC) are not the pipelines.
+# Distinct developments of one event share most of their vocabulary, so what tells
+# them apart is penalised, against every report of the story (so that a vague report
+# cannot chain two developments): titles with comparable numbers, none in common
+# (536,000 t / 651,000 t; not 30 % / 380,000 bpd), a development (resumed, lifted or
+# eased, fined, extended, withdrawn, proposed, warned, allowed, a complaint lodged)
+# one title names and the other report never mentions (a modal only before a measure:
+# "may ban" is proposed, "exports may fall" the event's consequence), a milestone (the
+# first cargo) a new title names and no report of the story does, a deal's title and a
+# first delivery's, different sites (НПС «Кропоткинская» / «Кавказская», SPM-1 / ВПУ-2
+# in the titles, a capital where it happened), different powers, subject countries (a
+# reaction to another's act has its own: Kazakhstan comments a Russian ruling; a
+# measure in the passive falls on the country named), goods, domains or objects (a
+# terminal or its moorings / a pumping station, a bank / firms) in the titles,
+# measures on exports and on imports, different causes (repairs conflict with no
+# damage they may follow; planned repairs do; удар is no attack after a sanctions or
+# price word), months or years. The topics' acronyms read in their other meanings (the
+# Communist Party's CPC, Bitcoin's BTC) are not the pipelines.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl and stories-c.jsonl together (bench/bench_stories.py;
@@ -520,6 +520,7 @@ _CONCEPTS: Mapping[str, str] = {
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына "
               "вернул вернет вернёт вернут қайта",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
+    "ALLOW": "allow разреш рұқсат",
     "FINE": "fine$ fines$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
     "WITHDRAW": "withdraw quit exit$ exits$ вышл выход",
@@ -557,6 +558,8 @@ _CONCEPTS: Mapping[str, str] = {
     "LEAK": "leak spill разлив утечк төгіл",
     "BLAST": "explos blast взрыв жарыл",
     "PROTEST": "protest протест наразы",
+    # a complaint lodged with a body (the EEC, the WTO): a step of its own
+    "COMPLAINT": "complain жалоб жалуе пожалов шағым",
     # A reaction to another's act: its own subject (Kazakhstan comments a Russian ruling)
     "REACT": "comment react respond reaction прокоммент коммент отреагир реагир реакц "
              "пікір",
@@ -740,7 +743,8 @@ _TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY", "BANK", "
 _MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
 #: What a modal before it makes a proposal: "may ban", "could lift".
 _POLICY = frozenset({"BAN", "QUOTA", "DUTY", "SANCTION", "LIFT", "EXTEND"})
-_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE", "WARN"})
+_DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE", "WARN",
+                           "ALLOW", "COMPLAINT"})
 
 
 def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
