@@ -1163,7 +1163,7 @@ def _penalty(a: _Keys, b: _Keys) -> float:
         factor *= PLACE["conflict"]
     if a.domains and b.domains and not a.domains & b.domains:
         factor *= PLACE["conflict"]
-    if a.goods and b.goods and not a.goods & b.goods:
+    if a.goods and b.goods and not a.goods & b.all and not b.goods & a.all:
         factor *= PLACE["conflict"]
     if _way(a.title) * _way(b.title) < 0:
         factor *= PLACE["conflict"]
