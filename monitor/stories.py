@@ -545,7 +545,7 @@ _CONCEPTS: Mapping[str, str] = {
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық сызат",
     "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
                "investigat probe$ расследован тергеу",
-    "REPAIR": "repair maintenance ремонт жөндеу",
+    "REPAIR": "repair maintenance replac ремонт замен жөндеу",
     "PLANNED": "planned scheduled планов жоспарл",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн lawsuit иск$ иска$ "
              "иском$",
