@@ -75,6 +75,7 @@ _STOPWORDS = frozenset([
     "that", "these", "those", "after", "before", "over", "under", "into", "onto", "via",
     "amid", "than", "then", "has", "have", "had", "will", "would", "could", "can", "may",
     "might", "not", "no", "new", "says", "said", "say", "report", "reports", "according",
+    "more",  # folded, it would be море (the sea)
     "в", "во", "на", "и", "по", "с", "со", "из", "за", "о", "об", "от", "до", "для", "к",
     "у", "не", "что", "как", "после", "при", "под", "над", "через", "а", "но", "это", "его",
     "её", "их", "также", "уже", "ещё", "еще"
@@ -452,7 +453,7 @@ _WINDOW_PRIOR = 5.0
 
 _CONCEPTS: Mapping[str, str] = {
     # The watch topics' actors, places and objects.
-    "CPC": "cpc ktk кқк$ ктк konsortsium consortium консорциум kpk",
+    "CPC": "cpc ktk кқк$ ктк konsortsium consortium консорциум kpk кпк",
     "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
     "SPM": "spm mooring moorings buoy berth впу причал выносн айлақ single-point",
     "OIL": "oil crude нефт мұнай",
@@ -509,7 +510,7 @@ _CONCEPTS: Mapping[str, str] = {
     # What happens.
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
               "shipped ship supply$ supplies supplied поставк поставля налив тиеу тиел жеткіз",
-    "IMPORT": "import ввоз әкел",
+    "IMPORT": "import импорт ввоз әкел",
     "HALT": "suspend suspension pause$ paused halt stop shut offline приостанов останов тоқта "
              "curtail пауз closed$ "
              "closes$ closure закры "
@@ -524,15 +525,15 @@ _CONCEPTS: Mapping[str, str] = {
     "FINE": "fine$ fines$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
     "WITHDRAW": "withdraw quit exit$ exits$ вышл выход",
-    "PROPOSE": "plans$ plan$ propos draft consider weigh планир предлож законопроект "
-               "рассматр жоспар ұсын",
+    "PROPOSE": "plans$ plan$ propos draft consider weigh eyes$ eyeing mull планир предлож "
+               "законопроект рассматр жоспар ұсын",
     "UNPLANNED": "unplanned unscheduled внеплан жоспардан$",  # not a plan (жоспар)
     # A modal: a proposal only before a measure ("may ban"; "exports may fall" is a
     # consequence of the event told, as angle pieces tell it); never a key itself.
     "MAY": "could может могут мүмкін",
     "BAN": "ban$ bans$ banned prohibit embargo запрет тыйым barred barring "
            "moratori мораторий моратори",
-    "QUOTA": "quota квот limit restrict огранич шекте licen лиценз cap$ caps$ capped",
+    "QUOTA": "quota квот limit лимит restrict огранич шекте licen лиценз cap$ caps$ capped",
     "DUTY": "duty$ duties$ tariff пошлин тариф баж$ бажы",
     "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
     "DAMAGE": "damag поврежд зақым бүлін апат авари accident incident инцидент",
@@ -628,7 +629,7 @@ _CONCEPTS: Mapping[str, str] = {
     "TIGHTEN": "tighten stricter усил ужесточ күшейт",
     "BUYER": "buyer покупател сатып",
     # Countries.
-    "KZ": "kazakh казах қазақ рк$ қр$",
+    "KZ": "kazakh kazakstan казах қазақ рк$ қр$",
     "RU": "russia росси рф$ ресей kremlin кремл",
     "KG": "kyrgyz кыргыз киргиз қырғыз",
     "UK": "uk$ britain british британ великобритан ұлыбритан",
@@ -759,6 +760,24 @@ def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
 
 _EXACT, _PREFIX = _lexicon()
 _LONGEST = max(map(len, _PREFIX))
+#: Entries written in one script only, and too short to stand for a word of the other:
+#: folded, "сша" (the US) would read "sharp", "товар" (goods) "towards", "ұсын"
+#: (propose) "using". A word reads them only in its own script; longer ones carry
+#: across (компани = company).
+_CROSS_MIN = 7
+
+
+def _one_script() -> dict[str, bool]:
+    scripts: dict[str, set[bool]] = {}
+    for words in _CONCEPTS.values():
+        for w in words.split():
+            folded = "".join(_fold(p) for p in w.rstrip("$").split("-"))
+            scripts.setdefault(folded, set()).add(w.isascii())
+    return {f: next(iter(latin)) for f, latin in scripts.items()
+            if len(latin) == 1 and len(f) < _CROSS_MIN}
+
+
+_ONE_SCRIPT = _one_script()  # folded entry -> written in Latin
 
 #: Capitals stand for their countries ("Bishkek bans", "London sanctions") and stay
 #: places too (a visit to Astana): a capital gives both keys.
@@ -781,12 +800,14 @@ _UNITS = {"t": "TON", "mt": "TON", "bpd": "BARREL"}
 
 
 @functools.lru_cache(maxsize=65536)
-def _concept(folded: str) -> str | None:
-    if folded in _EXACT:
-        return _EXACT[folded]
+def _concept(folded: str, latin: bool | None = None) -> str | None:
+    """The concept of a folded word (``latin``: the word's script, if known)."""
+    key = _EXACT.get(folded)
+    if key and (latin is None or _ONE_SCRIPT.get(folded, latin) == latin):
+        return key
     for n in range(min(len(folded), _LONGEST), 2, -1):
         key = _PREFIX.get(folded[:n])
-        if key:
+        if key and (latin is None or _ONE_SCRIPT.get(folded[:n], latin) == latin):
             return key
     return None
 
@@ -820,8 +841,9 @@ _PAIRS: Mapping[tuple[str | None, str], str] = {("CASPIAN", "PIPE"): "CPC"}
 _OTHER_MEANINGS = {"CPC": "COMMUNIST", "BTC": "CRYPTO"}
 
 
-#: Words that are a concept only as written: "US" and "us", "May" and "may".
-_AMBIGUOUS = frozenset({"us", "mai"})
+#: Words that are a concept only as written: "US" and "us", "May" and "may"; and
+#: "could", a stopword elsewhere, a modal here.
+_AMBIGUOUS = frozenset({"us", "mai", "kould"})
 _MONTH_CONTEXT = frozenset({"in", "since", "until", "till", "by", "of", "from", "end", "mid",
                             "early", "late", "last", "next", "this", "on"})
 
@@ -830,6 +852,8 @@ def _ambiguous(tokens: Sequence[tuple[str, str]], i: int) -> str | None:
     raw = tokens[i][0]
     if tokens[i][1] == "us":
         return "US" if raw == "US" else None
+    if tokens[i][1] == "kould":
+        return "MAY"
     if raw[0].islower():  # "may": a proposal, or "май" (Russian May)
         return "MAY" if raw.isascii() else "M05"
     before = tokens[i - 1] if i else ("", "")
@@ -935,7 +959,7 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             continue
         if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
-        key = _concept(f)
+        key = _concept(f, raw.isascii())
         if key == "BLOW":
             key = None if prev in _FIGURATIVE else "ATTACK"
             if key is None:
@@ -1075,7 +1099,7 @@ def _subject(title: str) -> str | None:
     """The country among a title's first two words ("Kazakhstan bans...", "Russian
     court orders..."); a country named later is as often the one affected, and one
     before what is traded ("Kazakh oil exports...") names whose goods, not who acts."""
-    tokens = [(raw, _concept(f) or _CAPITALS.get(f)) for raw, f in _tokens(title)
+    tokens = [(raw, _concept(f, raw.isascii()) or _CAPITALS.get(f)) for raw, f in _tokens(title)
               if raw.lower() not in _STOPWORDS][:4]
     words = [c for _, c in tokens]
     for i, c in enumerate(words[:2]):
