@@ -386,8 +386,9 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # measure in the passive falls on the country named), goods, domains or objects (a
 # terminal or its moorings / a pumping station, a bank / firms) in the titles,
 # measures on exports and on imports, different causes (repairs conflict with no
-# damage they may follow; planned repairs do; удар is no attack after a sanctions or
-# price word), months or years. The topics' acronyms read in their other meanings (the
+# damage they may follow; maintenance and planned repairs do, and beside damage a
+# summary's repairs are background; удар is no attack after a sanctions or price
+# word), months or years. The topics' acronyms read in their other meanings (the
 # Communist Party's CPC, Bitcoin's BTC) are not the pipelines.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
@@ -546,7 +547,9 @@ _CONCEPTS: Mapping[str, str] = {
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық сызат",
     "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
                "investigat probe$ расследован тергеу",
-    "REPAIR": "repair maintenance replac ремонт замен жөндеу",
+    "REPAIR": "repair replac ремонт замен жөндеу",
+    # upkeep, as scheduled: a cause of its own (as planned repairs are)
+    "MAINTAIN": "maintenance maintain обслуживан техобслуж профилакт",
     "PLANNED": "planned scheduled планов жоспарл",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн lawsuit иск$ иска$ "
              "иском$",
@@ -729,7 +732,7 @@ _COUNTRIES = frozenset({"KZ", "RU", "KG", "CN", "UZ", "AZ", "TR", "UA", "BY", "A
 #: (the title's, or failing that the summary's: a summary recalls earlier events).
 _CAUSES: Mapping[str, str] = {"STORM": "storm", "DRONE": "attack", "ATTACK": "attack",
                               "MINES": "mines", "CRACK": "crack", "INSPECT": "inspect",
-                              "REPAIR": "repair", "COURT": "court"}
+                              "REPAIR": "repair", "COURT": "court", "MAINTAIN": "maintenance"}
 _DAMAGE = frozenset({"storm", "attack", "mines", "crack"})
 #: A blow (удар) after these is no attack: санкционный, тарифный, ценовой удар.
 _FIGURATIVE = frozenset({"SANCTION", "DUTY", "PRICE", "BUDGET", "QUOTA", "BAN", "FINE"})
@@ -1045,7 +1048,8 @@ def _keys_of(title: str, summary: str) -> _Keys:
     return _Keys(
         title=t, all=every,
         numbers=_few(frozenset(n for n in numbers if len(n) > 2)),
-        developments=_few(t & _DEVELOPMENTS), causes=_few(_causes(t) or _causes(s)),
+        developments=_few(t & _DEVELOPMENTS),
+        causes=_few(_causes(t) or _summary_causes(s)),
         goods=_few(t & _GOODS), domains=_few(_domains(t) or _domains(s)),
         objects=_few(frozenset(_TARGETS[k] for k in t if k in _TARGETS)),
         powers=_few(t & _POWERS), subject=None if "REACT" in t else _subject(sig_title),
@@ -1133,6 +1137,13 @@ def _modal(keys: frozenset[str]) -> frozenset[str]:
     if "MAY" not in keys:
         return keys
     return keys - {"MAY"} | ({"PROPOSE"} if keys & _POLICY else set())
+
+
+def _summary_causes(keys: frozenset[str]) -> frozenset[str]:
+    """A summary's causes; beside damage (a storm, an attack), repairs and upkeep are
+    what else is going on ("SPM-3 down for maintenance"), not what happened."""
+    causes = _causes(keys)
+    return causes - {"repair", "maintenance"} if causes & _DAMAGE else causes
 
 
 def _causes(keys: frozenset[str]) -> frozenset[str]:
