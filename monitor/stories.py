@@ -815,6 +815,18 @@ def _concept(folded: str, latin: bool | None = None) -> str | None:
     return None
 
 
+#: Ordinals before a mooring or a station name which one (folded prefixes).
+_ORDINALS = {_fold(w): f"#{n}" for n, words in enumerate(
+    ("first перв бірінші", "second втор екінші", "third трет үшінші"), 1) for w in words.split()}
+
+
+_ORDINAL_STEMS = tuple(_ORDINALS)
+
+
+def _ordinal(folded: str) -> str:
+    return next(n for w, n in _ORDINALS.items() if folded.startswith(w))
+
+
 def _value(folded: str, magnitude: float) -> str:
     """``#536000`` for 536 тыс. and 536,000 alike."""
     v = float(folded[1:]) * magnitude
@@ -962,6 +974,12 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             continue
         if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
+        if f.startswith(_ORDINAL_STEMS) and i + 1 < len(tokens):
+            what = _concept(tokens[i + 1][1])
+            if what in _OBJECTS:  # the second mooring, второй причал, екінші айлақ: SPM-2
+                out.add(what + _ordinal(f))
+                prev = None
+                continue
         key = _concept(f, raw.isascii())
         if key == "BLOW":
             key = None if prev in _FIGURATIVE else "ATTACK"
