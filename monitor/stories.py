@@ -358,10 +358,12 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # its bare form's key too: Новактың, Путиным; Ж is j or zh, an opening Е a Ye);
 # numbers are read with their magnitude and unit (536 тыс., $73k, 1.5 mt, 1.2m bpd),
 # Roman numerals as numbers (XX съезд = 20th congress), a mooring's or station's
-# number as a key of its own (SPM-2 = ВПУ-2); two words may name an actor (the
-# Caspian pipeline = Каспийская труба = the CPC). The vocabulary is the news
-# vocabulary of the watch topics, much of it the desk rules' own terms (rules/):
-# how outlets tell an event (a cut, a halt, an outage), not the items of one set.
+# number or ordinal as a key of its own (SPM-2 = ВПУ-2 = второй причал); two words
+# may name an actor (the Caspian pipeline = Каспийская труба = the CPC); a short
+# entry of one script reads only words of that script (сша is not "sharp"). The
+# vocabulary is the news vocabulary of the watch topics, much of it the desk rules'
+# own terms (rules/): how outlets tell an event (a cut, a halt, an outage), not the
+# items of one set.
 # A new report is compared with a story as a whole (the sum of its reports, copies
 # of one text counted once), and with its most alike report.
 #
