@@ -379,19 +379,20 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # cannot chain two developments): titles with comparable numbers, none in common
 # (536,000 t / 651,000 t; not 30 % / 380,000 bpd), a development (resumed, lifted or
 # eased, fined, extended, withdrawn, proposed, warned, allowed, a complaint lodged)
-# one title names and the other report never mentions (a modal only before a measure:
-# "may ban" is proposed, "exports may fall" the event's consequence), a milestone (the
-# first cargo) a new title names and no report of the story does, a deal's title and a
-# first delivery's, different sites (НПС «Кропоткинская» / «Кавказская», SPM-1 / ВПУ-2
-# in the titles, a capital where it happened), different powers, subject countries (a
-# reaction to another's act has its own: Kazakhstan comments a Russian ruling; a
-# measure in the passive falls on the country named), goods, domains or objects (a
-# terminal or its moorings / a pumping station, a bank / firms) in the titles,
-# measures on exports and on imports, different causes (repairs conflict with no
-# damage they may follow; maintenance and planned repairs do, and beside damage a
-# summary's repairs are background; удар is no attack after a sanctions or price
-# word), months or years. The topics' acronyms read in their other meanings (the
-# Communist Party's CPC, Bitcoin's BTC) are not the pipelines.
+# one title names and the other report never mentions (a warning only against a
+# measure; a modal only before a measure: "may ban" is proposed, "exports may fall"
+# the event's consequence), a milestone (the first cargo) a new title names and no
+# report of the story does, a deal's title and a first delivery's, different sites
+# (НПС «Кропоткинская» / «Кавказская», SPM-1 / ВПУ-2 in the titles, a capital where it
+# happened), different powers, subject countries (a reaction to another's act has its
+# own: Kazakhstan comments a Russian ruling; a measure in the passive falls on the
+# country named), goods, domains or objects (a terminal or its moorings / a pumping
+# station, a bank / firms) in the titles, measures on exports and on imports,
+# different causes (repairs conflict with no damage they may follow; maintenance and
+# planned repairs do, and beside damage a summary's repairs are background; удар is no
+# attack after a sanctions or price word), months or years. The topics' acronyms read
+# in their other meanings (the Communist Party's CPC, Bitcoin's BTC) are not the
+# pipelines.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl and stories-c.jsonl together (bench/bench_stories.py;
@@ -1194,6 +1195,14 @@ def _comparable(a: frozenset[str], b: frozenset[str]) -> bool:
     return any(min(x, y) * 10 > max(x, y) for x in xs for y in (float(n[1:]) for n in b))
 
 
+def _develops(a: _Keys, b: _Keys) -> bool:
+    """Does ``a``'s title name a development ``b`` never mentions? A warning only
+    against a measure (a warning is not the sanctions; it is what a visit's talks say)."""
+    if not a.developments or a.developments & b.all:
+        return False
+    return a.developments != {"WARN"} or bool(b.title & _POLICY)
+
+
 def _stages_differ(a: _Keys, b: _Keys) -> bool:
     """A deal's title and a first delivery's (the first cargo, shipments began) tell
     two stages of one route, however alike their words."""
@@ -1206,8 +1215,7 @@ def _penalty(a: _Keys, b: _Keys) -> float:
     if a.numbers and b.numbers and not a.numbers & b.numbers and _comparable(a.numbers,
                                                                              b.numbers):
         factor *= PLACE["numbers"]
-    if (a.developments and not a.developments & b.all) or (
-            b.developments and not b.developments & a.all):
+    if _develops(a, b) or _develops(b, a):
         factor *= PLACE["development"]
     if _stages_differ(a, b) or _stages_differ(b, a):
         factor *= PLACE["development"]
