@@ -515,13 +515,16 @@ _CONCEPTS: Mapping[str, str] = {
     "EXPORT": "export экспорт вывоз shipment отгруз loading loadings погруз тиеп жөнелт "
               "shipped ship supply$ supplies supplied поставк поставля налив тиеу тиел жеткіз",
     "IMPORT": "import импорт ввоз әкел",
-    "HALT": "suspend suspension pause$ paused halt stop shut offline приостанов останов тоқта "
-             "curtail пауз closed$ "
-             "closes$ closure закры "
+    "HALT": "suspend suspension pause$ pauses$ paused halt stop shut offline приостанов "
+            "останов тоқта knock$ knocks$ knocked trim$ trims$ trimmed вывел$ вывели$ "
+            "curtail пауз closed$ "
+            "closes$ closure закры "
              # a cut is how another outlet tells the same disruption
-             "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
-             "сбоя$ қысқар азайт outage interrupt idle$ idled throttl squeez curb$ curbs$ "
-             "curbed прекращ прекрат отключ перекры простаив выведен",
+            "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
+            "сбоя$ қысқар азайт outage interrupt idle$ idled throttl squeez curb$ curbs$ "
+            "curbed прекращ прекрат отключ перекры простаив выведен "
+            # a fall in volumes
+            "drop$ drops$ dropped declin fell$ упал упала упали падени төмендеді$ төмендеген",
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына "
               "вернул вернет вернёт вернут қайта",
     "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
@@ -540,7 +543,8 @@ _CONCEPTS: Mapping[str, str] = {
     "QUOTA": "quota квот limit лимит restrict огранич шекте licen лиценз cap$ caps$ capped",
     "DUTY": "duty$ duties$ tariff пошлин тариф баж$ бажы",
     "STORM": "storm шторм дауыл weather непогод wind$ winds$ ветер$ ветра$ ветром$",
-    "DAMAGE": "damag поврежд зақым бүлін апат авари accident incident инцидент",
+    "DAMAGE": "damag поврежд зақым бүлін апат авари accident incident инцидент destroy "
+              "wreck уничтож разруш қират",
     "DRONE": "drone uav беспилот дрон бпла unmanned безэкипаж ұшқышсыз",
     "ATTACK": "attack strike атак шабуыл",
     # удар (not ударит: "will hit millers") is an attack, but for a sanctions or price
@@ -548,14 +552,15 @@ _CONCEPTS: Mapping[str, str] = {
     "BLOW": "удар$ удара$ ударом$ удары$ ударов$ ударам$ ударил",
     "MINES": "mine$ mines munition боеприпас мины$ мин$ мина$",
     "CRACK": "crack$ cracks$ cracked cracking трещин жарық сызат",
-    "INSPECT": "inspect regulator провер инспекц надзор тексер ространснадзор росприроднадзор "
+    "INSPECT": "inspect regulator watchdog провер инспекц надзор тексер ространснадзор "
+               "росприроднадзор "
                "investigat probe$ расследован тергеу",
     "REPAIR": "repair replac ремонт замен жөндеу",
     # upkeep, as scheduled: a cause of its own (as planned repairs are)
     "MAINTAIN": "maintenance maintain обслуживан техобслуж профилакт",
     "PLANNED": "planned scheduled планов жоспарл",
     "COURT": "court суд$ суда$ судом$ суде$ сот$ соты$ соты судебн lawsuit иск$ иска$ "
-             "иском$",
+             "иском$ appeal обжал апелляц",
     "RECORD": "record рекорд peak максимум all-time",
     "RISE": "rise$ rises$ rose$ rising raise$ raises$ raised$ increas grow grew surge jump "
             "soar climb рост$ роста$ "
@@ -577,7 +582,7 @@ _CONCEPTS: Mapping[str, str] = {
     "SABOTAGE": "sabotage диверси",
     "EMERGENCY": "emergency чрезвычайн нештатн төтенше",
     "DISMANTLE": "dismantl демонтаж",
-    "BORDER": "border границ шекар",
+    "BORDER": "border границ шекар checkpoint crossing$ пропуск бекет",
     "MILITARY": "military военн әскери",
     "FORECAST": "forecast прогноз болжам",
     "HARVEST": "harvest урожа егін",
@@ -624,7 +629,8 @@ _CONCEPTS: Mapping[str, str] = {
     "SYSTEM": "system систем жүйе",
     "ONLINE": "online онлайн",
     "LIST": "list$ blacklist список тізім",
-    "SUPPLIER": "supplier intermediar поставщик посредник жеткізуші делдал",
+    "SUPPLIER": "supplier intermediar middlem поставщик посредник жеткізуші делдал",
+    "PACKAGE": "package пакет",
     "DUALUSE": "dual-use двойного қосарлы",
     "COMPONENT": "component parts$ комплектующ запчаст компонент бөлшек",
     "MACHINE": "machine станк станок станоктар",
