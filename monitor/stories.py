@@ -459,13 +459,13 @@ _CONCEPTS: Mapping[str, str] = {
     # The watch topics' actors, places and objects.
     "CPC": "cpc ktk кқк$ ктк konsortsium consortium консорциум kpk кпк",
     "BTC": "btc бтд btd бтж tbilisi тбилиси ceyhan джейхан jeyhan dzheikhan",
-    "SPM": "spm mooring moorings buoy berth впу причал выносн айлақ single-point",
+    "SPM": "spm mooring moorings buoy berth впу причал выносн айлақ айлағ single-point",
     "OIL": "oil crude нефт мұнай",
     "PIPE": "pipeline трубопровод труба трубу құбыр",
     "TANKER": "tanker танкер vessel судн кеме$ кемес",
     "TERMINAL": "terminal терминал",
     "NAVY": "naval navy warship fleet флот военно-морск корабл",
-    "STATION": "station pumping нпс станц айдау",
+    "STATION": "station pumping нпс станц станса айдау",
     "TENGIZ": "tengiz тенгиз теңіз",
     "CHEVRON": "chevron шеврон",
     "KMG": "kmg кмг kazmunaygas казмунайгаз қазмұнайгаз",
@@ -485,7 +485,7 @@ _CONCEPTS: Mapping[str, str] = {
     "ASIA": "asia азия азии азиат",
     "WHEAT": "wheat пшениц бидай",
     "FLOUR": "flour мук ұн$",
-    "GRAIN": "grain зерн астық cereal rye$ рожь$ ржи$ buckwheat гречих гречк millet",
+    "GRAIN": "grain зерн астық астығ cereal rye$ рожь$ ржи$ buckwheat гречих гречк millet",
     "BARLEY": "barley ячмен арпа",
     "MAIZE": "maize corn кукуруз жүгері",
     "RICE": "rice$ рис$ риса$ күріш",
@@ -502,7 +502,7 @@ _CONCEPTS: Mapping[str, str] = {
     "FERTILIZER": "fertiliz удобрен тыңайтқыш",
     "COAL": "coal уголь угля көмір",
     "SANCTION": "sanction санкц",
-    "TRANSIT": "transit транзит transport транспортир тасымал перевоз pumped$ pumps$ прокач "
+    "TRANSIT": "transit транзит transport транспортир тасымал тасу$ перевоз pumped$ pumps$ прокач "
                "айдал flow$ flows$ throughput поток transship перевалк",
     "REEXPORT": "re-export reexport реэкспорт",
     "CUSTOMS": "customs таможн кеден",
@@ -521,13 +521,14 @@ _CONCEPTS: Mapping[str, str] = {
             "closes$ closure закры "
              # a cut is how another outlet tells the same disruption
             "cut$ cuts$ reduc slash disrupt сокращ сократ сниж сниз уменьш перебо сбо$ сбой "
-            "сбоя$ қысқар азайт outage interrupt idle$ idled throttl squeez curb$ curbs$ "
+            "сбоя$ қысқар азай азаю outage interrupt idle$ idled throttl squeez curb$ curbs$ "
             "curbed прекращ прекрат отключ перекры простаив выведен "
             # a fall in volumes
-            "drop$ drops$ dropped declin fell$ упал упала упали падени төмендеді$ төмендеген",
+            "drop$ drops$ dropped declin fell$ упал упала упали падени төменде",
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына "
               "вернул вернет вернёт вернут қайта",
-    "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет",
+    "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет жойды$ "
+            "жойылды$",
     "ALLOW": "allow разреш рұқсат",
     "FINE": "fine$ fines$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
@@ -551,7 +552,7 @@ _CONCEPTS: Mapping[str, str] = {
     # blow (_FIGURATIVE); never a key itself
     "BLOW": "удар$ удара$ ударом$ удары$ ударов$ ударам$ ударил",
     "MINES": "mine$ mines munition боеприпас мины$ мин$ мина$",
-    "CRACK": "crack$ cracks$ cracked cracking трещин жарық сызат",
+    "CRACK": "crack$ cracks$ cracked cracking трещин жарық жарығ сызат",
     "INSPECT": "inspect regulator watchdog провер инспекц надзор тексер ространснадзор "
                "росприроднадзор "
                "investigat probe$ расследован тергеу",
@@ -564,7 +565,7 @@ _CONCEPTS: Mapping[str, str] = {
     "RECORD": "record рекорд peak максимум all-time",
     "RISE": "rise$ rises$ rose$ rising raise$ raises$ raised$ increas grow grew surge jump "
             "soar climb рост$ роста$ "
-            "ростом$ росте$ вырос выраст увелич прирост растет растут өсті$ өскен өсу$ өсім "
+            "ростом$ росте$ вырос выраст увелич прирост растет растут өсті$ өскен өсу$ өсуі өсім "
             "артты$ артқан ұлғай",
     "FIRE": "fire$ fires$ blaze пожар возгоран өрт$ өртт",
     "LEAK": "leak spill разлив утечк төгіл",
@@ -606,7 +607,7 @@ _CONCEPTS: Mapping[str, str] = {
     "AGRI": "agricultur farm сельхоз аграр фермер ауыл",
     "TREASURY": "treasury казначейств",
     "DECREE": "decree resolution ruling order$ orders$ ordered постановл указ решени поручил "
-              "поручен шешім қаулы тапсыр жарлық",
+              "бұйрық бұйрығ поручен шешім қаулы тапсыр жарлық",
     "TALKS": "talks negotiat переговор келіссөз",
     "VISIT": "visit визит сапар",
     "AGREE": "agree agreement deal$ memorand соглаш договор меморандум келісім",
@@ -623,7 +624,7 @@ _CONCEPTS: Mapping[str, str] = {
     "VOLUME": "volume объем объём көлем",
     "PRICE": "price цен$ цена$ цены$ баға",
     "BUDGET": "budget бюджет",
-    "THREAT": "threat threaten угроз пригроз қауіп risk риск тәуекел",
+    "THREAT": "threat threaten угроз пригроз қауіп қаупі risk риск тәуекел",
     "WARN": "warn предупред ескерт",
     "SAFETY": "safety безопасн қауіпсіз",
     "SYSTEM": "system систем жүйе",
@@ -632,7 +633,7 @@ _CONCEPTS: Mapping[str, str] = {
     "SUPPLIER": "supplier intermediar middlem поставщик посредник жеткізуші делдал",
     "PACKAGE": "package пакет",
     "DUALUSE": "dual-use двойного қосарлы",
-    "COMPONENT": "component parts$ комплектующ запчаст компонент бөлшек",
+    "COMPONENT": "component parts$ комплектующ запчаст компонент бөлшек бөлшег",
     "MACHINE": "machine станк станок станоктар",
     "ELECTRONICS": "electronic microchip chip$ chips$ микросхем микроэлектрон semiconductor "
                    "полупроводник",
@@ -793,7 +794,7 @@ _ONE_SCRIPT = _one_script()  # folded entry -> written in Latin
 
 #: Capitals stand for their countries ("Bishkek bans", "London sanctions") and stay
 #: places too (a visit to Astana): a capital gives both keys.
-_WHERE = frozenset({"in", "at", "to", "в", "во"})
+_WHERE = frozenset({"in", "at", "в", "во"})  # not "to": "concern to Kyiv" is to whom
 _KAZAKH_WHERE = re.compile(r"(?:да|де|та|те|ға|ге|қа|ке)$")
 _CAPITAL_FORMS: Mapping[str, str] = {
     "KZ": "astana астана астане астаны астану астаной астанада астанаға астанадан",
@@ -943,6 +944,14 @@ def _title_case(tokens: Sequence[tuple[str, str]]) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.75 * len(words)
 
 
+_QUOTED = re.compile(r"«([^»]+)»")
+
+
+def _quoted(text: str) -> frozenset[str]:
+    """The folded words of a text's «quoted» names."""
+    return frozenset(f for m in _QUOTED.finditer(text) for _, f in _tokens(m.group(1)))
+
+
 def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = None
           ) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
     """A text's comparable keys (concepts, numbers, names), its numbers, the sites it
@@ -1012,7 +1021,7 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             # ("Brussels is concerned", "a protest to Kyiv" name the government)
             before = tokens[i - 1][0].lower() if i else ""
             if before in _WHERE or (kazakh and _KAZAKH_WHERE.search(raw.lower())) or (
-                    concepts.get(i - 1) == "VISIT"):
+                    "VISIT" in (concepts.get(i - 1), concepts.get(i - 2))):
                 capitals.add(_CAPITAL_NAMES[f])
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
@@ -1021,10 +1030,16 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             out.add(_name(f))
             if bare:
                 out.add(named[i])
-    # beside the word, or one word past a concept: «Кропоткинская» мұнай айдау станциясы
+    # After the word (НПС Кропоткинская, Sangachal terminal is after it too), or before
+    # it, or one word past a concept (Kashagan oil field, «Кропоткинская» мұнай айдау
+    # станциясы): in Cyrillic only quoted, as names of sites are (word order is free:
+    # "Новак стансаны..." is Novak saying something of the station).
+    quoted = _quoted(text) if "«" in text else _NONE
     sites.update(key for i, key in named.items()
-                 if concepts.get(i - 1) in _SITES or concepts.get(i + 1) in _SITES
-                 or (concepts.get(i + 1) in _SITE_KINDS and concepts.get(i + 2) in _SITES))
+                 if concepts.get(i - 1) in _SITES or (
+                     (tokens[i][0].isascii() or tokens[i][1] in quoted) and (
+                         concepts.get(i + 1) in _SITES or (concepts.get(i + 1) in _SITE_KINDS
+                                                           and concepts.get(i + 2) in _SITES))))
     return frozenset(out), frozenset(numbers), frozenset(sites), frozenset(capitals)
 
 
