@@ -640,7 +640,10 @@ _CONCEPTS: Mapping[str, str] = {
     "COMPLIANCE": "complian соблюден сақта",
     "CONTROL": "control контрол бақыла",
     "TIGHTEN": "tighten stricter усил ужесточ күшейт",
-    "BUYER": "buyer покупател сатып",
+    "BUYER": "buyer покупател",
+    # a purchase or a sale: the deal told from either side
+    "PURCHASE": "buy$ buys$ bought purchas sell$ sells$ sold$ купит купил купят закуп покупа "
+                "продаст продал продаж сатып сатады сатты",
     # Countries.
     "KZ": "kazakh kazakstan казах қазақ рк$ қр$",
     "RU": "russia росси рф$ ресей kremlin кремл",
@@ -758,7 +761,7 @@ _MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
 #: What a modal before it makes a proposal: "may ban", "could lift".
 _POLICY = frozenset({"BAN", "QUOTA", "DUTY", "SANCTION", "LIFT", "EXTEND"})
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE", "WARN",
-                           "ALLOW", "COMPLAINT"})
+                           "ALLOW", "COMPLAINT", "PURCHASE"})
 
 
 def _lexicon() -> tuple[dict[str, str], dict[str, str]]:
