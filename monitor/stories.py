@@ -378,21 +378,21 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # them apart is penalised, against every report of the story (so that a vague report
 # cannot chain two developments): titles with comparable numbers, none in common
 # (536,000 t / 651,000 t; not 30 % / 380,000 bpd), a development (resumed, lifted or
-# eased, fined, extended, withdrawn, proposed, warned, allowed, a complaint lodged)
-# one title names and the other report never mentions (a warning only against a
-# measure; a modal only before a measure: "may ban" is proposed, "exports may fall"
-# the event's consequence), a milestone (the first cargo) a new title names and no
-# report of the story does, a deal's title and a first delivery's, different sites
-# (НПС «Кропоткинская» / «Кавказская», SPM-1 / ВПУ-2 in the titles, a capital where it
-# happened), different powers, subject countries (a reaction to another's act has its
-# own: Kazakhstan comments a Russian ruling; a measure in the passive falls on the
-# country named), goods, domains or objects (a terminal or its moorings / a pumping
-# station, a bank / firms) in the titles, measures on exports and on imports,
-# different causes (repairs conflict with no damage they may follow; maintenance and
-# planned repairs do, and beside damage a summary's repairs are background; удар is no
-# attack after a sanctions or price word), months or years. The topics' acronyms read
-# in their other meanings (the Communist Party's CPC, Bitcoin's BTC) are not the
-# pipelines.
+# eased, fined, extended, withdrawn, proposed, warned, allowed, a complaint lodged, a
+# purchase or sale) one title names and the other report never mentions (a warning
+# only against a measure; a modal only before a measure: "may ban" is proposed,
+# "exports may fall" the event's consequence), a milestone (the first cargo) a new
+# title names and no report of the story does, a deal's title and a first delivery's,
+# different sites (НПС «Кропоткинская» / «Кавказская», SPM-1 / ВПУ-2 in the titles, a
+# capital where it happened), different powers, subject countries (a reaction to
+# another's act has its own: Kazakhstan comments a Russian ruling; a measure in the
+# passive falls on the country named), goods, domains or objects (a terminal or its
+# moorings / a pumping station, a bank / firms) in the titles, measures on exports and
+# on imports, different causes (repairs conflict with no damage they may follow;
+# maintenance and planned repairs do, and beside damage a summary's repairs are
+# background; удар is no attack after a sanctions or price word), months or years. The
+# topics' acronyms read in their other meanings (the Communist Party's CPC, Bitcoin's
+# BTC) are not the pipelines.
 
 #: Placement's thresholds; paired cases in tests/test_stories.py (PLACE_CASES). Tuned
 #: on bench/data/stories-a.jsonl and stories-c.jsonl together (bench/bench_stories.py;
