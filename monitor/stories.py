@@ -527,8 +527,8 @@ _CONCEPTS: Mapping[str, str] = {
             "drop$ drops$ dropped declin fell$ упал упала упали падени төменде",
     "RESUME": "resum restart reopen restor recommission back$ возобнов восстанов қалпына "
               "вернул вернет вернёт вернут қайта",
-    "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят отмен смягч жеңілдет жойды$ "
-            "жойылды$",
+    "LIFT": "lift$ lifts$ lifted eases$ eased relax снял снят сним отмен смягч жеңілдет жойды$ "
+            "жойылды$ scrap cancel annul revok аннулир",
     "ALLOW": "allow разреш рұқсат",
     "FINE": "fine$ fines$ fined penalt штраф айыппұл",
     "EXTEND": "extend продл ұзарт",
