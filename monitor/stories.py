@@ -760,6 +760,7 @@ _TRADE = frozenset({"EXPORT", "IMPORT", "TRANSIT", "GOODS", "COMPANY", "BANK", "
 _MEASURES = frozenset({"BAN", "QUOTA", "SANCTION", "HALT", "DECREE"})
 #: What a modal before it makes a proposal: "may ban", "could lift".
 _POLICY = frozenset({"BAN", "QUOTA", "DUTY", "SANCTION", "LIFT", "EXTEND"})
+_WARN = frozenset({"WARN"})
 _DEVELOPMENTS = frozenset({"RESUME", "LIFT", "FINE", "EXTEND", "WITHDRAW", "PROPOSE", "WARN",
                            "ALLOW", "COMPLAINT", "PURCHASE"})
 
@@ -995,13 +996,14 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
             continue
         if raw.lower() in _STOPWORDS or f in _MAGNITUDE_FOLDED:
             continue
-        if f.startswith(_ORDINAL_STEMS) and i + 1 < len(tokens):
+        key = _concept(f, raw.isascii())
+        if (key is None or key == "FIRST") and f.startswith(_ORDINAL_STEMS) and (
+                i + 1 < len(tokens)):
             what = _concept(tokens[i + 1][1])
             if what in _OBJECTS:  # the second mooring, второй причал, екінші айлақ: SPM-2
                 out.add(what + _ordinal(f))
                 prev = None
                 continue
-        key = _concept(f, raw.isascii())
         if key == "BLOW":
             key = None if prev in _FIGURATIVE else "ATTACK"
             if key is None:
@@ -1029,14 +1031,17 @@ def _keys(text: str, names: frozenset[str] | None = None, kazakh: bool | None = 
         elif len(f) >= 3 and raw[0].isupper() and len(raw) > 3 and (
                 names is None or _name(f) in names or raw.isupper()):
             bare = _bare_name(raw, kazakh)
-            named[i] = _name(_fold(bare)) if bare else _name(f)
-            out.add(_name(f))
+            named[i] = key = _name(f)
+            out.add(key)
             if bare:
+                named[i] = _name(_fold(bare))
                 out.add(named[i])
     # After the word (НПС Кропоткинская, Sangachal terminal is after it too), or before
     # it, or one word past a concept (Kashagan oil field, «Кропоткинская» мұнай айдау
     # станциясы): in Cyrillic only quoted, as names of sites are (word order is free:
     # "Новак стансаны..." is Novak saying something of the station).
+    if not named or _SITES.isdisjoint(concepts.values()):
+        return frozenset(out), frozenset(numbers), _NONE, frozenset(capitals)
     quoted = _quoted(text) if "«" in text else _NONE
     sites.update(key for i, key in named.items()
                  if concepts.get(i - 1) in _SITES or (
@@ -1059,6 +1064,9 @@ class _Keys:
     powers: frozenset[str]  # of the title
     subject: str | None  # the country a title opens with: who acts
     milestones: frozenset[str]  # of the title
+    deal: bool  # the title names a deal (AGREE): a stage before the first delivery
+    measure: bool  # the title names a measure (_POLICY)
+    way: int  # of the title's measure: 1 on exports, -1 on imports (see _way)
     sites: frozenset[str]  # of title and summary: which station, terminal, field, mooring
     months: frozenset[str]  # of title and summary
     years: frozenset[str]  # of title and summary (1900-2099)
@@ -1100,6 +1108,7 @@ def _keys_of(title: str, summary: str) -> _Keys:
         powers=_few(t & _POWERS), subject=None if "REACT" in t else _subject(sig_title),
         # the first half is a date; a restart (қайта басталды) no first
         milestones=_NONE if t & {"PERIOD", "RESUME"} else _few(t & _MILESTONES),
+        deal="AGREE" in t, measure=bool(t & _POLICY), way=_way(t),
         sites=_few(sites | title_sites | capitals
                    | frozenset(k for k in t if "#" in k and k[0] != "#")),
         months=_few(every & _MONTHS),
@@ -1219,29 +1228,21 @@ def _comparable(a: frozenset[str], b: frozenset[str]) -> bool:
     return any(min(x, y) * 10 > max(x, y) for x in xs for y in (float(n[1:]) for n in b))
 
 
-def _develops(a: _Keys, b: _Keys) -> bool:
-    """Does ``a``'s title name a development ``b`` never mentions? A warning only
-    against a measure (a warning is not the sanctions; it is what a visit's talks say)."""
-    if not a.developments or a.developments & b.all:
-        return False
-    return a.developments != {"WARN"} or bool(b.title & _POLICY)
-
-
-def _stages_differ(a: _Keys, b: _Keys) -> bool:
-    """A deal's title and a first delivery's (the first cargo, shipments began) tell
-    two stages of one route, however alike their words."""
-    return "AGREE" in a.title and bool(b.milestones) and "AGREE" not in b.title
-
-
 def _penalty(a: _Keys, b: _Keys) -> float:
     """What tells two developments of one event apart: a factor 0-1."""
     factor = 1.0
     if a.numbers and b.numbers and not a.numbers & b.numbers and _comparable(a.numbers,
                                                                              b.numbers):
         factor *= PLACE["numbers"]
-    if _develops(a, b) or _develops(b, a):
+    # A development a title names and the other report never mentions (a warning only
+    # against a measure: it is what a visit's talks say); a deal's title and a first
+    # delivery's.
+    if (a.developments and not a.developments & b.all and (
+            a.developments != _WARN or b.measure)) or (
+            b.developments and not b.developments & a.all and (
+                b.developments != _WARN or a.measure)):
         factor *= PLACE["development"]
-    if _stages_differ(a, b) or _stages_differ(b, a):
+    if (a.deal and b.milestones and not b.deal) or (b.deal and a.milestones and not a.deal):
         factor *= PLACE["development"]
     if a.sites and b.sites and not a.sites & b.sites:
         factor *= PLACE["conflict"]
@@ -1252,7 +1253,7 @@ def _penalty(a: _Keys, b: _Keys) -> float:
         factor *= PLACE["conflict"]
     if a.goods and b.goods and not a.goods & b.all and not b.goods & a.all:
         factor *= PLACE["conflict"]
-    if _way(a.title) * _way(b.title) < 0:
+    if a.way * b.way < 0:
         factor *= PLACE["conflict"]
     if a.objects and b.objects and not a.objects & b.objects:
         factor *= PLACE["conflict"]
