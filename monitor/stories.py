@@ -862,7 +862,10 @@ def _compound(m: re.Match[str]) -> str:
 
 #: Two words naming one of the topics' actors: the Caspian pipeline (Каспийская
 #: труба, Каспий құбыры) is the CPC, as the desk rules read it.
-_PAIRS: Mapping[tuple[str | None, str], str] = {("CASPIAN", "PIPE"): "CPC"}
+_PAIRS: Mapping[tuple[str | None, str], str] = {
+    ("CASPIAN", "PIPE"): "CPC",
+    # drone components, комплектующие для дронов, дрон бөлшектері: goods, not an attack
+    ("DRONE", "COMPONENT"): "DRONEPARTS", ("COMPONENT", "DRONE"): "DRONEPARTS"}
 
 
 #: The topics' acronyms with other meanings (GUIDELINES): a text naming the other
@@ -1202,6 +1205,8 @@ def _summary_causes(keys: frozenset[str]) -> frozenset[str]:
 
 def _causes(keys: frozenset[str]) -> frozenset[str]:
     causes = frozenset(_CAUSES[k] for k in keys if k in _CAUSES)
+    if "DRONEPARTS" in keys and "ATTACK" not in keys:
+        causes -= {"attack"}  # drones as goods (their parts seized, re-exported)
     if "PLANNED" in keys and "repair" in causes:  # planned repairs: a cause of their own
         return causes - {"repair"} | {"maintenance"}
     return causes
