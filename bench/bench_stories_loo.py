@@ -60,6 +60,9 @@ def main() -> int:
     for tuned, rs in results.items():
         kept = [(g, r) for g, r in rs
                 if all(r[k]["precision"] >= floor for k, floor in FLOORS.items())]
+        if not kept:
+            print(f"tuned on {tuned}: no choice keeps the precision floors {FLOORS}")
+            continue
         g, r = max(kept, key=lambda gr: (gr[1]["content_alone"]["f1"]
                                          + gr[1]["with_dates"]["f1"]))
         print(f"tuned on {tuned}: {g}\n    {tuned}: {line(r)}")
