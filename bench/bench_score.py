@@ -20,12 +20,10 @@ as a digest lists it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,17 +43,7 @@ Grade = Callable[[Rule, Sequence[Evidence]], float]
 
 def reference(rev: str) -> types.ModuleType:
     """``monitor/score.py`` as it is at ``rev``, imported under another name."""
-    source = subprocess.run(["git", "show", f"{rev}:monitor/score.py"], cwd=common.REPO,
-                            check=True, capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location("monitor._score_reference", f.name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    Path(f.name).unlink()
-    return module
+    return common.module_at(rev, "monitor/score.py", "monitor._score_reference")
 
 
 Row = tuple[str, str, str, str | None]  # id, title, summary, the story's label

@@ -21,8 +21,6 @@ the first difference, printing it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
 import sys
 import tempfile
 import types
@@ -40,17 +38,7 @@ DEV = common.REPO.parent / "shared" / "corpus" / "dev.jsonl"
 
 def reference(rev: str) -> types.ModuleType:
     """``monitor/match.py`` as it is at ``rev``, imported under another name."""
-    source = subprocess.run(["git", "show", f"{rev}:monitor/match.py"], cwd=common.REPO,
-                            check=True, capture_output=True, text=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location("monitor._match_reference", f.name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    Path(f.name).unlink()
-    return module
+    return common.module_at(rev, "monitor/match.py", "monitor._match_reference")
 
 
 def hits(matcher: object, items: Iterable[tuple[str, str, str]]) -> Iterable[tuple[str, list]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import importlib.util
 import json
 import os
 import random
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -499,6 +501,22 @@ def nm_command(config: Path, *args: str, python: str = sys.executable) -> list[s
     """``news-monitor --config CONFIG ARGS`` as this checkout runs it."""
     return [python, "-m", "monitor", "--config", str(config), *args]
 
+
+
+def module_at(rev: str, path: str, name: str) -> types.ModuleType:
+    """The checkout's module ``path`` (``monitor/match.py``) as it is at ``rev``,
+    imported as ``name``: figures of this checkout beside a revision's, in one process."""
+    source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO,
+                            check=True, capture_output=True, text=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(name, f.name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    Path(f.name).unlink()
+    return module
 
 def write_config(path: Path, urls: Sequence[str], *, db_url: str, concurrency: int = 32,
                  per_host: int = 32, interval: str = "15m",

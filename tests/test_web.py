@@ -36,6 +36,19 @@ def _hit_ids(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'id="hit-(\d+)"', html)]
 
 
+def _every_page(web: Client, path: str | None, *, most: int) -> list[int]:
+    """The ids listed on ``path`` and the pages "Older" leads to, in order (at most
+    ``most``: a pager that loops fails)."""
+    seen: list[int] = []
+    while path is not None:
+        page = web.get(path.replace("&amp;", "&")).body
+        seen += _hit_ids(page)
+        older = re.search(r'href="(/\?[^"]*before=\d+[^"]*)"', page)
+        path = older.group(1) if older else None
+        assert len(seen) <= most
+    return seen
+
+
 def _ids_by_guid(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, int]:
     assert main(["--config", str(config), "hits", "--format", "jsonl"]) == 0
     return {o["guid"]: o["id"] for o in map(json.loads, capsys.readouterr().out.splitlines())}
@@ -109,14 +122,7 @@ def test_search_results_follow_by_keyset(web: Client, monkeypatch: pytest.Monkey
     import monitor.web.app as app
 
     monkeypatch.setattr(app, "PAGE", 1)
-    seen: list[int] = []
-    path: str | None = "/?q=pipeline&since=30d"
-    while path is not None:
-        page = web.get(path.replace("&amp;", "&")).body
-        seen += _hit_ids(page)
-        older = re.search(r'href="(/\?[^"]*before=\d+[^"]*)"', page)
-        path = older.group(1) if older else None
-        assert len(seen) <= 3
+    seen = _every_page(web, "/?q=pipeline&since=30d", most=3)
     assert len(seen) == 3 and seen == sorted(seen, reverse=True)  # each once, newest first
 
 
@@ -444,14 +450,7 @@ def test_the_list_shows_each_story_once_and_pages_by_story(
         assert index.index(btc[0]) < index.index(GRAIN[0]) < index.index(STORM_EN[0])
         assert STORM_RU[0] not in index  # under its story's lead, by outlet
         monkeypatch.setattr(app, "PAGE", 1)
-        seen: list[int] = []
-        path: str | None = "/"
-        while path is not None:
-            page = web.get(path.replace("&amp;", "&")).body
-            seen += _hit_ids(page)
-            older = re.search(r'href="(/\?[^"]*before=\d+[^"]*)"', page)
-            path = older.group(1) if older else None
-            assert len(seen) <= 3
+        seen = _every_page(web, "/", most=3)
     assert len(seen) == 3 and storm in seen and grain in seen
 
 
