@@ -373,20 +373,25 @@ class Store:
                       place: Placer | None, story_window: timedelta
                       ) -> list[tuple[int, dict[str, int]]]:
         now = now or _now()
-        out: list[tuple[int, dict[str, int]]] = []
-        placing: list[tuple[int, NewItem]] = []
+        out: list[tuple[int, dict[str, int]]] = [(0, {})] * len(polls)
+        placing: list[list[tuple[int, NewItem]]] = [[] for _ in polls]
         with self.engine.begin() as conn:
-            for state, new in polls:
+            # Feeds in one order (their URLs): two instances storing the same feeds
+            # at once (a `poll` beside a daemon) wait for each other's rows, never
+            # deadlock on them.
+            for n in sorted(range(len(polls)), key=lambda n: polls[n][0].url):
+                state, new = polls[n]
                 feed_id = self._feed_id(conn, state.url)
                 if feed_id is None:
                     raise StorageError(f"{state.url}: feed is not in the store")
-                stored, ids = self._store_items(conn, feed_id, new, rules, now)
-                out.append(stored)
-                placing += [(ids[n.item.guid], n) for n in new
-                            if n.matches and n.item.guid in ids]
+                out[n], ids = self._store_items(conn, feed_id, new, rules, now)
+                placing[n] = [(ids[i.item.guid], i) for i in new
+                              if i.matches and i.item.guid in ids]
                 conn.execute(self._state_by_id, {"b_id": feed_id, **_state_values(state)})
-            if placing and place is not None:
-                self._place_stories(conn, placing, place, story_window, now)
+            # Placed in the order the feeds came, as they would be one by one.
+            fresh = [p for poll in placing for p in poll]
+            if fresh and place is not None:
+                self._place_stories(conn, fresh, place, story_window, now)
         return out
 
     def _store_items(self, conn: sa.Connection, feed_id: int, new: Sequence[NewItem],
