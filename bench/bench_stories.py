@@ -21,12 +21,13 @@ over 30 days, as the store hands placement the last ``window_hours`` of them.
 Figures (2 shared cores; PLACE as in monitor/stories.py, tuned on sets A and C
 together; sets B, D, E, F held out):
 
-    set A (tuned on)    content alone P 0.973 R 0.892 F1 0.931, cross-language pairs
-                        joined 0.84; with dates P 1.000 R 0.942 F1 0.970 (0.92);
-                        retimed P 1.000 R 0.957 F1 0.978
+    set A (tuned on)    content alone P 0.985 R 0.916 F1 0.949, cross-language pairs
+                        joined 0.88; with dates P 1.000 R 0.942 F1 0.970 (0.92);
+                        retimed P 1.000 R 0.957 F1 0.978; busy P 1.000 R 0.957
+                        F1 0.978 (0.931 and 0.963 with --rules none)
     set C (tuned on)    content alone P 0.964 R 0.873 F1 0.916 (0.83); with dates
                         P 1.000 R 0.974 F1 0.987 (0.96); retimed P 1.000 R 0.914
-                        F1 0.955
+                        F1 0.955; busy P 1.000 R 0.964 F1 0.981 (0.964 with none)
     held out (bench/README.md, "Story placement", for all of them): B content
                         alone P 0.873 R 0.693 F1 0.773 (0.63), with dates P 0.954
                         R 0.764 F1 0.849 (0.71); F, read once, content alone
