@@ -286,3 +286,27 @@ def test_placement_is_handed_the_rules_each_stored_report_hit(store_url: str) ->
     assert {r.title: sorted(r.rules) for r in placed} == {
         STORM_EN[0]: ["btc-diversion", "cpc-disruption"], GRAIN[0]: ["eaeu-grain-ban"],
         STORM_RU[0]: ["cpc-disruption"]}
+
+
+def test_reports_of_two_topics_alike_in_words_stay_two_stories(store: Store) -> None:
+    """The stored report's rules reach placement: an hour after a sanctions report,
+    one of a CPC outage told in the same words starts its own story; its pair, the
+    same report hitting the sanctions rule too, joins (a story may span rules)."""
+    sanctions = ("Kazakhstan oil exports hit by Russian sanctions", "")
+    outage = ("Kazakhstan oil exports hit by CPC outage", "")
+    first = report(store, T0, sanctions, rule="sanctioned-transit")
+    apart = report(store, T0 + timedelta(hours=1), outage, feed="interfax")
+    assert story_of(store, apart) != story_of(store, first)
+    later = T0 + 2 * WINDOW  # a new event, far from the first
+    again = report(store, later, sanctions, rule="sanctioned-transit")
+    url = "https://tass.example/rss"
+    store.sync_feeds([(url, "Tass")], now=later)
+    item = Item(feed_url=url, guid="both", title=outage[0], summary="",
+                link="https://tass.example/both", published=later + timedelta(hours=1),
+                lang="en", fingerprint="f-both")
+    ev = (Evidence("summary", "x", "x", 0, 0, 100.0),)
+    store.commit_poll(FeedState(url), [NewItem(item, (Match("cpc-disruption", 80.0, ev),
+                                                      Match("sanctioned-transit", 60.0, ev)))],
+                      RULES, later, place=stories.place, story_window=WINDOW)
+    both = next(h.id for h in store.list_hits() if h.guid == "both")
+    assert story_of(store, both) == story_of(store, again)
