@@ -368,9 +368,15 @@ def cluster(hits: Sequence[StoredHit]) -> list[list[StoredHit]]:
 # of one text counted once), and with its most alike report.
 #
 # Time: outlets report one event within hours. A story with a report within
-# near_hours needs only near_join, as far as the other candidate stories are not as
-# near (the window's share of near reports is the prior): when every report was
-# published at one moment time tells nothing, and join holds.
+# near_hours needs only near_join, as far as the other candidate stories of its
+# topic are not as near (the window's share of near reports is the prior): when
+# every report was published at one moment time tells nothing, and join holds.
+#
+# Topics: a report carries the watch rules it hit. A story none of whose reports hit
+# a rule the new one hit is of another topic: penalised (rules), and neither near
+# for near_join nor counted among the near stories that raise it (a grain ban told
+# the same hours says nothing of which CPC story a vague report belongs to).
+# Reports without rules (none hit, or a caller that passes none) are of any topic.
 #
 # The same link and the same text are sure joins; within one script so is the
 # older title test (:func:`same_story`), unless a penalty says otherwise.
@@ -434,6 +440,12 @@ PLACE: Mapping[str, float] = {
     "development": 0.25,
     # Both titles carry numbers, none in common (536,000 t vs 651,000 t).
     "numbers": 0.25,
+    # The report and the story hit rules, none in common (a grain ban and a sanctions
+    # package): another topic. Milder than a conflict, as one event may hit two rules
+    # (a CPC halt that sends oil to BTC) and their matchers may part on one report's
+    # words. 0.25 to 0.55 score sets A, C, D, E alike (0.65 lets E's BTC report into
+    # the CPC drone story); such a story also does not count as near (near_join).
+    "rules": 0.5,
 }
 
 # Not thresholds of quality but of cost: a key in more than this share of the
@@ -1503,7 +1515,9 @@ def _place_one(index: _Index, h: _Held) -> int | None:
 
     near = timedelta(hours=PLACE["near_hours"])
     best, best_score = None, 0.0
-    scored: list[tuple[int, float, timedelta]] = []  # story, score, nearest report's gap
+    # story, score, nearest report's gap, and whether it is of another topic
+    scored: list[tuple[int, float, timedelta, bool]] = []
+    rules = frozenset(h.report.rules)
     in_top = set(top)
     floor = min(PLACE["join"], PLACE["near_join"])  # the lowest join a story can need
     ceiling = 1.0 / floor
@@ -1515,6 +1529,19 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         if len(members) > _COMPARED:
             members = _compared(members, in_top, reports)
         penalty = min(_penalty(k, reports[i].keys) for i in members)
+        # Of another topic: both sides hit rules, none in common (reports that hit no
+        # rule, or an older caller's, say nothing).
+        apart = False
+        if rules:
+            for i in members:
+                theirs = reports[i].report.rules
+                if theirs:
+                    if not rules.isdisjoint(theirs):
+                        apart = False
+                        break
+                    apart = True
+            if apart:
+                penalty *= PLACE["rules"]
         if k.milestones and not any(k.milestones & reports[i].keys.all for i in members):
             penalty *= PLACE["development"]
         if any(_identical(h, reports[i]) for i in members):
@@ -1549,20 +1576,21 @@ def _place_one(index: _Index, h: _Held) -> int | None:
             # The title test only where it can change the answer (it is the costly one).
             if score < PLACE["join"] and any(_same_headline(h, reports[i]) for i in members):
                 score = penalty
-        scored.append((story, score, gap))
+        scored.append((story, score, gap, apart))
     # Time tells stories apart only where few others are as near: how many of the
     # candidate stories are near (the window's share of near reports as a prior of
     # _NEAR_PRIOR stories; that share itself from a prior of reports arriving evenly,
     # as _WINDOW_PRIOR reports). All published at one moment, time tells nothing
     # (join); the one story of the topic in the last hours needs only near_join.
-    n_near = sum(1 for _, _, gap in scored if gap <= near)
+    kin = [gap for _, _, gap, apart in scored if not apart]
+    n_near = sum(1 for gap in kin if gap <= near)
     uniform = PLACE["near_hours"] / PLACE["window_hours"]
     prior = ((index.around(h.published, near) + uniform * _WINDOW_PRIOR)
              / (len(reports) + _WINDOW_PRIOR))
-    for story, score, gap in scored:
+    for story, score, gap, apart in scored:
         join = PLACE["join"]
-        if gap <= near:
-            others_near = (n_near - 1 + prior * _NEAR_PRIOR) / (len(scored) - 1 + _NEAR_PRIOR)
+        if gap <= near and not apart:
+            others_near = (n_near - 1 + prior * _NEAR_PRIOR) / (len(kin) - 1 + _NEAR_PRIOR)
             join = PLACE["near_join"] + (join - PLACE["near_join"]) * others_near
         if score < join:
             continue

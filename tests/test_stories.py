@@ -159,6 +159,11 @@ def R(title: str, summary: str = "", *, hours: float = 0.0, link: str | None = N
 R.n = 1000  # type: ignore[attr-defined]
 
 
+def hitting(report: Report, *rules: str) -> Report:
+    """``report`` as a poll stores it: with the rules it hit."""
+    return replace(report, rules=rules)
+
+
 def joins(story: list[Report], new: Report) -> bool:
     """Does ``new`` join the stored story of ``story``'s reports?"""
     sid = story[0].item_id
@@ -646,6 +651,16 @@ PLACE_CASES = [
     ("names, their pair: another visitor",
      [R("Yesimov visits Aktau port")],
      R("Мамин посетил порт Актау"), False),
+    ("rules: reports of two topics (sanctions, a CPC outage) that hit no rule in common",
+     [hitting(R("Kazakhstan oil exports hit by Russian sanctions"), "sanctioned-transit")],
+     hitting(R("Kazakhstan oil exports hit by CPC outage"), "cpc-disruption"), False),
+    ("rules, their pair: a rule in common (a report may hit two: a story spans them)",
+     [hitting(R("Kazakhstan oil exports hit by Russian sanctions"), "sanctioned-transit",
+          "cpc-disruption")],
+     hitting(R("Kazakhstan oil exports hit by CPC outage"), "cpc-disruption"), True),
+    ("rules, their pair: a report that hit no rule is of any topic",
+     [hitting(R("Kazakhstan oil exports hit by Russian sanctions"), "sanctioned-transit")],
+     R("Kazakhstan oil exports hit by CPC outage"), True),
 ]
 
 
@@ -684,6 +699,29 @@ def test_near_join_a_vague_report_hours_after_the_one_story_of_its_topic() -> No
     assert not joined(replace(vague, published=T + timedelta(hours=30)), earlier)
     assert not joined(replace(vague, published=T),
                       [replace(r, published=T) for r in earlier])
+
+
+def test_near_join_counts_only_the_stories_of_the_reports_topic() -> None:
+    """near_join, by topic: a story of another topic told in the same hours (a grain
+    ban) does not raise what a vague report needs to join the one CPC story of those
+    hours; another CPC story as near does, and so does any story where the reports
+    carry no rules."""
+    story = hitting(R("Storm damages CPC moorings, halting tanker loadings at Novorossiysk",
+                  "The Caspian Pipeline Consortium said a storm damaged two of its three "
+                  "single point moorings near Novorossiysk."), "cpc-disruption")
+    vague = hitting(R("Экспорт нефти снова под угрозой",
+                  "Шторм в Новороссийске ударил по отгрузкам.", hours=5), "cpc-disruption")
+    other = R("Kazakhstan extends ban on wheat exports", hours=4)
+    earlier = [R(t, hours=-60 - i) for i, t in enumerate(_EARLIER)]
+
+    def joined(new: Report, window: list[Report]) -> bool:
+        placed = [replace(r, story=r.item_id) for r in (story, *window, *earlier)]
+        return stories.place([new], placed) == [story.item_id]
+
+    assert joined(vague, [])  # the one story of the last hours
+    assert joined(vague, [hitting(other, "eaeu-grain-ban")])
+    assert not joined(vague, [hitting(other, "cpc-disruption")])
+    assert not joined(replace(vague, rules=()), [hitting(other, "eaeu-grain-ban")])
 
 
 def test_copies_of_one_text_count_once_in_a_story() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from test_deliver import RULES, Clock, deliverer, settings
 
 from monitor import stories
 from monitor.cli import main
-from monitor.models import Evidence, FeedState, Item, Match, NewItem, Severity
+from monitor.models import Evidence, FeedState, Item, Match, NewItem, Report, Severity
 from monitor.store import Store
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -232,3 +233,80 @@ def test_hits_jsonl_names_each_hit_and_its_story(tmp_path: Path) -> None:
     assert set(rows) == {a, b, c}
     assert rows[a]["story"] == rows[b]["story"] != rows[c]["story"]
     assert isinstance(rows[a]["story"], str)
+
+
+def test_placement_is_handed_the_rules_each_stored_report_hit(store_url: str) -> None:
+    """The window's stored reports carry the rules they hit (from the hits table), as
+    new ones do, read again after a restart: placement can weigh them alike."""
+    seen: list[tuple[list[Report], list[Report]]] = []
+
+    def recording(new: Sequence[Report], placed: Sequence[Report]) -> list[int]:
+        seen.append((list(new), list(placed)))
+        return stories.place(new, placed)
+
+    s = Store.open(store_url)
+    try:
+        url = "https://reuters.example/rss"
+        s.sync_feeds([(url, "Reuters")], now=T0)
+        item = Item(feed_url=url, guid="two-rules", title=STORM_EN[0], summary=STORM_EN[1],
+                    link="https://reuters.example/two", published=T0, lang="en",
+                    fingerprint="f-two")
+        ev = (Evidence("summary", "x", "x", 0, 0, 100.0),)
+        s.commit_poll(FeedState(url), [NewItem(item, (Match("cpc-disruption", 70.0, ev),
+                                                      Match("btc-diversion", 80.0, ev)))],
+                      RULES, T0, place=recording, story_window=WINDOW)
+        grain_at = T0 + timedelta(minutes=5)
+        s.sync_feeds([("https://kursiv.example/rss", "Kursiv")], now=grain_at)
+        grain = Item(feed_url="https://kursiv.example/rss", guid="grain", title=GRAIN[0],
+                     summary=GRAIN[1], link="https://kursiv.example/g", published=grain_at,
+                     lang="en", fingerprint="f-grain")
+        s.commit_poll(FeedState("https://kursiv.example/rss"),
+                      [NewItem(grain, (Match("eaeu-grain-ban", 60.0, ev),))],
+                      RULES, grain_at, place=recording, story_window=WINDOW)
+    finally:
+        s.close()
+    assert [r.rules for r in seen[0][0]] == [("cpc-disruption", "btc-diversion")]
+    [(_, placed)] = seen[1:]
+    assert [(sorted(r.rules), r.title) for r in placed] == \
+        [(["btc-diversion", "cpc-disruption"], STORM_EN[0])]
+    s = Store.open(store_url)  # a restart reads them from the store again
+    try:
+        report(s, T0 + timedelta(hours=1), STORM_RU, feed="interfax")
+        seen.clear()
+        url = "https://tass.example/rss"
+        s.sync_feeds([(url, "Tass")], now=T0)
+        later = Item(feed_url=url, guid="later", title=STORM_EN[0], summary=STORM_EN[1],
+                     link="https://tass.example/1", published=T0 + timedelta(hours=2),
+                     lang="en", fingerprint="f-later")
+        s.commit_poll(FeedState(url), [NewItem(later, (Match("cpc-disruption", 70.0, ev),))],
+                      RULES, T0, place=recording, story_window=WINDOW)
+    finally:
+        s.close()
+    [(_, placed)] = seen
+    assert {r.title: sorted(r.rules) for r in placed} == {
+        STORM_EN[0]: ["btc-diversion", "cpc-disruption"], GRAIN[0]: ["eaeu-grain-ban"],
+        STORM_RU[0]: ["cpc-disruption"]}
+
+
+def test_reports_of_two_topics_alike_in_words_stay_two_stories(store: Store) -> None:
+    """The stored report's rules reach placement: an hour after a sanctions report,
+    one of a CPC outage told in the same words starts its own story; its pair, the
+    same report hitting the sanctions rule too, joins (a story may span rules)."""
+    sanctions = ("Kazakhstan oil exports hit by Russian sanctions", "")
+    outage = ("Kazakhstan oil exports hit by CPC outage", "")
+    first = report(store, T0, sanctions, rule="sanctioned-transit")
+    apart = report(store, T0 + timedelta(hours=1), outage, feed="interfax")
+    assert story_of(store, apart) != story_of(store, first)
+    later = T0 + 2 * WINDOW  # a new event, far from the first
+    again = report(store, later, sanctions, rule="sanctioned-transit")
+    url = "https://tass.example/rss"
+    store.sync_feeds([(url, "Tass")], now=later)
+    item = Item(feed_url=url, guid="both", title=outage[0], summary="",
+                link="https://tass.example/both", published=later + timedelta(hours=1),
+                lang="en", fingerprint="f-both")
+    ev = (Evidence("summary", "x", "x", 0, 0, 100.0),)
+    store.commit_poll(FeedState(url), [NewItem(item, (Match("cpc-disruption", 80.0, ev),
+                                                      Match("sanctioned-transit", 60.0, ev)))],
+                      RULES, later, place=stories.place, story_window=WINDOW)
+    both = next(h.id for h in store.list_hits() if h.guid == "both")
+    assert story_of(store, both) == story_of(store, again)

@@ -452,10 +452,16 @@ class Store:
         missing = [r.id for r in window_rows
                    if r.id not in known or known[r.id].story != r.story_id]
         for i in range(0, len(missing), _GUID_BATCH):
-            for r in conn.execute(self._story_reports, {"ids": missing[i:i + _GUID_BATCH]}):
+            batch = {"ids": missing[i:i + _GUID_BATCH]}
+            # The rules each hit: an item's hits are stored with it and never change.
+            rules: dict[int, list[str]] = {}
+            for h in conn.execute(self._story_rules, batch):
+                rules.setdefault(h.item_id, []).append(h.rule_id)
+            for r in conn.execute(self._story_reports, batch):
                 known[r.id] = Report(item_id=r.id, title=r.title,
                                      summary=_lede(r.summary, r.lede), link=r.link,
-                                     published=r.published, lang=r.lang, story=r.story_id)
+                                     published=r.published, lang=r.lang,
+                                     rules=tuple(rules.get(r.id, ())), story=r.story_id)
         placed = [known[r.id] for r in window_rows]
         chosen = place(fresh, placed)
         conn.execute(self._set_story, [{"b_id": r.item_id, "b_story": story}
@@ -488,6 +494,13 @@ class Store:
                          items.c.published, items.c.lang, items.c.story_id,
                          sa.func.substr(items.c.content, 1, _LEDE_CHARS).label("lede")
                          ).where(items.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+    @functools.cached_property
+    def _story_rules(self) -> sa.Select[Any]:
+        """The rules the placed reports :ids hit (the hits' item_id-first unique index)."""
+        return (sa.select(hits.c.item_id, hits.c.rule_id)
+                .where(hits.c.item_id.in_(sa.bindparam("ids", expanding=True)))
+                .order_by(hits.c.item_id, hits.c.rule_id))
 
     @functools.cached_property
     def _set_story(self) -> sa.Update:
