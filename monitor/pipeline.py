@@ -362,9 +362,19 @@ class Poller:
         polls = [poll for _, poll in batch if poll is not None]
         if not polls:
             return [outcome for outcome, _ in batch]
-        stored = iter(self.store.commit_polls(
-            polls, self._rule_info, self.clock(), place=stories.place,
-            story_window=timedelta(hours=stories.PLACE["window_hours"])))
+        window = timedelta(hours=stories.PLACE["window_hours"])
+        try:
+            done = self.store.commit_polls(polls, self._rule_info, self.clock(),
+                                           place=stories.place, story_window=window)
+        except StorageError:
+            if len(polls) == 1:
+                raise
+            # One feed at a time, as far as it goes: a batch may need more room
+            # than a nearly full disk has left, where single feeds still fit.
+            done = [self.store.commit_poll(state, new, self._rule_info, self.clock(),
+                                           place=stories.place, story_window=window)
+                    for state, new in polls]
+        stored = iter(done)
         out = []
         for outcome, poll in batch:
             if poll is not None:
