@@ -525,11 +525,15 @@ class _Verdicts:
     group found anywhere, the exclusions found, and the evidence of each topic found
     (by the identity of its entries; None: no hit)."""
 
-    __slots__ = ("anywhere", "made", "ready", "vetoes")
+    __slots__ = ("anywhere", "made", "plain", "ready", "vetoes")
 
-    def __init__(self, anywhere: list[list[_Found]], vetoes: list[_Found]) -> None:
+    def __init__(self, family: _Family, anywhere: list[list[_Found]],
+                 vetoes: list[_Found]) -> None:
         self.anywhere = anywhere
         self.vetoes = vetoes
+        #: No exclusion found and no group bound by ``within``: a topic found is a hit
+        #: with every group's entries (what :meth:`Matcher._verdict` would say).
+        self.plain = not vetoes and all(within is None for within, _ in family.require)
         self.made: dict[tuple[int, ...], tuple[Evidence, ...] | None] = {}
         #: The groups' entries, ready for evidence (:meth:`Matcher._ready`), when a hit
         #: keeps all of them (no ``within``): the part of evidence the family shares.
@@ -1229,7 +1233,7 @@ class Matcher:
         if not all(anywhere):
             return None
         vetoes = self._found_once(family.exclude, occs, memo) if family.exclude else []
-        return _Verdicts(anywhere, vetoes)
+        return _Verdicts(family, anywhere, vetoes)
 
     def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
                 norms: dict[str, Normalized], trace: _Trace) -> Match | None:
@@ -1255,10 +1259,13 @@ class Matcher:
               texts: dict[str, str], norms: dict[str, Normalized],
               memo: _ItemMemo) -> tuple[Evidence, ...] | None:
         """The evidence of a hit of ``cr`` whose topic found ``topic`` (None: no hit)."""
-        verdict = self._verdict(cr, topic, verdicts.anywhere, verdicts.vetoes)
-        if verdict is None:
-            return None
-        kept, groups = verdict
+        if verdicts.plain:
+            kept, groups = topic, verdicts.anywhere
+        else:
+            verdict = self._verdict(cr, topic, verdicts.anywhere, verdicts.vetoes)
+            if verdict is None:
+                return None
+            kept, groups = verdict
         ready = self._ready(kept, norms, memo)
         if all(map(is_, groups, verdicts.anywhere)):  # every group's entries: shared
             if verdicts.ready is None:
