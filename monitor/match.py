@@ -534,7 +534,10 @@ class _Verdicts:
         #: No exclusion found and no group bound by ``within``: a topic found is a hit
         #: with every group's entries (what :meth:`Matcher._verdict` would say).
         self.plain = not vetoes and all(within is None for within, _ in family.require)
-        self.made: dict[tuple[int, ...], tuple[Evidence, ...] | None] = {}
+        #: The evidence of each topic found (by the identity of its entries; None: no
+        #: hit), with the terms it names (what tells apart the scores of rules sharing it).
+        self.made: dict[tuple[int, ...],
+                        tuple[tuple[Evidence, ...], frozenset[str]] | None] = {}
         #: The groups' entries, ready for evidence (:meth:`Matcher._ready`), when a hit
         #: keeps all of them (no ``within``): the part of evidence the family shares.
         self.ready: list[_Ready] | None = None
@@ -555,7 +558,7 @@ class _ItemMemo:
         self.terms: dict[tuple[int, int], list[_Found]] = {}
         self.spans: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
-        self.grades: dict[tuple[int, tuple[bool, ...]], float] = {}
+        self.grades: dict[tuple[int, frozenset[str]], float] = {}
         self.ready: dict[int, tuple[_Ready, ...]] = {}  # by id(_Found): it and its context
         self.entries: dict[int, Evidence] = {}  # by id(_Found)
 
@@ -759,20 +762,22 @@ class Matcher:
             # Rules of a family whose topics found the very same entries (the found
             # lists are shared per item) reach the same verdict and evidence: made once.
             found = tuple(map(id, topic))
-            made = verdicts.made.get(found, ())
-            if made == ():  # not seen yet (a hit's evidence is never empty)
-                made = verdicts.made[found] = self._made(cr, topic, verdicts, texts, norms,
-                                                         memo)
+            if found in verdicts.made:
+                made = verdicts.made[found]
+            else:
+                evidence = self._made(cr, topic, verdicts, texts, norms, memo)
+                made = verdicts.made[found] = (
+                    None if evidence is None else (evidence, frozenset(e.term for e in evidence)))
             if made is None:
                 continue
+            evidence, terms = made
             # The score reads only which entries are the rule's topic terms: rules that
-            # share the evidence and that split share the score.
-            topic_texts = cr.topic_texts
-            graded = (id(made), tuple([e.term in topic_texts for e in made]))
+            # share the evidence and which of its terms are topic terms share the score.
+            graded = (id(evidence), cr.topic_texts & terms)
             score = memo.grades.get(graded)
             if score is None:
-                score = memo.grades[graded] = grade(cr.rule, made, topic_texts)
-            out.append(Match(cr.rule.id, score, made))
+                score = memo.grades[graded] = grade(cr.rule, evidence, cr.topic_texts)
+            out.append(Match(cr.rule.id, score, evidence))
         return out
 
     def explain(self, rule_id: str, title: str, summary: str, content: str = "") -> Explanation:
