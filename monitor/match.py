@@ -490,8 +490,8 @@ _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}  # evidence is listed field 
 _RANK = _ORDER = itemgetter(0)
 
 #: A found entry (or one of its context) ready for evidence: its place in evidence
-#: (``_Occ.order``), its span in the original text (field, start, end), the entry.
-_Ready = tuple[tuple[int, int, int, float], tuple[str, int, int], _Found]
+#: (``_Occ.order``) and the entry.
+_Ready = tuple[tuple[int, int, int, float], _Found]
 
 #: :data:`WORD_RE` as a split: the separators and the words, alternating.
 _SPLIT_RE = re.compile(f"({WORD_RE.pattern})")
@@ -560,7 +560,8 @@ class _ItemMemo:
         self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
         self.grades: dict[tuple[int, frozenset[str]], float] = {}
         self.ready: dict[int, tuple[_Ready, ...]] = {}  # by id(_Found): it and its context
-        self.entries: dict[int, Evidence] = {}  # by id(_Found)
+        #: By id(_Found): its span in the original text, and its Evidence once made.
+        self.entries: dict[int, tuple[tuple[str, int, int], Evidence | None]] = {}
 
 
 def _distance(a: _Occ, b: _Occ) -> int:
@@ -1257,7 +1258,7 @@ class Matcher:
         ready = self._ready(topic, norms, memo)
         for group in groups:
             ready += self._ready(group, norms, memo)
-        found = self._evidence(ready, texts, memo)
+        found = self._evidence(ready, texts, norms, memo)
         return Match(cr.rule.id, grade(cr.rule, found, cr.topic_texts), found)
 
     def _made(self, cr: _CRule, topic: list[_Found], verdicts: _Verdicts,
@@ -1281,7 +1282,7 @@ class Matcher:
         else:
             for group in groups:
                 ready += self._ready(group, norms, memo)
-        return self._evidence(ready, texts, memo)
+        return self._evidence(ready, texts, norms, memo)
 
     @staticmethod
     def _verdict(cr: _CRule, topic: list[_Found], anywhere: list[list[_Found]],
@@ -1332,50 +1333,51 @@ class Matcher:
     def _ready(found: list[_Found], norms: dict[str, Normalized],
                memo: _ItemMemo) -> list[_Ready]:
         """Found entries and their context entries, ready for evidence (see
-        :data:`_Ready`; :meth:`_evidence` sorts them). Rules share their found entries
-        within an item: each one's spans are worked out once (by identity: they live
-        as long as the item)."""
-        ready, spans = memo.ready, memo.spans
+        :data:`_Ready`; :meth:`_evidence` sorts them), each found entry's worked out
+        once per item (rules share them: by identity, they live as long as the item)."""
+        ready = memo.ready
         out: list[_Ready] = []
         for f in found:
             got = ready.get(id(f))
             if got is None:
-                parts = []
-                for g in (f, *f.context):
-                    occ = g.occ
-                    at = (occ.field, occ.start, occ.end)
-                    span = spans.get(at)
-                    if span is None:
-                        start, end = norms[occ.field].span(occ.start, occ.end)
-                        span = spans[at] = (occ.field, start, end)
-                    parts.append((occ.order, span, g))
-                got = ready[id(f)] = tuple(parts)
+                got = ready[id(f)] = ((f.occ.order, f), *((c.occ.order, c) for c in f.context))
             out += got
         return out
 
     @staticmethod
-    def _evidence(ready: list[_Ready], texts: dict[str, str],
+    def _evidence(ready: list[_Ready], texts: dict[str, str], norms: dict[str, Normalized],
                   memo: _ItemMemo) -> tuple[Evidence, ...]:
         """A hit's evidence from its entries ready, in the order they were found (a
         stable sort lists them field by field, leftmost, longest, best). One entry
         per span: the best-scoring term that found it, listed first, and at most
-        :data:`MAX_EVIDENCE` (an article has dozens)."""
+        :data:`MAX_EVIDENCE` (an article has dozens: spans and Evidence are worked out
+        only for the entries looked at, once per item)."""
         ready.sort(key=_ORDER)
-        entries, made = memo.entries, memo.evidence
+        entries, spans, made = memo.entries, memo.spans, memo.evidence
         seen: set[tuple[str, int, int]] = set()
         out: list[Evidence] = []
-        for _, span, f in ready:
+        for _, f in ready:
+            got = entries.get(id(f))
+            if got is None:
+                occ = f.occ
+                at = (occ.field, occ.start, occ.end)
+                span = spans.get(at)
+                if span is None:
+                    start, end = norms[occ.field].span(occ.start, occ.end)
+                    span = spans[at] = (occ.field, start, end)
+                ev = None
+            else:
+                span, ev = got
             if span in seen:  # a span listed already (no Evidence is made for it)
                 continue
             seen.add(span)
-            ev = entries.get(id(f))
             if ev is None:
                 # The same span found by the same term is one Evidence for every rule.
                 what = (span, f.term.text, f.occ.score)
                 ev = made.get(what)
                 if ev is None:
                     ev = made[what] = _evidence_at(f, span[1], span[2], texts)
-                entries[id(f)] = ev
+                entries[id(f)] = (span, ev)
             out.append(ev)
             if len(out) == MAX_EVIDENCE:
                 break
