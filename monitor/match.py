@@ -46,7 +46,10 @@ occurrences, spans in the original text and evidence are worked out once
 (:class:`_ItemMemo`) and read by every rule decided; a multi-word phrase is
 checked once per sequence of words it meets (news repeats "to Russia").
 A rule's ``require``, ``near`` and ``exclude`` are looked at only when its
-topic occurred.
+topic occurred. Rules with the same ``require`` and ``exclude`` lists (a
+rule's variants) are decided as a family (:class:`_Family`): a group found
+nowhere rules them all out at once, and the verdict and evidence of each
+distinct topic found are made once for the family.
 """
 
 from __future__ import annotations
