@@ -46,7 +46,10 @@ occurrences, spans in the original text and evidence are worked out once
 (:class:`_ItemMemo`) and read by every rule decided; a multi-word phrase is
 checked once per sequence of words it meets (news repeats "to Russia").
 A rule's ``require``, ``near`` and ``exclude`` are looked at only when its
-topic occurred.
+topic occurred. Rules with the same ``require`` and ``exclude`` lists (a
+rule's variants) are decided as a family (:class:`_Family`): a group found
+nowhere rules them all out at once, and the verdict and evidence of each
+distinct topic found are made once for the family.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, compress, count
-from operator import attrgetter
+from operator import is_, itemgetter
 from typing import NamedTuple
 
 from rapidfuzz.fuzz import ratio
@@ -245,6 +248,11 @@ def _make_word(word: str, prefix: bool, fuzzy: float, *, latin: bool = False) ->
                      fuzzy=threshold)
     return _Word(word, word_stem, prefix=False, suffix=suffix, fuzzy=threshold,
                  kazakh=cyrillic and len(word) >= MIN_KAZAKH_BASE)
+
+
+#: The multi-word phrases a text word pivots, by where they lie around it: (group id,
+#: the pivot's place in each, their length, the phrases).
+_Starts = tuple[tuple[int, int, int, tuple[int, ...]], ...]
 
 
 class _Occ(NamedTuple):
@@ -436,15 +444,30 @@ def _by_phrase(cterms: Iterable[_CTerm]) -> _Phrases:
     return phrases
 
 
+class _Family:
+    """The rules that share their ``require`` groups and exclusions (the same compiled
+    lists: variants of one rule, a desk's rules written from one template). Per item,
+    what those lists found, and the verdict for each topic found, are worked out once
+    for the family (:class:`_Verdicts`)."""
+
+    __slots__ = ("exclude", "require")
+
+    def __init__(self, require: tuple[tuple[int | None, _Phrases], ...],
+                 exclude: _Phrases) -> None:
+        self.require = require
+        self.exclude = exclude
+
+
 class _CRule:
     """A rule compiled: each of its term lists keyed by phrase id."""
 
-    __slots__ = ("exclude", "require", "rule", "topic", "topic_texts")
+    __slots__ = ("exclude", "family", "require", "rule", "topic", "topic_texts")
 
     def __init__(self, rule: Rule, topic: tuple[_CTerm, ...],
                  require: tuple[tuple[int | None, tuple[_CTerm, ...]], ...],
                  exclude: tuple[_CTerm, ...],
-                 shared: dict[tuple[int, ...], _Phrases]) -> None:
+                 shared: dict[tuple[int, ...], _Phrases],
+                 families: dict[tuple[object, ...], _Family]) -> None:
         def by_phrase(cterms: tuple[_CTerm, ...]) -> _Phrases:
             # Rules that list the same terms share one object: what a list found in
             # an item is then worked out once for all of them (``Matcher._found_once``).
@@ -459,10 +482,19 @@ class _CRule:
         self.topic = by_phrase(topic)
         self.require = tuple((within, by_phrase(cts)) for within, cts in require)
         self.exclude = by_phrase(exclude)
+        key = (*((within, id(lst)) for within, lst in self.require), id(self.exclude))
+        family = families.get(key)
+        if family is None:
+            family = families[key] = _Family(self.require, self.exclude)
+        self.family = family
 
 
 _FIELD_ORDER = {f: i for i, f in enumerate(FIELDS)}  # evidence is listed field by field
-_EVIDENCE_ORDER = attrgetter("occ.order")
+_RANK = _ORDER = itemgetter(0)
+
+#: A found entry (or one of its context) ready for evidence: its place in evidence
+#: (``_Occ.order``) and the entry.
+_Ready = tuple[tuple[int, int, int, float], _Found]
 
 #: :data:`WORD_RE` as a split: the separators and the words, alternating.
 _SPLIT_RE = re.compile(f"({WORD_RE.pattern})")
@@ -491,21 +523,48 @@ class _Field:
         return self._bounds
 
 
+class _Verdicts:
+    """One family's lists on one item (see :class:`_Family`): what each ``require``
+    group found anywhere, the exclusions found, and the evidence of each topic found
+    (by the identity of its entries; None: no hit)."""
+
+    __slots__ = ("anywhere", "made", "plain", "ready", "vetoes")
+
+    def __init__(self, family: _Family, anywhere: list[list[_Found]],
+                 vetoes: list[_Found]) -> None:
+        self.anywhere = anywhere
+        self.vetoes = vetoes
+        #: No exclusion found and no group bound by ``within``: a topic found is a hit
+        #: with every group's entries (what :meth:`Matcher._verdict` would say).
+        self.plain = not vetoes and all(within is None for within, _ in family.require)
+        #: The evidence of each topic found (by the identity of its entries; None: no
+        #: hit), with the terms it names (what tells apart the scores of rules sharing it).
+        self.made: dict[tuple[int, ...],
+                        tuple[tuple[Evidence, ...], frozenset[str]] | None] = {}
+        #: The groups' entries, ready for evidence (:meth:`Matcher._ready`), when a hit
+        #: keeps all of them (no ``within``): the part of evidence the family shares.
+        self.ready: list[_Ready] | None = None
+
+
 class _ItemMemo:
     """What :meth:`Matcher.match` works out once per item for all the rules it decides:
     the occurrences of a shared term list, spans in the original text, evidence."""
 
-    __slots__ = ("entries", "evidence", "found", "grades", "lists", "near", "spans", "terms")
+    __slots__ = ("entries", "evidence", "families", "found", "grades", "near", "ready",
+                 "spans", "terms")
 
     def __init__(self) -> None:
-        self.lists: dict[tuple[int, ...], tuple[Evidence, ...]] = {}
+        #: By id(_Family); None: a require group found nowhere, no rule of it hits.
+        self.families: dict[int, _Verdicts | None] = {}
         self.near: dict[int, list[tuple[_Occ, Term]]] = {}
         self.found: dict[int, list[_Found]] = {}
         self.terms: dict[tuple[int, int], list[_Found]] = {}
         self.spans: dict[tuple[str, int, int], tuple[str, int, int]] = {}
         self.evidence: dict[tuple[tuple[str, int, int], str, float], Evidence] = {}
-        self.grades: dict[tuple[int, tuple[bool, ...]], float] = {}
-        self.entries: dict[int, tuple[tuple[str, int, int], Evidence]] = {}  # by id(_Found)
+        self.grades: dict[tuple[int, frozenset[str]], float] = {}
+        self.ready: dict[int, tuple[_Ready, ...]] = {}  # by id(_Found): it and its context
+        #: By id(_Found): its span in the original text, and its Evidence once made.
+        self.entries: dict[int, tuple[tuple[str, int, int], Evidence | None]] = {}
 
 
 def _distance(a: _Occ, b: _Occ) -> int:
@@ -532,7 +591,6 @@ class Matcher:
         phrase_ids: dict[tuple[tuple[str, str, bool, int, float], ...], int] = {}
         index: dict[str, list[tuple[int, int]]] = defaultdict(list)
         tails: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self._rules_of_phrase: dict[int, set[int]] = defaultdict(set)
 
         fields: set[str] = set()
 
@@ -582,15 +640,21 @@ class Matcher:
 
         self._crules: list[_CRule] = []
         shared: dict[tuple[int, ...], _Phrases] = {}
-        for r, rule in enumerate(rules.rules):
+        families: dict[tuple[object, ...], _Family] = {}
+        for rule in rules.rules:
             topic = tuple(compile_term(t) for t in rule.terms)
-            for ct in topic:
-                for pid in ct.phrases:
-                    self._rules_of_phrase[pid].add(r)
             require = tuple((g.within, tuple(compile_term(t) for t in g.terms))
                             for g in rule.require)
             exclude = tuple(compile_term(t) for t in rule.exclude)
-            self._crules.append(_CRule(rule, topic, require, exclude, shared))
+            self._crules.append(_CRule(rule, topic, require, exclude, shared, families))
+        #: phrase id -> the rules whose topic it serves: (rule, the phrase's rank in the
+        #: rule's topic list, its terms there), so that each candidate rule gets the
+        #: topic phrases that occurred, in order, without looking through its list.
+        users: dict[int, list[tuple[int, int, tuple[_CTerm, ...]]]] = defaultdict(list)
+        for r, cr in enumerate(self._crules):
+            for pid, cterms in cr.topic.items():
+                users[pid].append((r, cr.topic.rank[pid], cterms))
+        self._topic_users = {pid: tuple(listed) for pid, listed in users.items()}
         self._fields = tuple(f for f in FIELDS if f in fields)
         self._index = dict(index)
         self._tails = dict(tails)
@@ -600,6 +664,7 @@ class Matcher:
         self._topic_words: set[str] = set()  # memoised words that match a topic term's word
         self._topic_hits: dict[str, tuple[tuple[int, int], ...]] = {}  # ... and which
         self._topic_whole: set[str] = set()  # ... a one-word topic phrase, alone
+        self._topic_pivots: dict[str, tuple[int, ...]] = {}  # ... a topic phrase's pivot
         # The scan starts an occurrence only at its phrase's pivot, one word that every
         # occurrence must match there: the word fewest phrases share, then the longest,
         # so that "the" in "close the border" (or a word 50 rules use) does not start
@@ -631,20 +696,20 @@ class Matcher:
         self._typo_choices: dict[tuple[str, int],
                                  tuple[list[str], list[list[tuple[int, int]]]]] = {}
         #: word -> its phrase starts: (phrase, score) for one-word phrases, and the
-        #: multi-word phrases whose pivot it matches, ``_kazakh_starts`` in Kazakh text.
-        self._starts: dict[str, tuple[tuple[tuple[int, float], ...],
-                                      tuple[int, ...]]] = {}
-        self._kazakh_starts: dict[str, tuple[tuple[tuple[int, float], ...],
-                                             tuple[int, ...]]] = {}
+        #: multi-word phrases whose pivot it matches, grouped by where their words lie
+        #: around it (``_Starts``); ``_kazakh_starts`` in Kazakh text.
+        self._starts: dict[str, tuple[tuple[tuple[int, float], ...], _Starts]] = {}
+        self._kazakh_starts: dict[str, tuple[tuple[tuple[int, float], ...], _Starts]] = {}
+        self._groups: dict[tuple[int, int, tuple[int, ...]], int] = {}  # -> its id
         self._known: dict[str, dict[tuple[int, int], float]] = {}  # word -> memo, as a dict
         self._kazakh_known: dict[str, dict[tuple[int, int], float]] = {}
         #: (phrase, word position, text word) -> (score, takes a Kazakh ending): the
         #: words next to an occurrence that their index keys missed.
         self._missed: dict[tuple[int, int, str], tuple[float, bool]] = {}
-        #: (phrase, Kazakh text, the words where it would lie) -> what ``_complete``
-        #: said (``()``: None).
+        #: (group of phrases, Kazakh text, the words where they would lie) -> those
+        #: that occur there, each with what ``_complete`` said.
         self._windows: dict[tuple[int, bool, tuple[str, ...]],
-                            tuple[int, int, float] | tuple[()]] = {}
+                            tuple[tuple[int, tuple[int, int, float]], ...]] = {}
 
     @classmethod
     def compile(cls, rules: RuleSet) -> Matcher:
@@ -664,16 +729,59 @@ class Matcher:
         fields = self._tokenize(norms)
         if not self._may_hit(fields):
             return []
-        occs = self._occurrences(texts, fields)
-        candidates: set[int] = set()
+        return self._hits(self._occurrences(texts, fields), texts, norms)
+
+    def _hits(self, occs: dict[int, list[_Occ]], texts: dict[str, str],
+              norms: dict[str, Normalized]) -> list[Match]:
+        """:meth:`match`'s verdicts: the rules some topic phrase of which occurs, decided."""
+        users = self._topic_users
+        # The candidate rules, each with its topic phrases that occurred.
+        topics: dict[int, list[tuple[int, int, tuple[_CTerm, ...]]]] = {}
         for pid in occs:
-            candidates.update(self._rules_of_phrase.get(pid, ()))
+            for r, rank, cterms in users.get(pid, ()):
+                listed = topics.get(r)
+                if listed is None:
+                    topics[r] = [(rank, pid, cterms)]
+                else:
+                    listed.append((rank, pid, cterms))
         out: list[Match] = []
         memo = _ItemMemo()
-        for r in sorted(candidates):
-            hit = self._decide(self._crules[r], occs, texts, norms, memo=memo)
-            if hit is not None:
-                out.append(hit)
+        families = memo.families
+        crules = self._crules
+        for r in sorted(topics):
+            cr = crules[r]
+            family = cr.family
+            # The family's lists first: a require group found nowhere rules out every
+            # rule of the family (a 200-rule set: ~3 candidates in 10) at one look-up.
+            key = id(family)
+            if key in families:
+                verdicts = families[key]
+            else:
+                verdicts = families[key] = self._family_verdicts(family, occs, memo)
+            if verdicts is None:
+                continue
+            topic = self._topic_found(topics[r], occs, memo)
+            if not topic:
+                continue
+            # Rules of a family whose topics found the very same entries (the found
+            # lists are shared per item) reach the same verdict and evidence: made once.
+            found = tuple(map(id, topic))
+            if found in verdicts.made:
+                made = verdicts.made[found]
+            else:
+                evidence = self._made(cr, topic, verdicts, texts, norms, memo)
+                made = verdicts.made[found] = (
+                    None if evidence is None else (evidence, frozenset(e.term for e in evidence)))
+            if made is None:
+                continue
+            evidence, terms = made
+            # The score reads only which entries are the rule's topic terms: rules that
+            # share the evidence and which of its terms are topic terms share the score.
+            graded = (id(evidence), cr.topic_texts & terms)
+            score = memo.grades.get(graded)
+            if score is None:
+                score = memo.grades[graded] = grade(cr.rule, evidence, cr.topic_texts)
+            out.append(Match(cr.rule.id, score, evidence))
         return out
 
     def explain(self, rule_id: str, title: str, summary: str, content: str = "") -> Explanation:
@@ -746,7 +854,8 @@ class Matcher:
             self._topic_words.clear()
             self._topic_hits.clear()
             self._topic_whole.clear()
-            for cache in (self._starts, self._kazakh_starts, self._known,
+            self._topic_pivots.clear()
+            for cache in (self._starts, self._kazakh_starts, self._groups, self._known,
                           self._kazakh_known, self._missed, self._windows):
                 cache.clear()
         elif len(self._windows) > self.WINDOWS_SIZE:
@@ -774,15 +883,17 @@ class Matcher:
         """Whether every word of some topic phrase is among ``words`` (order aside)."""
         if not self._topic_whole.isdisjoint(words):
             return True
-        seen: dict[int, set[int]] = defaultdict(set)
-        phrases = self._phrases
+        # A multi-word phrase whose pivot is not among them cannot be complete: the
+        # others (a word 50 rules' phrases share pivots few of them) are not counted.
+        covered: set[tuple[int, int]] = set()
+        pivoted: set[int] = set()
+        hits, pivots = self._topic_hits, self._topic_pivots
         for word in words:
-            for pid, j in self._topic_hits[word]:
-                got = seen[pid]
-                got.add(j)
-                if len(got) == len(phrases[pid]):
-                    return True
-        return False
+            covered.update(hits[word])
+            pivoted.update(pivots.get(word, ()))
+        phrases = self._phrases
+        return any(all((pid, j) in covered for j in range(len(phrases[pid])))
+                   for pid in pivoted)
 
     def _learn(self, word: str) -> None:
         """Memoise every (phrase, word position, score) that a text word matches."""
@@ -811,7 +922,7 @@ class Matcher:
                 kazakh.append((pid, j, 100.0))
             else:
                 continue
-            if pid in self._rules_of_phrase:
+            if pid in self._topic_users:
                 topic.append((pid, j))  # the prefilter may let a few more items through
         self._memo[word] = tuple(out)
         if kazakh:
@@ -821,17 +932,21 @@ class Matcher:
             self._topic_hits[word] = tuple(topic)
             if any(len(phrases[pid]) == 1 for pid, _ in topic):
                 self._topic_whole.add(word)
+            pivots = tuple(pid for pid, j in topic
+                           if len(phrases[pid]) > 1 and j == self._pivot[pid])
+            if pivots:
+                self._topic_pivots[word] = pivots
         known = {(pid, j): score for pid, j, score in out}
         self._known[word] = known
-        starts = self._starts_of(out)
-        missed = self._pivots_missed(word, known)
-        if starts[0] or starts[1] or missed:
-            self._starts[word] = (starts[0], starts[1] + missed)
+        single, several = self._starts_of(out)
+        several += self._pivots_missed(word, known)
+        if single or several:
+            self._starts[word] = (single, self._grouped(several))
         if kazakh:
             self._kazakh_known[word] = {(pid, j): score for pid, j, score in kazakh}
-            starts = self._starts_of(kazakh)
-            if starts[0] or starts[1]:
-                self._kazakh_starts[word] = starts
+            single, several = self._starts_of(kazakh)
+            if single or several:
+                self._kazakh_starts[word] = (single, self._grouped(several))
 
     def _starts_of(self, found: list[tuple[int, int, float]]
                    ) -> tuple[tuple[tuple[int, float], ...], tuple[int, ...]]:
@@ -840,6 +955,20 @@ class Matcher:
         return (tuple((pid, score) for pid, j, score in found if len(phrases[pid]) == 1),
                 tuple(pid for pid, j, _ in found
                       if len(phrases[pid]) > 1 and j == pivot[pid]))
+
+    def _grouped(self, pids: tuple[int, ...]) -> _Starts:
+        """Multi-word phrases that a word pivots, grouped by their pivot's place and
+        their length: the phrases of a group lie over the same words of a text, and
+        are checked against those words together (a common word pivots dozens)."""
+        by_place: dict[tuple[int, int], list[int]] = {}
+        for pid in pids:
+            by_place.setdefault((self._pivot[pid], len(self._phrases[pid])), []).append(pid)
+        out = []
+        for (pivot, length), members in by_place.items():
+            key = (pivot, length, tuple(members))
+            gid = self._groups.setdefault(key, len(self._groups))
+            out.append((gid, pivot, length, key[2]))
+        return tuple(out)
 
     def _pivots_missed(self, word: str, known: dict[tuple[int, int], float]) -> tuple[int, ...]:
         """The multi-word phrases whose pivot ``word`` matches though the index keys
@@ -911,7 +1040,7 @@ class Matcher:
             return
         words = fld.words
         bounds = fld.bounds
-        phrases, pivots = self._phrases, self._pivot
+        phrases = self._phrases
         windows = self._windows
         n_words = len(words)
         rank_of_field = _FIELD_ORDER[field]
@@ -926,21 +1055,20 @@ class Matcher:
                 start, end = bounds[2 * i], bounds[2 * i + 1]
                 occs[pid].append(_Occ(field, i, i + 1, start, end, score,
                                       (rank_of_field, start, -end, -score)))
-            for pid in several:
-                first = i - pivots[pid]
-                phrase = phrases[pid]
-                last = first + len(phrase)
+            for gid, pivot, length, pids in several:
+                first = i - pivot
+                last = first + length
                 if first < 0 or last > n_words:
                     continue
                 # News repeats its word sequences ("to Russia", "through the"): each
-                # phrase is checked once against each sequence of words it meets.
-                key = (pid, kazakh, words[first:last])
+                # group of phrases is checked once against each sequence of words it meets.
+                key = (gid, kazakh, words[first:last])
                 found = windows.get(key)
-                if found is None:  # () for "it does not occur there"
-                    found = windows[key] = self._complete(pid, phrase, words, first,
-                                                          kazakh) or ()
-                if found:
-                    met, rank, score = found
+                if found is None:
+                    found = windows[key] = tuple(
+                        (pid, done) for pid in pids
+                        if (done := self._complete(pid, phrases[pid], words, first, kazakh)))
+                for pid, (met, rank, score) in found:
                     start, end = bounds[2 * first], bounds[2 * last - 1]
                     multi.setdefault(pid, []).append(
                         (first + met, rank, _Occ(field, first, last, start, end, score,
@@ -1075,6 +1203,24 @@ class Matcher:
         return kept
 
     @classmethod
+    def _topic_found(cls, listed: list[tuple[int, int, tuple[_CTerm, ...]]],
+                     occs: dict[int, list[_Occ]], memo: _ItemMemo) -> list[_Found]:
+        """:meth:`_found` of a rule's topic, from its phrases that occurred (``listed``:
+        rank, phrase, its terms), each term's hits memoised for the item."""
+        if len(listed) > 1:
+            listed.sort(key=_RANK)  # the list's order (a rule ranks each phrase once)
+        terms = memo.terms
+        out: list[_Found] = []
+        for _, pid, cterms in listed:
+            for ct in cterms:
+                key = (id(ct), pid)
+                known = terms.get(key)
+                if known is None:
+                    known = terms[key] = cls._term_found(ct, occs[pid], occs, memo.near)
+                out.extend(known)
+        return out
+
+    @classmethod
     def _found_once(cls, by_phrase: _Phrases, occs: dict[int, list[_Occ]],
                     memo: _ItemMemo | None) -> list[_Found]:
         """:meth:`_found`, worked out once per item for a term list rules share
@@ -1087,41 +1233,86 @@ class Matcher:
                                                          near_memo=memo.near)
         return got
 
+    def _family_verdicts(self, family: _Family, occs: dict[int, list[_Occ]],
+                         memo: _ItemMemo) -> _Verdicts | None:
+        """A family's require groups and exclusions on the item (None: a group found
+        nowhere, so no rule of the family hits)."""
+        anywhere = [self._found_once(group_terms, occs, memo)
+                    for _, group_terms in family.require]
+        if not all(anywhere):
+            return None
+        vetoes = self._found_once(family.exclude, occs, memo) if family.exclude else []
+        return _Verdicts(family, anywhere, vetoes)
+
     def _decide(self, cr: _CRule, occs: dict[int, list[_Occ]], texts: dict[str, str],
-                norms: dict[str, Normalized], trace: _Trace | None = None,
-                memo: _ItemMemo | None = None) -> Match | None:
-        """The rule's verdict on the item's occurrences. With a ``trace`` (explain),
-        the same steps record what they saw and go on past the first reason to miss,
-        so that every unmet condition is named; the verdict is unchanged."""
-        # The require groups' lists are shared by rules and worked out once per item,
-        # the topic is the rule's own: a group found nowhere rules the hit out
-        # first (a 200-rule set: ~3 candidates in 10).
-        anywhere = [self._found_once(group_terms, occs, memo) for _, group_terms in cr.require]
-        if trace is None:
-            if not all(anywhere):
-                return None
-            topic = self._found_once(cr.topic, occs, memo)
+                norms: dict[str, Normalized], trace: _Trace) -> Match | None:
+        """The rule's verdict on the item's occurrences, as :meth:`match` reaches it,
+        for :meth:`explain`: the same steps record what they saw in ``trace`` and go
+        on past the first reason to miss, so that every unmet condition is named."""
+        anywhere = [self._found(group_terms, occs) for _, group_terms in cr.require]
+        trace.topic = [] if trace.dismissed else self._found(cr.topic, occs,
+                                                             trace.out_of_context)
+        vetoes = self._found(cr.exclude, occs) if cr.exclude else []
+        verdict = self._verdict(cr, list(trace.topic), anywhere, vetoes, trace)
+        if verdict is None:
+            return None
+        topic, groups = verdict
+        memo = _ItemMemo()
+        ready = self._ready(topic, norms, memo)
+        for group in groups:
+            ready += self._ready(group, norms, memo)
+        found = self._evidence(ready, texts, norms, memo)
+        return Match(cr.rule.id, grade(cr.rule, found, cr.topic_texts), found)
+
+    def _made(self, cr: _CRule, topic: list[_Found], verdicts: _Verdicts,
+              texts: dict[str, str], norms: dict[str, Normalized],
+              memo: _ItemMemo) -> tuple[Evidence, ...] | None:
+        """The evidence of a hit of ``cr`` whose topic found ``topic`` (None: no hit)."""
+        if verdicts.plain:
+            kept, groups = topic, verdicts.anywhere
         else:
-            trace.topic = [] if trace.dismissed else self._found(cr.topic, occs,
-                                                                 trace.out_of_context)
-            topic = list(trace.topic)
+            verdict = self._verdict(cr, topic, verdicts.anywhere, verdicts.vetoes)
+            if verdict is None:
+                return None
+            kept, groups = verdict
+        ready = self._ready(kept, norms, memo)
+        if all(map(is_, groups, verdicts.anywhere)):  # every group's entries: shared
+            if verdicts.ready is None:
+                verdicts.ready = []
+                for group in groups:
+                    verdicts.ready += self._ready(group, norms, memo)
+            ready += verdicts.ready
+        else:
+            for group in groups:
+                ready += self._ready(group, norms, memo)
+        return self._evidence(ready, texts, norms, memo)
+
+    @staticmethod
+    def _verdict(cr: _CRule, topic: list[_Found], anywhere: list[list[_Found]],
+                 vetoes: list[_Found], trace: _Trace | None = None
+                 ) -> tuple[list[_Found], list[list[_Found]]] | None:
+        """The found entries a hit of ``cr`` gives as evidence, its topic's left by the
+        exclusions and each require group's (None: no hit), from its topic found, what
+        its require groups found anywhere and its exclusions found. The same for every
+        rule of ``cr``'s family (its ``require`` and ``exclude``); a group without
+        ``within`` gives its list found anywhere, the very object.
+        With a ``trace``, every veto and group is recorded, past the first miss."""
         if not topic and trace is None:
             return None
-        if cr.exclude:
-            for veto in self._found_once(cr.exclude, occs, memo):
-                within = veto.term.within
-                if within is None:
-                    cancelled, topic = topic, []
-                else:
-                    cancelled = [t for t in topic if t.occ.field == veto.occ.field
-                                 and _distance(t.occ, veto.occ) <= within]
-                    topic = [t for t in topic if t.occ.field != veto.occ.field
-                             or _distance(t.occ, veto.occ) > within]
-                if trace is not None:
-                    trace.vetoes.append((veto, cancelled))
-                elif not topic:
-                    return None
-        evidence = list(topic)
+        for veto in vetoes:
+            within = veto.term.within
+            if within is None:
+                cancelled, topic = topic, []
+            else:
+                cancelled = [t for t in topic if t.occ.field == veto.occ.field
+                             and _distance(t.occ, veto.occ) <= within]
+                topic = [t for t in topic if t.occ.field != veto.occ.field
+                         or _distance(t.occ, veto.occ) > within]
+            if trace is not None:
+                trace.vetoes.append((veto, cancelled))
+            elif not topic:
+                return None
+        groups: list[list[_Found]] = []
         met = bool(topic)
         for n, ((within, _), found_anywhere) in enumerate(zip(cr.require, anywhere,
                                                               strict=True)):
@@ -1138,44 +1329,37 @@ class Matcher:
                     return None
                 met = False
                 continue
-            evidence.extend(group)
-        if not met:
-            return None
-        if memo is None:
-            found = self._evidence(evidence, texts, norms)
-            return Match(cr.rule.id, grade(cr.rule, found, cr.topic_texts), found)
-        # Rules that found the very same occurrences (the found lists are shared
-        # per item, so the same objects) give the same evidence: made once.
-        key = tuple(map(id, evidence))
-        made = memo.lists.get(key)
-        if made is None:
-            made = memo.lists[key] = self._evidence(evidence, texts, norms, memo)
-        # The score reads only which entries are the rule's topic terms: rules that
-        # share the evidence and that split share the score.
-        topic_texts = cr.topic_texts
-        graded = (id(made), tuple([e.term in topic_texts for e in made]))
-        score = memo.grades.get(graded)
-        if score is None:
-            score = memo.grades[graded] = grade(cr.rule, made, topic_texts)
-        return Match(cr.rule.id, score, made)
+            groups.append(group)
+        return (topic, groups) if met else None
 
     @staticmethod
-    def _evidence(found: Iterable[_Found], texts: dict[str, str],
-                  norms: dict[str, Normalized],
-                  memo: _ItemMemo | None = None) -> tuple[Evidence, ...]:
-        flat: list[_Found] = []
+    def _ready(found: list[_Found], norms: dict[str, Normalized],
+               memo: _ItemMemo) -> list[_Ready]:
+        """Found entries and their context entries, ready for evidence (see
+        :data:`_Ready`; :meth:`_evidence` sorts them), each found entry's worked out
+        once per item (rules share them: by identity, they live as long as the item)."""
+        ready = memo.ready
+        out: list[_Ready] = []
         for f in found:
-            flat.append(f)
-            flat.extend(f.context)
+            got = ready.get(id(f))
+            if got is None:
+                got = ready[id(f)] = ((f.occ.order, f), *((c.occ.order, c) for c in f.context))
+            out += got
+        return out
+
+    @staticmethod
+    def _evidence(ready: list[_Ready], texts: dict[str, str], norms: dict[str, Normalized],
+                  memo: _ItemMemo) -> tuple[Evidence, ...]:
+        """A hit's evidence from its entries ready, in the order they were found (a
+        stable sort lists them field by field, leftmost, longest, best). One entry
+        per span: the best-scoring term that found it, listed first, and at most
+        :data:`MAX_EVIDENCE` (an article has dozens: spans and Evidence are worked out
+        only for the entries looked at, once per item)."""
+        ready.sort(key=_ORDER)
+        entries, spans, made = memo.entries, memo.spans, memo.evidence
         seen: set[tuple[str, int, int]] = set()
         out: list[Evidence] = []
-        # One entry per span: the best-scoring term that found it, listed first.
-        flat.sort(key=_EVIDENCE_ORDER)
-        # Rules share their found entries within an item: each one's span and
-        # Evidence are worked out once (by identity: they live as long as the item).
-        entries = memo.entries if memo is not None else {}
-        spans = memo.spans if memo is not None else {}
-        for f in flat:
+        for _, f in ready:
             got = entries.get(id(f))
             if got is None:
                 occ = f.occ
@@ -1184,28 +1368,20 @@ class Matcher:
                 if span is None:
                     start, end = norms[occ.field].span(occ.start, occ.end)
                     span = spans[at] = (occ.field, start, end)
-                key, ev = span, None
+                ev = None
             else:
-                key, ev = got
-            if key in seen:  # a span listed already (no Evidence is made for it)
+                span, ev = got
+            if span in seen:  # a span listed already (no Evidence is made for it)
                 continue
+            seen.add(span)
             if ev is None:
-                ev = Matcher._entry(f, key, texts, memo)
-                entries[id(f)] = (key, ev)
-            seen.add(key)
+                # The same span found by the same term is one Evidence for every rule.
+                what = (span, f.term.text, f.occ.score)
+                ev = made.get(what)
+                if ev is None:
+                    ev = made[what] = _evidence_at(f, span[1], span[2], texts)
+                entries[id(f)] = (span, ev)
             out.append(ev)
-            if len(out) == MAX_EVIDENCE:  # the rest would be cut: an article has dozens
+            if len(out) == MAX_EVIDENCE:
                 break
         return tuple(out)
-
-    @staticmethod
-    def _entry(f: _Found, key: tuple[str, int, int], texts: dict[str, str],
-               memo: _ItemMemo | None) -> Evidence:
-        """The Evidence of a found entry at ``key``, its span in the original text:
-        the same span found by the same term is one Evidence for every rule."""
-        made = memo.evidence if memo is not None else {}
-        what = (key, f.term.text, f.occ.score)
-        ev = made.get(what)
-        if ev is None:
-            ev = made[what] = _evidence_at(f, key[1], key[2], texts)
-        return ev

@@ -58,29 +58,46 @@ def grade(rule: Rule, evidence: Sequence[Evidence],
     ``topic_terms``: the texts of the rule's topic terms, when the caller keeps them."""
     if topic_terms is None:
         topic_terms = {t.text for t in rule.terms}
+    # One pass: topic from context, the distinct context terms of headline and body,
+    # where the topic stands, the weakest entry (a 200-rule set grades ~6 lists an item).
     topic: list[Evidence] = []
     context: list[Evidence] = []
+    title_terms: set[str] = set()
+    body_terms: set[str] = set()
+    topic_in_title = topic_in_body = False
+    first_topic: int | None = None
+    weakest = 100.0
     for e in evidence:
-        (topic if e.term in topic_terms else context).append(e)
+        if e.term in topic_terms:
+            topic.append(e)
+            if e.field == "title":
+                topic_in_title = True
+            else:
+                topic_in_body = True
+            if first_topic is None or e.start < first_topic:
+                first_topic = e.start
+        else:
+            context.append(e)
+            (title_terms if e.field == "title" else body_terms).add(e.term)
+        if e.score < weakest:
+            weakest = e.score
     if not topic:  # cannot happen for a hit; the weakest honest answer
         return 0.0
     w = WEIGHTS
     score = w["base"]
-    if any(e.field == "title" for e in topic):
+    if topic_in_title:
         score += w["topic_in_title"]
-        if any(e.field != "title" for e in topic):
+        if topic_in_body:
             score += w["topic_in_body"]
-    elif min(e.start for e in topic) > w["deep_chars"]:
+    elif first_topic is not None and first_topic > w["deep_chars"]:
         score += w["deep"]
     # Headline and body are counted apart: a headline's terms say what the story
     # is, the body's only back it, so each has its own cap.
-    in_title = len({e.term for e in context if e.field == "title"})
+    in_title = len(title_terms)
     if in_title:
         score += w["context_in_title"] + min(w["title_more_max"],
                                              w["title_more"] * (in_title - 1))
-    in_body = len({e.term for e in context if e.field != "title"})
-    score += min(w["body_max"], w["body_context"] * in_body)
-    weakest = min(e.score for e in evidence)
+    score += min(w["body_max"], w["body_context"] * len(body_terms))
     score += w["exact"] if weakest >= 100 else -(100 - weakest) / 2
     # The closest topic-context pair of one field (characters between, 0 when they touch
     # or overlap; a plain loop: a 200-rule set grades ~10 hits an item).
