@@ -131,47 +131,48 @@ def bcubed(rows: list[dict[str, Any]], got: dict[int, int]) -> dict[str, float]:
             "stories": len(pred), "labelled_stories": len(gold)}
 
 
-def retimed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with the stories of each topic paired off and each pair re-timed to
-    start at one moment (a story's own spread kept), pairs 30 days apart: distinct
-    same-topic events told at once, where time cannot tell them apart."""
+def _by_topic(rows: list[dict[str, Any]]
+              ) -> tuple[dict[str, list[dict[str, Any]]], list[list[str]]]:
+    """The rows of each story, and the stories of each topic."""
     stories: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         stories[r["story"]].append(r)
     by_topic: dict[str, list[str]] = defaultdict(list)
     for story, members in stories.items():
         by_topic[members[0].get("topic") or ""].append(story)
+    return stories, list(by_topic.values())
+
+
+def _retime(stories: dict[str, list[dict[str, Any]]], slots: list[list[str]]
+            ) -> list[dict[str, Any]]:
+    """The stories of each slot re-timed to start at one moment (a story's own
+    spread kept), the slots 30 days apart."""
     start = datetime(2030, 1, 1, tzinfo=UTC)
     out = []
-    pairs = [names[i:i + 2] for names in by_topic.values() for i in range(0, len(names), 2)]
-    for slot, pair in enumerate(pairs):
-        for story in pair:
+    for slot, names in enumerate(slots):
+        for story in names:
             first = min(r["at"] for r in stories[story])
             out += [{**r, "at": start + timedelta(days=30 * slot) + (r["at"] - first)}
                     for r in stories[story]]
     return sorted(out, key=lambda r: r["n"])
 
 
+def retimed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the stories of each topic paired off, each pair told at one
+    moment: distinct same-topic events told at once, where time cannot tell them
+    apart."""
+    stories, topics = _by_topic(rows)
+    return _retime(stories, [names[i:i + 2] for names in topics
+                             for i in range(0, len(names), 2)])
+
+
 def busy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with one story of each topic re-timed to start at one moment (a
-    story's own spread kept), these slots 30 days apart: a busy day, distinct
-    events of different topics told at once, where their rules tell them apart
-    and time alone only raises the bar."""
-    stories: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        stories[r["story"]].append(r)
-    by_topic: dict[str, list[str]] = defaultdict(list)
-    for story, members in stories.items():
-        by_topic[members[0].get("topic") or ""].append(story)
-    start = datetime(2030, 1, 1, tzinfo=UTC)
-    out = []
-    for slot in range(max(map(len, by_topic.values()))):
-        for names in by_topic.values():
-            if slot < len(names):
-                first = min(r["at"] for r in stories[names[slot]])
-                out += [{**r, "at": start + timedelta(days=30 * slot) + (r["at"] - first)}
-                        for r in stories[names[slot]]]
-    return sorted(out, key=lambda r: r["n"])
+    """The rows with one story of each topic told at one moment: a busy day,
+    distinct events of different topics told at once, where their rules tell them
+    apart and time alone only raises the bar."""
+    stories, topics = _by_topic(rows)
+    return _retime(stories, [[names[slot] for names in topics if slot < len(names)]
+                             for slot in range(max(map(len, topics)))])
 
 
 def singletons(rows: list[dict[str, Any]]) -> dict[str, float]:
