@@ -1531,17 +1531,10 @@ def _place_one(index: _Index, h: _Held) -> int | None:
         penalty = min(_penalty(k, reports[i].keys) for i in members)
         # Of another topic: both sides hit rules, none in common (reports that hit no
         # rule, or an older caller's, say nothing).
-        apart = False
-        if rules:
-            for i in members:
-                theirs = reports[i].report.rules
-                if theirs:
-                    if not rules.isdisjoint(theirs):
-                        apart = False
-                        break
-                    apart = True
-            if apart:
-                penalty *= PLACE["rules"]
+        theirs = [t for t in (reports[i].report.rules for i in members) if t]
+        apart = bool(rules and theirs) and all(rules.isdisjoint(t) for t in theirs)
+        if apart:
+            penalty *= PLACE["rules"]
         if k.milestones and not any(k.milestones & reports[i].keys.all for i in members):
             penalty *= PLACE["development"]
         if any(_identical(h, reports[i]) for i in members):
