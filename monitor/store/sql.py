@@ -338,14 +338,14 @@ class Store:
                 ).scalars())
         return set(guids) - known, seen_prints
 
-    @_wrap
     def commit_poll(self, state: FeedState, new: Sequence[NewItem],
                     rules: Mapping[str, tuple[str, Severity]],
                     now: datetime | None = None, *, place: Placer | None = None,
                     story_window: timedelta = timedelta(hours=72)
                     ) -> tuple[int, dict[str, int]]:
         """Store one feed's poll: :meth:`commit_polls` of one."""
-        return self._commit_polls([(state, new)], rules, now, place, story_window)[0]
+        return self.commit_polls([(state, new)], rules, now, place=place,
+                                 story_window=story_window)[0]
 
     @_wrap
     def commit_polls(self, polls: Sequence[tuple[FeedState, Sequence[NewItem]]],
@@ -366,12 +366,6 @@ class Store:
         queue up, and storing them together reads it once).
         Returns (items stored, hits stored by rule id) for each poll, in order.
         """
-        return self._commit_polls(polls, rules, now, place, story_window)
-
-    def _commit_polls(self, polls: Sequence[tuple[FeedState, Sequence[NewItem]]],
-                      rules: Mapping[str, tuple[str, Severity]], now: datetime | None,
-                      place: Placer | None, story_window: timedelta
-                      ) -> list[tuple[int, dict[str, int]]]:
         now = now or _now()
         out: list[tuple[int, dict[str, int]]] = [(0, {})] * len(polls)
         placing: list[list[tuple[int, NewItem]]] = [[] for _ in polls]
