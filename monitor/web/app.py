@@ -330,7 +330,7 @@ def create_app(source: Source, *, users: Mapping[str, str] | None = None) -> Sta
             story = story_entry(group, titles)
             lead = story.lead
             rows.append({
-                "story": story, "hit": lead, "title": marked(lead, "title", limit=300),
+                "story": story, "hit": lead,
                 "reports": sizes.get(key, 1), "rules": sorted({h.rule_id for h in group}),
                 "newest": max(h.matched_at for h in group),
                 "snippet": snippet(lead.summary, [(e.start, e.end) for e in lead.evidence
